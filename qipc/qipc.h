@@ -1,0 +1,15 @@
+/* qipc.h: the umbrella header of libqipc
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#define __QIPC_INSIDE__
+
+#include "qipc-version-macros.h"
+#include "qipc-version.h"
+#include "qipc-enum-types.h"
+#include "qipc-shared-memory.h"
+#include "qipc-system-semaphore.h"
+
+#undef __QIPC_INSIDE__
