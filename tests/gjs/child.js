@@ -1,0 +1,193 @@
+// child.js: the other process of the GJS tests.
+//
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// Usage: gjs -m child.js COMMAND KEY [ARGS...]
+//
+// Each command prints one line per step it reaches, so the test
+// (testlib.js Child) can follow it; commands that hold something wait for
+// lines on stdin and exit normally at end of input. A failure prints
+// "error DOMAIN CODE MESSAGE" and exits with status 2.
+
+import GLib from 'gi://GLib';
+import Gio from 'gi://Gio';
+import Qipc from 'gi://Qipc?version=1.0';
+import System from 'system';
+
+// How long a child waits for anything before it gives up on its own, so a
+// broken test never leaves a process behind for long.
+const PATIENCE_MS = 30000;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const stdin = new Gio.DataInputStream({
+    base_stream: new Gio.UnixInputStream({fd: 0, close_fd: false}),
+});
+
+function say(...words) {
+    print(words.join(' '));
+}
+
+// The next line on stdin, or null at end of input.
+function readCommand() {
+    const [line] = stdin.read_line_utf8(null);
+    return line === null ? null : line.trim();
+}
+
+function bytes(text) {
+    return new GLib.Bytes(encoder.encode(text));
+}
+
+function textAt(shm, offset, length) {
+    return decoder.decode(shm.read(offset, length).toArray()).replace(/\0+$/, '');
+}
+
+function attached(key, access = 'rw') {
+    const shm = Qipc.SharedMemory.new(key);
+    shm.attach(access === 'ro' ? Qipc.SharedMemoryAccess.READ_ONLY : Qipc.SharedMemoryAccess.READ_WRITE);
+    return shm;
+}
+
+function openSem(key) {
+    return Qipc.SystemSemaphore.new(key, 0, Qipc.SystemSemaphoreAccess.OPEN);
+}
+
+const commands = {
+    // Attaches, prints LENGTH bytes at OFFSET as text, and exits.
+    'shm-read'(key, offset, length, access = 'rw') {
+        const shm = attached(key, access);
+        say('read', textAt(shm, Number(offset), Number(length)));
+        say('access', shm.get_access() === Qipc.SharedMemoryAccess.READ_ONLY ? 'ro' : 'rw');
+    },
+
+    // Attaches read-write, writes TEXT at OFFSET under the lock, and exits.
+    'shm-write'(key, offset, text) {
+        const shm = attached(key);
+        shm.lock();
+        shm.write(Number(offset), bytes(text));
+        shm.unlock();
+        say('written');
+    },
+
+    // Attaches, takes the lock, writes TEXT at 0 and holds the lock until
+    // told "unlock" on stdin.
+    'shm-hold-lock'(key, text = 'held') {
+        const shm = attached(key);
+        shm.lock();
+        shm.write(0, bytes(text));
+        say('locked');
+        for (let command; (command = readCommand()) !== null;) {
+            if (command === 'unlock') {
+                shm.unlock();
+                say('unlocked');
+            }
+        }
+    },
+
+    // Creates the segment, writes TEXT at 0 and stays attached until the
+    // end of stdin.
+    'shm-create-and-hold'(key, size, text) {
+        const shm = Qipc.SharedMemory.new(key);
+        shm.create(Number(size), Qipc.SharedMemoryAccess.READ_WRITE);
+        shm.write(0, bytes(text));
+        say('created', shm.get_native_key());
+        while (readCommand() !== null)
+            ;
+    },
+
+    // Attaches, then waits on a main loop for ::changed and prints
+    // "changed" and what the segment holds.
+    'shm-wait-changed'(key) {
+        const loop = new GLib.MainLoop(null, false);
+        const shm = attached(key, 'ro');
+        let seen = null;
+        shm.connect('changed', () => {
+            seen = textAt(shm, 0, 64);
+            loop.quit();
+        });
+        say('attached');
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => {
+            loop.quit();
+            return GLib.SOURCE_REMOVE;
+        });
+        loop.run();
+        if (seen === null) {
+            say('timeout');
+            System.exit(3);
+        }
+        say('changed', seen);
+    },
+
+    // Attaches, writes TEXT at 0, notifies the other users and exits.
+    'shm-notify'(key, text) {
+        const shm = attached(key);
+        shm.lock();
+        shm.write(0, bytes(text));
+        shm.unlock();
+        shm.notify();
+        say('notified');
+    },
+
+    // Acquires COUNT units and then obeys stdin: "release N" releases N
+    // units; end of input exits normally.
+    'sem-hold'(key, count) {
+        const sem = openSem(key);
+        for (let i = 0; i < Number(count); i++) {
+            if (!sem.try_acquire(PATIENCE_MS)) {
+                say('timeout');
+                System.exit(3);
+            }
+        }
+        say('acquired', count);
+        for (let command; (command = readCommand()) !== null;) {
+            const words = command.split(' ');
+            if (words[0] === 'release') {
+                sem.release(Number(words[1]));
+                say('released', words[1]);
+            }
+        }
+    },
+
+    // Releases COUNT units and exits normally.
+    'sem-release'(key, count) {
+        openSem(key).release(Number(count));
+        say('released', count);
+    },
+
+    // Takes a unit from PING and hands one to PONG, ROUNDS times.
+    'sem-ping-pong'(pingKey, pongKey, rounds) {
+        const ping = openSem(pingKey);
+        const pong = openSem(pongKey);
+        say('ready');
+        for (let i = 0; i < Number(rounds); i++) {
+            if (!ping.try_acquire(PATIENCE_MS)) {
+                say('timeout', i);
+                System.exit(3);
+            }
+            pong.release(1);
+        }
+        say('done');
+    },
+
+    // Waits for a unit (blocking) and reports what happened.
+    'sem-acquire'(key) {
+        const sem = openSem(key);
+        say('waiting');
+        sem.acquire();
+        say('acquired');
+    },
+};
+
+const [name, ...args] = ARGV;
+if (!(name in commands)) {
+    printerr(`child.js: unknown command ${name}`);
+    System.exit(64);
+}
+try {
+    commands[name](...args);
+} catch (e) {
+    if (!(e instanceof GLib.Error))
+        throw e;
+    say('error', GLib.quark_to_string(e.domain), e.code, e.message);
+    System.exit(2);
+}

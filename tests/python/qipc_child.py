@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+# qipc_child.py: the other process of the Python tests.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Usage: qipc_child.py COMMAND KEY [ARGS...]
+#
+# Each command prints one line per step it reaches, flushed at once, so the
+# test (conftest.Child) can follow it; commands that hold something wait for
+# lines on stdin and exit normally at end of input. A failure prints
+# "error DOMAIN CODE MESSAGE" and exits with status 2.
+
+import sys
+
+import gi
+
+gi.require_version('GLib', '2.0')
+gi.require_version('Qipc', '1.0')
+from gi.repository import GLib, Qipc  # noqa: E402
+
+# How long a child waits for anything before it gives up on its own, so a
+# broken test never leaves a process behind for long.
+PATIENCE_MS = 30000
+
+
+def say(*words):
+    print(*words, flush=True)
+
+
+def read_command():
+    """The next line on stdin, or None at end of input."""
+    line = sys.stdin.readline()
+    return line.strip() if line else None
+
+
+def shm_attached(key, access='rw'):
+    shm = Qipc.SharedMemory.new(key)
+    shm.attach(Qipc.SharedMemoryAccess.READ_ONLY if access == 'ro'
+               else Qipc.SharedMemoryAccess.READ_WRITE)
+    return shm
+
+
+def cmd_shm_read(key, offset, length, access='rw'):
+    """Attaches, prints LENGTH bytes at OFFSET as text, and exits."""
+    shm = shm_attached(key, access)
+    data = shm.read(int(offset), int(length)).get_data()
+    say('read', data.rstrip(b'\0').decode())
+    say('access', 'ro' if shm.get_access() == Qipc.SharedMemoryAccess.READ_ONLY else 'rw')
+
+
+def cmd_shm_write(key, offset, text):
+    """Attaches read-write, writes TEXT at OFFSET under the lock, and exits."""
+    shm = shm_attached(key)
+    shm.lock()
+    shm.write(int(offset), GLib.Bytes.new(text.encode()))
+    shm.unlock()
+    say('written')
+
+
+def cmd_shm_hold_lock(key, text='held'):
+    """Attaches, takes the lock, writes TEXT at 0 and holds the lock until
+    told "unlock" on stdin."""
+    shm = shm_attached(key)
+    shm.lock()
+    shm.write(0, GLib.Bytes.new(text.encode()))
+    say('locked')
+    while True:
+        command = read_command()
+        if command is None:
+            return
+        if command == 'unlock':
+            shm.unlock()
+            say('unlocked')
+
+
+def cmd_shm_create_and_hold(key, size, text):
+    """Creates the segment, writes TEXT at 0 and stays attached until the end
+    of stdin."""
+    shm = Qipc.SharedMemory.new(key)
+    shm.create(int(size), Qipc.SharedMemoryAccess.READ_WRITE)
+    shm.write(0, GLib.Bytes.new(text.encode()))
+    say('created', shm.get_native_key())
+    while read_command() is not None:
+        pass
+
+
+def cmd_shm_wait_changed(key):
+    """Attaches, then waits on a main loop for ::changed and prints
+    "changed" and what the segment holds."""
+    loop = GLib.MainLoop.new(None, False)
+    shm = shm_attached(key, 'ro')
+    seen = []
+
+    def on_changed(obj):
+        seen.append(obj.read(0, 64).get_data().rstrip(b'\0').decode())
+        loop.quit()
+
+    def on_timeout():
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    shm.connect('changed', on_changed)
+    say('attached')
+    GLib.timeout_add(PATIENCE_MS, on_timeout)
+    loop.run()
+    if not seen:
+        say('timeout')
+        sys.exit(3)
+    say('changed', seen[0])
+
+
+def cmd_shm_notify(key, text):
+    """Attaches, writes TEXT at 0, notifies the other users and exits."""
+    shm = shm_attached(key)
+    shm.lock()
+    shm.write(0, GLib.Bytes.new(text.encode()))
+    shm.unlock()
+    shm.notify()
+    say('notified')
+
+
+def open_sem(key):
+    return Qipc.SystemSemaphore.new(key, 0, Qipc.SystemSemaphoreAccess.OPEN)
+
+
+def cmd_sem_hold(key, count):
+    """Acquires COUNT units and then obeys stdin: "release N" releases N
+    units; end of input exits normally."""
+    sem = open_sem(key)
+    for _ in range(int(count)):
+        if not sem.try_acquire(PATIENCE_MS):
+            say('timeout')
+            sys.exit(3)
+    say('acquired', count)
+    while True:
+        command = read_command()
+        if command is None:
+            return
+        words = command.split()
+        if words[0] == 'release':
+            sem.release(int(words[1]))
+            say('released', words[1])
+
+
+def cmd_sem_release(key, count):
+    """Releases COUNT units and exits normally."""
+    sem = open_sem(key)
+    sem.release(int(count))
+    say('released', count)
+
+
+def cmd_sem_ping_pong(ping_key, pong_key, rounds):
+    """Takes a unit from PING and hands one to PONG, ROUNDS times."""
+    ping = open_sem(ping_key)
+    pong = open_sem(pong_key)
+    say('ready')
+    for i in range(int(rounds)):
+        if not ping.try_acquire(PATIENCE_MS):
+            say('timeout', i)
+            sys.exit(3)
+        pong.release(1)
+    say('done')
+
+
+def cmd_sem_acquire(key):
+    """Waits for a unit (blocking) and reports what happened."""
+    sem = open_sem(key)
+    say('waiting')
+    sem.acquire()
+    say('acquired')
+
+
+COMMANDS = {
+    'shm-read': cmd_shm_read,
+    'shm-write': cmd_shm_write,
+    'shm-hold-lock': cmd_shm_hold_lock,
+    'shm-create-and-hold': cmd_shm_create_and_hold,
+    'shm-wait-changed': cmd_shm_wait_changed,
+    'shm-notify': cmd_shm_notify,
+    'sem-hold': cmd_sem_hold,
+    'sem-release': cmd_sem_release,
+    'sem-ping-pong': cmd_sem_ping_pong,
+    'sem-acquire': cmd_sem_acquire,
+}
+
+
+def main():
+    command = COMMANDS[sys.argv[1]]
+    try:
+        command(*sys.argv[2:])
+    except GLib.Error as e:
+        say('error', e.domain, e.code, e.message)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    main()
