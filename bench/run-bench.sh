@@ -1,0 +1,159 @@
+#!/bin/bash
+# run-bench.sh: builds the benchmarks and runs qipc next to its peers
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# usage: bench/run-bench.sh [BUILDDIR]
+#
+# BUILDDIR defaults to _build-bench in the source tree; it is set up with
+# meson when it is not a build directory yet. Only the benchmark targets
+# are built. Environment:
+#   BENCH_PASSES  times each program runs per measurement (3); the passes of
+#                 qipc-bench and qipc-bench-qt alternate
+#   BENCH_ROUNDS  rounds per implementation and pass (5)
+#   BENCH_TRIPS   ping-pong round trips per round (5000, at most 31500)
+#   BENCH_PIN_CPU the CPU of the pinned ping-pong (0)
+#
+# Prints every round's figure as it comes (lines starting with "ROUND"),
+# then the tables, and the ratios as the last lines.
+set -euo pipefail
+
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+builddir=${1:-$srcdir/_build-bench}
+passes=${BENCH_PASSES:-3}
+rounds=${BENCH_ROUNDS:-5}
+trips=${BENCH_TRIPS:-5000}
+pin_cpu=${BENCH_PIN_CPU:-0}
+
+if [ ! -f "$builddir/build.ninja" ]; then
+  meson setup "$builddir" "$srcdir" -Dbench=enabled
+fi
+
+targets=$(ninja -C "$builddir" -t targets all 2>/dev/null | sed -n 's/^\(bench\/qipc-bench\(-qt\)\{0,1\}\): .*/\1/p')
+if ! grep -qx 'bench/qipc-bench' <<<"$targets"; then
+  echo "run-bench.sh: $builddir has no bench/qipc-bench target (configured with -Dbench=disabled?)" >&2
+  exit 1
+fi
+# shellcheck disable=SC2086
+ninja -C "$builddir" $targets
+
+c_bench=$builddir/bench/qipc-bench
+qt_bench=$builddir/bench/qipc-bench-qt
+if ! grep -qx 'bench/qipc-bench-qt' <<<"$targets"; then
+  echo "run-bench.sh: no Qt 5 peer (needs a C++ compiler and qtbase5-dev); Qt columns stay empty" >&2
+  qt_bench=
+fi
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+# run TAG PROGRAM ARGS...: runs one program, shows its output, and keeps
+# its ROUND lines prefixed with TAG.
+run () {
+  local tag=$1
+  shift
+  "$@" | while IFS= read -r line; do
+    printf '%s\n' "$line"
+    case $line in
+      ROUND\ *) printf '%s %s\n' "$tag" "${line#ROUND }" >>"$results" ;;
+    esac
+  done
+}
+
+for pass in $(seq "$passes"); do
+  echo "# lock, pass $pass/$passes"
+  run none "$c_bench" lock --rounds "$rounds"
+  [ -z "$qt_bench" ] || run none "$qt_bench" lock --rounds "$rounds"
+done
+
+for pass in $(seq "$passes"); do
+  echo "# ping-pong unpinned, pass $pass/$passes"
+  run unpinned "$c_bench" pingpong --rounds "$rounds" --trips "$trips"
+  [ -z "$qt_bench" ] || run unpinned "$qt_bench" pingpong --rounds "$rounds" --trips "$trips"
+done
+
+for pass in $(seq "$passes"); do
+  echo "# ping-pong pinned (taskset -c $pin_cpu), pass $pass/$passes"
+  run pinned taskset -c "$pin_cpu" "$c_bench" pingpong --rounds "$rounds" --trips "$trips"
+  [ -z "$qt_bench" ] || run pinned taskset -c "$pin_cpu" "$qt_bench" pingpong --rounds "$rounds" --trips "$trips"
+done
+
+echo
+# Lines: TAG BENCHMARK IMPL VALUE UNIT. Sorted so that each group's values
+# come in increasing order: the first is the best, the middle the median.
+sort -k1,1 -k2,2 -k3,3 -k4,4g "$results" | awk -v pin_cpu="$pin_cpu" -v cpus="$(nproc)" '
+  {
+    key = $1 " " $2 " " $3
+    n[key]++
+    v[key, n[key]] = $4
+  }
+  function best(key) { return (key in n) ? v[key, 1] : "" }
+  function median(key,   m) {
+    if (!(key in n)) return ""
+    m = n[key]
+    return (m % 2) ? v[key, (m + 1) / 2] : (v[key, m / 2] + v[key, m / 2 + 1]) / 2
+  }
+  function num(x, fmt) { return x == "" ? "-" : sprintf(fmt, x) }
+  function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : a / b }
+  function verdict(r, target, on) {
+    if (r == "" || target == "") return ""
+    return (r <= target) ? "  (" on " <= " target ": met)" : "  (" on " <= " target ": MISSED by " sprintf("%.2f", r / target) "x)"
+  }
+  # The verdict goes by the best rounds for the lock, and by the medians
+  # for the ping-pong: unpinned, a whole round sometimes runs with both
+  # processes on one CPU, so its best round measures luck.
+  function rline(label, a, b, target, on,   rb, rm) {
+    rb = ratio(best(a), best(b)); rm = ratio(median(a), median(b))
+    printf "%-52s best %7s   median %7s%s\n", label, num(rb, "%.3f"), num(rm, "%.3f"), verdict(on == "median" ? rm : rb, target, on)
+  }
+  END {
+    split("qipc pthread-robust sysv-undo qt5", lock_impls, " ")
+    lock_name["qipc"] = "qipc QipcSharedMemory lock/unlock"
+    lock_name["pthread-robust"] = "robust pshared pthread mutex (floor)"
+    lock_name["sysv-undo"] = "raw SysV semop -1/+1, SEM_UNDO"
+    lock_name["qt5"] = "Qt 5 QSharedMemory lock/unlock"
+    print "== Uncontended lock+unlock of a shared memory segment, ns per pair =="
+    printf "%-40s %10s %10s %7s\n", "implementation", "best", "median", "rounds"
+    for (i = 1; i <= 4; i++) {
+      k = "none lock " lock_impls[i]
+      printf "%-40s %10s %10s %7s\n", lock_name[lock_impls[i]], num(best(k), "%.1f"), num(median(k), "%.1f"), (k in n) ? n[k] : 0
+    }
+    print ""
+
+    split("qipc sysv-undo sysv-plain qt5", pp_impls, " ")
+    pp_name["qipc"] = "qipc QipcSystemSemaphore"
+    pp_name["sysv-undo"] = "raw SysV semop, SEM_UNDO (as Qt)"
+    pp_name["sysv-plain"] = "raw SysV semop, plain"
+    pp_name["qt5"] = "Qt 5 QSystemSemaphore"
+    print "== Two-process semaphore ping-pong, us per round trip (" cpus " CPUs) =="
+    printf "%-36s %21s   %21s\n", "", "unpinned", "pinned (taskset -c " pin_cpu ")"
+    printf "%-36s %10s %10s   %10s %10s\n", "implementation", "best", "median", "best", "median"
+    for (i = 1; i <= 4; i++) {
+      u = "unpinned pingpong " pp_impls[i]; p = "pinned pingpong " pp_impls[i]
+      printf "%-36s %10s %10s   %10s %10s\n", pp_name[pp_impls[i]], num(best(u), "%.2f"), num(median(u), "%.2f"), num(best(p), "%.2f"), num(median(p), "%.2f")
+    }
+    print ""
+    print "== The same ping-pong, CPU time of both processes per round trip, us =="
+    print "== (not counting time spent waiting for a CPU that others use)    =="
+    printf "%-36s %21s   %21s\n", "", "unpinned", "pinned (taskset -c " pin_cpu ")"
+    printf "%-36s %10s %10s   %10s %10s\n", "implementation", "best", "median", "best", "median"
+    for (i = 1; i <= 4; i++) {
+      u = "unpinned pingpong-cpu " pp_impls[i]; p = "pinned pingpong-cpu " pp_impls[i]
+      printf "%-36s %10s %10s   %10s %10s\n", pp_name[pp_impls[i]], num(best(u), "%.2f"), num(median(u), "%.2f"), num(best(p), "%.2f"), num(median(p), "%.2f")
+    }
+    print ""
+
+    print "== Ratios qipc / peer, of the best rounds and of the medians =="
+    rline("lock: qipc / Qt 5 QSharedMemory", "none lock qipc", "none lock qt5", 0.1, "best")
+    rline("lock: qipc / raw SysV semop", "none lock qipc", "none lock sysv-undo", "", "best")
+    rline("lock: qipc / robust pthread mutex", "none lock qipc", "none lock pthread-robust", "", "best")
+    rline("ping-pong unpinned: qipc / raw SysV (SEM_UNDO)", "unpinned pingpong qipc", "unpinned pingpong sysv-undo", 1.2, "median")
+    rline("ping-pong unpinned: qipc / raw SysV (plain)", "unpinned pingpong qipc", "unpinned pingpong sysv-plain", 1.2, "median")
+    rline("ping-pong unpinned: qipc / Qt 5 QSystemSemaphore", "unpinned pingpong qipc", "unpinned pingpong qt5", "", "median")
+    rline("ping-pong pinned: qipc / raw SysV (SEM_UNDO)", "pinned pingpong qipc", "pinned pingpong sysv-undo", 1.2, "median")
+    rline("ping-pong pinned: qipc / raw SysV (plain)", "pinned pingpong qipc", "pinned pingpong sysv-plain", 1.2, "median")
+    rline("ping-pong pinned: qipc / Qt 5 QSystemSemaphore", "pinned pingpong qipc", "pinned pingpong qt5", "", "median")
+    rline("ping-pong CPU unpinned: qipc / raw SysV (SEM_UNDO)", "unpinned pingpong-cpu qipc", "unpinned pingpong-cpu sysv-undo", "", "median")
+    rline("ping-pong CPU pinned: qipc / raw SysV (SEM_UNDO)", "pinned pingpong-cpu qipc", "pinned pingpong-cpu sysv-undo", "", "median")
+  }
+'
