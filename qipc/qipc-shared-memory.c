@@ -567,6 +567,8 @@ qipc_shared_memory_new (const char *key)
  * qipc_shared_memory_get_key: (get-property key)
  * @self: a #QipcSharedMemory
  *
+ * Gets the key of the segment.
+ *
  * Returns: (nullable): the key of the segment
  */
 const char *
@@ -580,6 +582,8 @@ qipc_shared_memory_get_key (QipcSharedMemory *self)
 /**
  * qipc_shared_memory_get_native_key: (get-property native-key)
  * @self: a #QipcSharedMemory
+ *
+ * Gets the file that holds the segment.
  *
  * Returns: (nullable) (type filename): the file holding the segment, or
  *   %NULL when the key is invalid
@@ -595,6 +599,8 @@ qipc_shared_memory_get_native_key (QipcSharedMemory *self)
 /**
  * qipc_shared_memory_get_permissions: (get-property permissions)
  * @self: a #QipcSharedMemory
+ *
+ * Gets the mode bits that segments created by @self get.
  *
  * Returns: the mode bits of segments this object creates
  */
@@ -1014,6 +1020,8 @@ qipc_shared_memory_detach (QipcSharedMemory *self)
  * qipc_shared_memory_is_attached:
  * @self: a #QipcSharedMemory
  *
+ * Tells whether @self is attached to a segment.
+ *
  * Returns: whether @self is attached to a segment
  */
 gboolean
@@ -1028,6 +1036,8 @@ qipc_shared_memory_is_attached (QipcSharedMemory *self)
  * qipc_shared_memory_get_access:
  * @self: a #QipcSharedMemory
  *
+ * Gets how the attached segment is mapped.
+ *
  * Returns: how the segment is mapped; meaningless when not attached
  */
 QipcSharedMemoryAccess
@@ -1041,6 +1051,8 @@ qipc_shared_memory_get_access (QipcSharedMemory *self)
 /**
  * qipc_shared_memory_get_size: (get-property size)
  * @self: a #QipcSharedMemory
+ *
+ * Gets the size of the attached segment.
  *
  * Returns: the size of the attached segment in bytes, 0 when not attached
  */

@@ -35,8 +35,7 @@ typedef enum /*< prefix=QIPC_SHARED_MEMORY_ACCESS >*/ {
  *   segment, or tried to write through a read-only attachment
  * @QIPC_SHARED_MEMORY_ERROR_INVALID_SIZE: a size of 0, a size past
  *   %QIPC_SHARED_MEMORY_MAX_SIZE, or an offset and length outside the segment
- * @QIPC_SHARED_MEMORY_ERROR_KEY_ERROR: the key is empty or not UTF-8, or the
- *   object is already attached
+ * @QIPC_SHARED_MEMORY_ERROR_KEY_ERROR: the key is empty or not UTF-8
  * @QIPC_SHARED_MEMORY_ERROR_ALREADY_EXISTS: a live segment with this key exists
  * @QIPC_SHARED_MEMORY_ERROR_NOT_FOUND: no live segment with this key exists
  * @QIPC_SHARED_MEMORY_ERROR_LOCK_ERROR: the lock cannot be taken or released
@@ -44,7 +43,8 @@ typedef enum /*< prefix=QIPC_SHARED_MEMORY_ACCESS >*/ {
  * @QIPC_SHARED_MEMORY_ERROR_OUT_OF_RESOURCES: the system has no memory or
  *   descriptors left for the segment
  * @QIPC_SHARED_MEMORY_ERROR_FAILED: any other failure, such as a segment that
- *   qipc did not make or that is damaged
+ *   qipc did not make or that is damaged, or a create or attach on an object
+ *   that is already attached
  *
  * Errors in the %QIPC_SHARED_MEMORY_ERROR domain. Every message names the key.
  */
@@ -71,7 +71,7 @@ typedef enum {
  *
  * The largest segment [method@SharedMemory.create] accepts: 1 TiB.
  */
-#define QIPC_SHARED_MEMORY_MAX_SIZE (G_GUINT64_CONSTANT (1) << 40)
+#define QIPC_SHARED_MEMORY_MAX_SIZE G_GUINT64_CONSTANT (1099511627776)
 
 #define QIPC_TYPE_SHARED_MEMORY (qipc_shared_memory_get_type ())
 

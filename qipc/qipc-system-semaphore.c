@@ -30,6 +30,12 @@
  * gets both wrong; qipc uses `SEM_UNDO` exactly for the acquisitions the
  * process holds and plain operations for the rest, in one atomic `semop()`.
  *
+ * "Dies" means ends without running its exit handlers: killed by a
+ * signal, crashed, or ended with `_exit()`. A process that exits normally
+ * (returning from `main()` or calling `exit()`) keeps what it acquired and
+ * did not release: a consumer that took ten items and exits has consumed
+ * them, and they do not come back.
+ *
  * ## Limits
  *
  * The value of a semaphore is at most %QIPC_SYSTEM_SEMAPHORE_MAX_VALUE;
@@ -62,6 +68,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
@@ -137,6 +144,56 @@ held_table_forget_all (void)
     g_hash_table_remove_all (held_table);
 }
 
+/* Turns @held acquisitions recorded with SEM_UNDO into plain ones: each
+ * semop() adds units with SEM_UNDO (cancelling their recorded undo) and
+ * takes as many again without it, atomically, so the value never moves.
+ * Adding first could pass the maximum value and taking first could find
+ * too little; one of the two orders always works for a chunk of 1. */
+static void
+commit_held (int semid,
+             int held)
+{
+  int chunk = held;
+
+  while (held > 0)
+    {
+      struct sembuf add_first[2] = {
+        { SEM_VALUE, (short) chunk, SEM_UNDO },
+        { SEM_VALUE, (short) -chunk, IPC_NOWAIT },
+      };
+      struct sembuf take_first[2] = {
+        { SEM_VALUE, (short) -chunk, IPC_NOWAIT },
+        { SEM_VALUE, (short) chunk, SEM_UNDO },
+      };
+
+      if (semop (semid, add_first, 2) == 0 || semop (semid, take_first, 2) == 0)
+        held -= chunk;
+      else if (errno == EIDRM || errno == EINVAL || chunk == 1)
+        return;
+      else
+        chunk = MAX (chunk / 2, 1);
+      chunk = MIN (chunk, held);
+    }
+}
+
+/* Runs at a normal exit: what this process acquired and did not release
+ * it consumed, so the kernel must not give it back. A process that dies
+ * without running exit handlers (a crash, a signal, _exit()) skips this,
+ * and the kernel gives the units back. */
+static void
+held_table_commit_all (void)
+{
+  GHashTableIter iter;
+  gpointer semid, held;
+
+  g_mutex_lock (&held_mutex);
+  g_hash_table_iter_init (&iter, held_table);
+  while (g_hash_table_iter_next (&iter, &semid, &held))
+    commit_held (GPOINTER_TO_INT (semid), GPOINTER_TO_INT (held));
+  g_hash_table_remove_all (held_table);
+  g_mutex_unlock (&held_mutex);
+}
+
 static void
 held_table_ensure (void)
 {
@@ -146,6 +203,7 @@ held_table_ensure (void)
     {
       held_table = g_hash_table_new (NULL, NULL);
       pthread_atfork (NULL, NULL, held_table_forget_all);
+      atexit (held_table_commit_all);
       g_once_init_leave (&initialised, 1);
     }
 }
@@ -627,6 +685,8 @@ qipc_system_semaphore_new_full (const char                 *key,
  * qipc_system_semaphore_get_key: (get-property key)
  * @self: a #QipcSystemSemaphore
  *
+ * Gets the key of the semaphore.
+ *
  * Returns: the key the semaphore was opened with
  */
 const char *
@@ -640,6 +700,8 @@ qipc_system_semaphore_get_key (QipcSystemSemaphore *self)
 /**
  * qipc_system_semaphore_get_native_key: (get-property native-key)
  * @self: a #QipcSystemSemaphore
+ *
+ * Gets the System V IPC key of the semaphore.
  *
  * Returns: the System V IPC key, as `ipcs -s` prints it
  */

@@ -44,8 +44,8 @@ typedef enum {
  * @QIPC_SYSTEM_SEMAPHORE_ERROR_NOT_FOUND: the semaphore was removed while
  *   this object used it
  * @QIPC_SYSTEM_SEMAPHORE_ERROR_OUT_OF_RESOURCES: a system limit was hit:
- *   the value would pass 32767, a process would hold more than 32767
- *   acquisitions, or the system has no semaphores left
+ *   the value would pass %QIPC_SYSTEM_SEMAPHORE_MAX_VALUE, or the system has
+ *   no semaphores left
  * @QIPC_SYSTEM_SEMAPHORE_ERROR_FAILED: any other failure
  *
  * Errors in the %QIPC_SYSTEM_SEMAPHORE_ERROR domain. Every message names

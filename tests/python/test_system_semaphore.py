@@ -146,14 +146,8 @@ def test_normal_exit_keeps_acquisitions(key, new_sem, spawn):
     assert sem.get_value() == 3
 
 
-# LIBRARY BUG (reported, not fixed here): at a normal exit,
-# held_table_commit_all() in qipc-system-semaphore.c cancels the kernel's
-# undo with one semop() of {+held with SEM_UNDO, -held plain}. When the
-# value is within HELD of 32767 the first op would pass SEMVMX, the whole
-# semop() fails with ERANGE (ignored), and the kernel then gives the units
-# back at exit after all (clamped at 32767): here the value ends at 32767
-# instead of staying at 32766.
-@pytest.mark.xfail(strict=True, reason='library bug: normal exit gives units back when the value is near 32767')
+# Committing the held units at exit must work even when adding them first
+# would pass 32767.
 def test_normal_exit_keeps_acquisitions_near_max(key, new_sem, spawn):
     sem = new_sem(key, MAX)
     child = spawn('sem-hold', key, '2')

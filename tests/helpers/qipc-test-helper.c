@@ -1,0 +1,335 @@
+/* qipc-test-helper.c: the other process in multi-process tests
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Each command prints one line when it has reached the state the test
+ * waits for, then either exits or waits to be killed. Failures print the
+ * error and exit with status 1.
+ */
+#include <qipc.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+say (const char *line)
+{
+  printf ("%s\n", line);
+  fflush (stdout);
+}
+
+static int
+fail (GError *error)
+{
+  say (error->message);
+  g_error_free (error);
+  return 1;
+}
+
+static int
+wait_to_be_killed (void)
+{
+  for (;;)
+    pause ();
+  return 0;
+}
+
+static QipcSystemSemaphore *
+open_semaphore (const char *key)
+{
+  GError *error = NULL;
+  QipcSystemSemaphore *sem = qipc_system_semaphore_new (key, 0, QIPC_SYSTEM_SEMAPHORE_ACCESS_OPEN, &error);
+
+  if (sem == NULL)
+    exit (fail (error));
+  return sem;
+}
+
+static QipcSharedMemory *
+attach_segment (const char             *key,
+                QipcSharedMemoryAccess  access)
+{
+  GError *error = NULL;
+  QipcSharedMemory *shm = qipc_shared_memory_new (key);
+
+  if (!qipc_shared_memory_attach (shm, access, &error))
+    exit (fail (error));
+  return shm;
+}
+
+/* sem-hold KEY N: acquire N units, say "held", wait to be killed. */
+static int
+sem_hold (char **argv)
+{
+  QipcSystemSemaphore *sem = open_semaphore (argv[0]);
+  GError *error = NULL;
+
+  for (int i = atoi (argv[1]); i > 0; i--)
+    if (!qipc_system_semaphore_acquire (sem, &error))
+      return fail (error);
+  say ("held");
+  return wait_to_be_killed ();
+}
+
+/* sem-release KEY N: release N units, say "released", exit. */
+static int
+sem_release (char **argv)
+{
+  g_autoptr(QipcSystemSemaphore) sem = open_semaphore (argv[0]);
+  GError *error = NULL;
+
+  if (!qipc_system_semaphore_release (sem, atoi (argv[1]), &error))
+    return fail (error);
+  say ("released");
+  return 0;
+}
+
+/* sem-acquire-release KEY A R: acquire A units, release R, exit. */
+static int
+sem_acquire_release (char **argv)
+{
+  g_autoptr(QipcSystemSemaphore) sem = open_semaphore (argv[0]);
+  GError *error = NULL;
+
+  for (int i = atoi (argv[1]); i > 0; i--)
+    if (!qipc_system_semaphore_acquire (sem, &error))
+      return fail (error);
+  if (!qipc_system_semaphore_release (sem, atoi (argv[2]), &error))
+    return fail (error);
+  say ("done");
+  return 0;
+}
+
+/* sem-create KEY VALUE: create the semaphore, say "created", wait. */
+static int
+sem_create (char **argv)
+{
+  GError *error = NULL;
+  QipcSystemSemaphore *sem = qipc_system_semaphore_new (argv[0], atoi (argv[1]),
+                                                        QIPC_SYSTEM_SEMAPHORE_ACCESS_CREATE, &error);
+  if (sem == NULL)
+    return fail (error);
+  say ("created");
+  return wait_to_be_killed ();
+}
+
+/* sem-pingpong KEY_PING KEY_PONG ROUNDS: answer each ping with a pong. */
+static int
+sem_pingpong (char **argv)
+{
+  g_autoptr(QipcSystemSemaphore) ping = open_semaphore (argv[0]);
+  g_autoptr(QipcSystemSemaphore) pong = open_semaphore (argv[1]);
+  GError *error = NULL;
+
+  say ("ready");
+  for (int i = atoi (argv[2]); i > 0; i--)
+    if (!qipc_system_semaphore_acquire (ping, &error) ||
+        !qipc_system_semaphore_release (pong, 1, &error))
+      return fail (error);
+  say ("done");
+  return 0;
+}
+
+/* shm-create KEY SIZE TEXT: create, write TEXT, say "ready", wait. */
+static int
+shm_create (char **argv)
+{
+  QipcSharedMemory *shm = qipc_shared_memory_new (argv[0]);
+  g_autoptr(GBytes) text = g_bytes_new (argv[2], strlen (argv[2]));
+  GError *error = NULL;
+
+  if (!qipc_shared_memory_create (shm, atoi (argv[1]), QIPC_SHARED_MEMORY_ACCESS_READ_WRITE, &error) ||
+      !qipc_shared_memory_write (shm, 0, text, &error))
+    return fail (error);
+  say ("ready");
+  return wait_to_be_killed ();
+}
+
+/* shm-read KEY LENGTH: attach read-only and print LENGTH bytes as text. */
+static int
+shm_read (char **argv)
+{
+  g_autoptr(QipcSharedMemory) shm = attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_ONLY);
+  g_autoptr(GBytes) bytes = NULL;
+  g_autofree char *text = NULL;
+  GError *error = NULL;
+  gsize length;
+  const char *data;
+
+  bytes = qipc_shared_memory_read (shm, 0, atoi (argv[1]), &error);
+  if (bytes == NULL)
+    return fail (error);
+  data = g_bytes_get_data (bytes, &length);
+  text = g_strndup (data, length);
+  say (text);
+  return 0;
+}
+
+/* shm-lock KEY: attach, lock, say "locked", wait to be killed. */
+static int
+shm_lock (char **argv)
+{
+  QipcSharedMemory *shm = attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_WRITE);
+  GError *error = NULL;
+
+  if (!qipc_shared_memory_lock (shm, &error))
+    return fail (error);
+  say ("locked");
+  return wait_to_be_killed ();
+}
+
+/* shm-lock-until-eof KEY: attach, lock, say "locked", unlock when stdin
+ * closes or a line arrives, say "unlocked", wait to be killed. */
+static int
+shm_lock_until_input (char **argv)
+{
+  QipcSharedMemory *shm = attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_WRITE);
+  GError *error = NULL;
+  char line[16];
+
+  if (!qipc_shared_memory_lock (shm, &error))
+    return fail (error);
+  say ("locked");
+  if (fgets (line, sizeof line, stdin) == NULL && ferror (stdin))
+    return 1;
+  if (!qipc_shared_memory_unlock (shm, &error))
+    return fail (error);
+  say ("unlocked");
+  return wait_to_be_killed ();
+}
+
+static void
+on_changed (QipcSharedMemory *shm,
+            gpointer          user_data)
+{
+  int *left = user_data;
+
+  say ("changed");
+  if (--*left == 0)
+    exit (0);
+}
+
+static gboolean
+give_up (gpointer user_data)
+{
+  say ("timed out");
+  exit (2);
+  return G_SOURCE_REMOVE;
+}
+
+/* shm-wait-changed KEY N: attach, say "attached", say "changed" on each
+ * ::changed and exit after N of them (status 2 after 20 s without). */
+static int
+shm_wait_changed (char **argv)
+{
+  QipcSharedMemory *shm = attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_ONLY);
+  GMainLoop *loop = g_main_loop_new (NULL, FALSE);
+  int left = atoi (argv[1]);
+
+  g_signal_connect (shm, "changed", G_CALLBACK (on_changed), &left);
+  g_timeout_add_seconds (20, give_up, NULL);
+  say ("attached");
+  g_main_loop_run (loop);
+  return 1;
+}
+
+/* shm-attach KEY: attach read-write, say "attached", wait to be killed. */
+static int
+shm_attach (char **argv)
+{
+  attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_WRITE);
+  say ("attached");
+  return wait_to_be_killed ();
+}
+
+static const char *
+error_code_name (GError *error)
+{
+  GType type = error->domain == QIPC_SHARED_MEMORY_ERROR ? QIPC_TYPE_SHARED_MEMORY_ERROR
+             : error->domain == QIPC_SYSTEM_SEMAPHORE_ERROR ? QIPC_TYPE_SYSTEM_SEMAPHORE_ERROR
+             : G_TYPE_INVALID;
+  g_autoptr(GEnumClass) klass = NULL;
+  GEnumValue *value;
+
+  if (type == G_TYPE_INVALID)
+    return "other-domain";
+  klass = g_type_class_ref (type);
+  value = g_enum_get_value (klass, error->code);
+  return value != NULL ? value->value_nick : "unknown-code";
+}
+
+/* as-nobody sem|shm KEY: become the user nobody, open the semaphore or
+ * attach read-write to the segment, and print the error code's nick, or
+ * "ok". Needs root. */
+static int
+as_nobody (char **argv)
+{
+  GError *error = NULL;
+
+  if (setgroups (0, NULL) < 0 || setgid (65534) < 0 || setuid (65534) < 0)
+    {
+      say (g_strerror (errno));
+      return 1;
+    }
+
+  if (g_str_equal (argv[0], "sem"))
+    {
+      g_autoptr(QipcSystemSemaphore) sem =
+        qipc_system_semaphore_new (argv[1], 0, QIPC_SYSTEM_SEMAPHORE_ACCESS_OPEN, &error);
+
+      if (sem != NULL)
+        qipc_system_semaphore_try_acquire (sem, 0, &error);
+    }
+  else
+    {
+      g_autoptr(QipcSharedMemory) shm = qipc_shared_memory_new (argv[1]);
+
+      qipc_shared_memory_attach (shm, QIPC_SHARED_MEMORY_ACCESS_READ_WRITE, &error);
+    }
+
+  say (error != NULL ? error_code_name (error) : "ok");
+  g_clear_error (&error);
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int n_args;
+  int (*run) (char **argv);
+} commands[] = {
+  { "sem-hold", 2, sem_hold },
+  { "sem-release", 2, sem_release },
+  { "sem-acquire-release", 3, sem_acquire_release },
+  { "sem-create", 2, sem_create },
+  { "sem-pingpong", 3, sem_pingpong },
+  { "shm-create", 3, shm_create },
+  { "shm-read", 2, shm_read },
+  { "shm-lock", 1, shm_lock },
+  { "shm-lock-until-input", 1, shm_lock_until_input },
+  { "shm-wait-changed", 2, shm_wait_changed },
+  { "shm-attach", 1, shm_attach },
+  { "as-nobody", 2, as_nobody },
+};
+
+int
+main (int    argc,
+      char **argv)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (argc >= 2 && g_str_equal (argv[1], commands[i].name))
+      {
+        if (argc - 2 != commands[i].n_args)
+          {
+            fprintf (stderr, "%s takes %d arguments\n", commands[i].name, commands[i].n_args);
+            return 64;
+          }
+        return commands[i].run (argv + 2);
+      }
+
+  fprintf (stderr, "usage: %s COMMAND ARGS… (see the source)\n", argv[0]);
+  return 64;
+}

@@ -1,0 +1,152 @@
+/* test-utils.c: shared helpers for the C tests
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "test-utils.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Nothing a test waits for may take longer than this; past it the test
+ * fails instead of hanging. */
+#define TEST_WAIT_SECONDS 20
+
+struct _QipcTestChild
+{
+  GSubprocess *process;
+  GDataInputStream *output;
+};
+
+char *
+qipc_test_key (const char *what)
+{
+  static guint counter;
+
+  return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
+}
+
+QipcTestChild *
+qipc_test_child_spawn (const char *first_arg,
+                       ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  const char *helper = g_getenv ("QIPC_TEST_HELPER");
+  QipcTestChild *child = g_new0 (QipcTestChild, 1);
+  va_list args;
+
+  g_assert_nonnull (helper);
+  g_ptr_array_add (argv, (char *) helper);
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  child->process = g_subprocess_newv ((const char * const *) argv->pdata,
+                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
+                                      &error);
+  g_assert_no_error (error);
+  child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+  return child;
+}
+
+static gboolean
+wait_timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", TEST_WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+store_result (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Iterates the thread-default main context until *result is set. */
+void
+qipc_test_wait_for_result (GAsyncResult **result)
+{
+  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "an async result");
+
+  while (*result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+void
+qipc_test_child_expect (QipcTestChild *child,
+                        const char    *line)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *got = NULL;
+
+  g_data_input_stream_read_line_async (child->output, G_PRIORITY_DEFAULT, NULL,
+                                       store_result, &result);
+  qipc_test_wait_for_result (&result);
+  got = g_data_input_stream_read_line_finish (child->output, result, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (got, ==, line);
+}
+
+void
+qipc_test_child_send (QipcTestChild *child,
+                      const char    *line)
+{
+  GOutputStream *input = g_subprocess_get_stdin_pipe (child->process);
+  g_autofree char *text = g_strconcat (line, "\n", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_write_all (input, text, strlen (text), NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+void
+qipc_test_child_kill (QipcTestChild *child)
+{
+  g_subprocess_send_signal (child->process, SIGKILL);
+  qipc_test_child_wait (child);
+  g_assert_true (g_subprocess_get_if_signaled (child->process));
+  g_assert_cmpint (g_subprocess_get_term_sig (child->process), ==, SIGKILL);
+}
+
+/* Waits for the child to exit and returns its exit status (or -1 when a
+ * signal ended it). */
+int
+qipc_test_child_wait (QipcTestChild *child)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_wait_async (child->process, NULL, store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_subprocess_wait_finish (child->process, result, &error);
+  g_assert_no_error (error);
+
+  if (g_subprocess_get_if_exited (child->process))
+    return g_subprocess_get_exit_status (child->process);
+  return -1;
+}
+
+void
+qipc_test_child_free (QipcTestChild *child)
+{
+  if (child == NULL)
+    return;
+  /* A child a failed test left behind must not outlive it. */
+  g_subprocess_force_exit (child->process);
+  g_clear_object (&child->output);
+  g_clear_object (&child->process);
+  g_free (child);
+}
+
+gboolean
+qipc_test_is_root (void)
+{
+  return geteuid () == 0;
+}

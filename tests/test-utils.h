@@ -1,0 +1,29 @@
+/* test-utils.h: shared helpers for the C tests
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <qipc.h>
+
+G_BEGIN_DECLS
+
+/* A child process running tests/helpers/qipc-test-helper. */
+typedef struct _QipcTestChild QipcTestChild;
+
+char          *qipc_test_key              (const char     *what);
+QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
+                                           ...) G_GNUC_NULL_TERMINATED;
+void           qipc_test_child_expect     (QipcTestChild  *child,
+                                           const char     *line);
+void           qipc_test_child_send       (QipcTestChild  *child,
+                                           const char     *line);
+void           qipc_test_child_kill       (QipcTestChild  *child);
+int            qipc_test_child_wait       (QipcTestChild  *child);
+void           qipc_test_child_free       (QipcTestChild  *child);
+void           qipc_test_wait_for_result  (GAsyncResult  **result);
+gboolean       qipc_test_is_root          (void);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
+
+G_END_DECLS
