@@ -19,7 +19,7 @@
  * qipc_shared_memory_lock (shm, &error);
  * memcpy (qipc_shared_memory_get_data (shm), frame, frame_size);
  * qipc_shared_memory_unlock (shm, &error);
- * qipc_shared_memory_notify (shm, &error);   // others emit ::changed
+ * qipc_shared_memory_notify_changed (shm, &error);   // others emit ::changed
  * ```
  *
  * ## Lifetime
@@ -41,7 +41,7 @@
  *
  * ## Change notification
  *
- * [method@SharedMemory.notify] wakes every other object attached to the
+ * [method@SharedMemory.notify_changed] wakes every other object attached to the
  * key, in any process, which then emits [signal@SharedMemory::changed] on
  * the main context that was the thread-default one when it attached. No
  * polling: each attached object waits on a FIFO of its own. Notifications
@@ -150,6 +150,13 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+/**
+ * qipc_shared_memory_error_quark:
+ *
+ * Gets the error domain of [class@SharedMemory].
+ *
+ * Returns: the error quark
+ */
 G_DEFINE_QUARK (qipc-shared-memory-error-quark, qipc_shared_memory_error)
 
 G_DEFINE_FINAL_TYPE (QipcSharedMemory, qipc_shared_memory, G_TYPE_OBJECT)
@@ -518,7 +525,7 @@ qipc_shared_memory_class_init (QipcSharedMemoryClass *klass)
    * @self: the segment
    *
    * Another object attached to the same key, in this process or another,
-   * called [method@SharedMemory.notify]. Emitted on the main context that
+   * called [method@SharedMemory.notify_changed]. Emitted on the main context that
    * was the thread-default one when this object attached. Several
    * notifications may arrive as one emission.
    */
@@ -1518,7 +1525,7 @@ qipc_shared_memory_lock_finish (QipcSharedMemory  *self,
 }
 
 /**
- * qipc_shared_memory_notify:
+ * qipc_shared_memory_notify_changed:
  * @self: a #QipcSharedMemory
  * @error: return location for a #GError
  *
@@ -1530,7 +1537,7 @@ qipc_shared_memory_lock_finish (QipcSharedMemory  *self,
  * Returns: %TRUE on success, %FALSE with @error set
  */
 gboolean
-qipc_shared_memory_notify (QipcSharedMemory  *self,
+qipc_shared_memory_notify_changed (QipcSharedMemory  *self,
                            GError           **error)
 {
   DIR *dir;

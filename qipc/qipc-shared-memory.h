@@ -144,7 +144,7 @@ gboolean          qipc_shared_memory_lock_finish     (QipcSharedMemory        *s
                                                       GAsyncResult            *result,
                                                       GError                 **error);
 QIPC_AVAILABLE_IN_1_0
-gboolean          qipc_shared_memory_notify          (QipcSharedMemory        *self,
+gboolean          qipc_shared_memory_notify_changed  (QipcSharedMemory        *self,
                                                       GError                 **error);
 
 G_END_DECLS

@@ -122,6 +122,13 @@ static GParamSpec *properties[N_PROPS];
 
 static void qipc_system_semaphore_initable_iface_init (GInitableIface *iface);
 
+/**
+ * qipc_system_semaphore_error_quark:
+ *
+ * Gets the error domain of [class@SystemSemaphore].
+ *
+ * Returns: the error quark
+ */
 G_DEFINE_QUARK (qipc-system-semaphore-error-quark, qipc_system_semaphore_error)
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (QipcSystemSemaphore, qipc_system_semaphore, G_TYPE_OBJECT,

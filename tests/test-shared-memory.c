@@ -490,10 +490,10 @@ test_notify_cross_process (void)
   g_autoptr(GError) error = NULL;
 
   qipc_test_child_expect (child, "attached");
-  g_assert_true (qipc_shared_memory_notify (shm, &error));
+  g_assert_true (qipc_shared_memory_notify_changed (shm, &error));
   g_assert_no_error (error);
   qipc_test_child_expect (child, "changed");
-  g_assert_true (qipc_shared_memory_notify (shm, &error));
+  g_assert_true (qipc_shared_memory_notify_changed (shm, &error));
   qipc_test_child_expect (child, "changed");
   g_assert_cmpint (qipc_test_child_wait (child), ==, 0);
 }
@@ -513,7 +513,7 @@ test_notify_in_process (void)
   g_signal_connect_swapped (notifier, "changed", G_CALLBACK (count_tick), &notifier_changes);
   changed_count = 0;
 
-  g_assert_true (qipc_shared_memory_notify (notifier, &error));
+  g_assert_true (qipc_shared_memory_notify_changed (notifier, &error));
   g_assert_no_error (error);
   while (changed_count == 0)
     g_main_context_iteration (NULL, TRUE);
@@ -559,7 +559,7 @@ test_notify_forgets_dead (void)
   qipc_test_child_expect (child, "attached");
   g_assert_cmpuint (count_fifos (shm), ==, 2);
   qipc_test_child_kill (child);
-  g_assert_true (qipc_shared_memory_notify (shm, &error));
+  g_assert_true (qipc_shared_memory_notify_changed (shm, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (count_fifos (shm), ==, 1);
 }

@@ -124,7 +124,7 @@ const commands = {
         shm.lock();
         shm.write(0, bytes(text));
         shm.unlock();
-        shm.notify();
+        shm.notify_changed();
         say('notified');
     },
 

@@ -294,7 +294,7 @@ test('/shared-memory/changed/to-other-process', async () => {
     shm.lock();
     shm.write(0, bytes('news'));
     shm.unlock();
-    assertEqual(shm.notify(), true);
+    assertEqual(shm.notify_changed(), true);
     assertEqual(await child.expect('changed '), 'changed news');
     assertEqual(await child.wait(), 0);
 
@@ -320,9 +320,9 @@ test('/shared-memory/changed/same-process', async () => {
     let count = 0;
     reader.connect('changed', () => count++);
     const changed = nextEmission(reader, 'changed');
-    writer.notify();
-    writer.notify();
-    writer.notify();
+    writer.notify_changed();
+    writer.notify_changed();
+    writer.notify_changed();
     await changed;
     await delay(100);
     assert(count >= 1 && count <= 3, `${count} emissions`);
@@ -388,7 +388,7 @@ test('/shared-memory/error/not-found', () => {
     assertThrows(() => shm.attach(RO), DOMAIN, E.NOT_FOUND);
     assertThrows(() => shm.read(0, 1), DOMAIN, E.NOT_FOUND);
     assertThrows(() => shm.write(0, bytes('x')), DOMAIN, E.NOT_FOUND);
-    assertThrows(() => shm.notify(), DOMAIN, E.NOT_FOUND);
+    assertThrows(() => shm.notify_changed(), DOMAIN, E.NOT_FOUND);
 });
 
 test('/shared-memory/error/lock', async () => {

@@ -115,7 +115,7 @@ def cmd_shm_notify(key, text):
     shm.lock()
     shm.write(0, GLib.Bytes.new(text.encode()))
     shm.unlock()
-    shm.notify()
+    shm.notify_changed()
     say('notified')
 
 

@@ -335,7 +335,7 @@ def test_changed_reaches_other_process(key, spawn):
     shm.lock()
     put(shm, 0, b'news')
     shm.unlock()
-    assert shm.notify() is True
+    assert shm.notify_changed() is True
     assert child.expect('changed ') == 'changed news'
     assert child.wait() == 0
 
@@ -376,9 +376,9 @@ def test_changed_between_objects_in_one_process(key):
 
     reader.connect('changed', on_changed)
     # Several notifications before the reader runs may merge into one.
-    writer.notify()
-    writer.notify()
-    writer.notify()
+    writer.notify_changed()
+    writer.notify_changed()
+    writer.notify_changed()
     run_loop(loop)
     iterate_for(100)
     assert 1 <= len(seen) <= 3
@@ -469,7 +469,7 @@ def test_not_found(key, shm_error):
         shm.write(0, GLib.Bytes.new(b'x'))
     shm_error(excinfo, Error.NOT_FOUND)
     with pytest.raises(GLib.Error) as excinfo:
-        shm.notify()
+        shm.notify_changed()
     shm_error(excinfo, Error.NOT_FOUND)
 
 
