@@ -28,7 +28,8 @@
  * one detaches or exits, crashed ones included, the segment is gone: an
  * attach finds nothing (%QIPC_SHARED_MEMORY_ERROR_NOT_FOUND) and a create
  * gets a fresh, zeroed segment. The memory of a segment whose last user
- * crashed is given back the next time anyone creates or attaches to it.
+ * crashed is given back the next time any process creates a segment, or
+ * attaches to that one.
  *
  * ## The lock
  *
@@ -760,9 +761,10 @@ prepare_new_segment (QipcSharedMemory  *self,
 
   init_header (&header, data_offset, size);
   *file_size = data_offset + size;
-  if (ftruncate (fd, data_offset + size) < 0 ||
+  /* The user lock comes first: a sweep skips files that have a user. */
+  if (ofd_lock (fd, F_RDLCK, FALSE) < 0 ||
+      ftruncate (fd, data_offset + size) < 0 ||
       pwrite (fd, &header, sizeof header, 0) != (ssize_t) sizeof header ||
-      ofd_lock (fd, F_RDLCK, FALSE) < 0 ||
       fchmod (fd, self->permissions) < 0)
     {
       set_error_from_errno (self, error, errno, "create");
@@ -775,31 +777,82 @@ prepare_new_segment (QipcSharedMemory  *self,
   return fd;
 }
 
+/* Removes the segment file at @path if nobody holds the user lock on it.
+ * Returns whether it was removed. */
+static gboolean
+remove_if_unused (const char *path)
+{
+  gboolean unused;
+  int fd = open (path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+  if (fd < 0)
+    return FALSE;
+  unused = ofd_lock (fd, F_WRLCK, FALSE) == 0;
+  if (unused)
+    unlink_segment (path, fd);
+  close (fd);
+  return unused;
+}
+
+/* A segment whose last user crashed stays in SHM_DIR until someone
+ * notices nobody uses it. Every create looks: this bounds the memory that
+ * dead segments hold to what crashed since the last create anywhere.
+ * Half-written files of a creator that crashed before publishing are
+ * removed once they are a minute old (younger ones may still be in the
+ * making), as are notification directories whose segment is gone. */
+static void
+sweep_dead_segments (void)
+{
+  g_autoptr(GDir) dir = g_dir_open (SHM_DIR, 0, NULL);
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  const char *name;
+
+  if (dir == NULL)
+    return;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      const char *dot;
+      struct stat st;
+
+      if (!g_str_has_prefix (name, "qipc-shm-"))
+        continue;
+      path = g_build_filename (SHM_DIR, name, NULL);
+      dot = strchr (name, '.');
+      if (dot == NULL)
+        {
+          remove_if_unused (path);
+          continue;
+        }
+
+      if (lstat (path, &st) < 0 || now - st.st_mtime < 60)
+        continue;
+      if (g_str_has_prefix (dot, ".new-") && S_ISREG (st.st_mode))
+        remove_if_unused (path);
+      else if (g_str_has_suffix (dot, ".d") && S_ISDIR (st.st_mode))
+        {
+          g_autofree char *segment = g_strndup (path, strlen (SHM_DIR) + 1 + (dot - name));
+
+          if (!g_file_test (segment, G_FILE_TEST_EXISTS))
+            remove_notify_dir (path);
+        }
+    }
+}
+
 /* The name is taken. If nobody uses the segment behind it any more, it is
  * stale: remove it and return TRUE so the caller tries again. */
 static gboolean
 reclaim_if_stale (QipcSharedMemory  *self,
                   GError           **error)
 {
-  int fd = open (self->native_key, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  gboolean stale;
+  if (remove_if_unused (self->native_key) ||
+      !g_file_test (self->native_key, G_FILE_TEST_EXISTS))
+    return TRUE;
 
-  if (fd < 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      set_error_from_errno (self, error, errno, "create");
-      return FALSE;
-    }
-
-  stale = ofd_lock (fd, F_WRLCK, FALSE) == 0;
-  if (stale)
-    unlink_segment (self->native_key, fd);
-  else
-    g_set_error (error, QIPC_SHARED_MEMORY_ERROR, QIPC_SHARED_MEMORY_ERROR_ALREADY_EXISTS,
-                 "Cannot create shared memory “%s”: it already exists", self->key);
-  close (fd);
-  return stale;
+  g_set_error (error, QIPC_SHARED_MEMORY_ERROR, QIPC_SHARED_MEMORY_ERROR_ALREADY_EXISTS,
+               "Cannot create shared memory “%s”: it already exists", self->key);
+  return FALSE;
 }
 
 /**
@@ -839,6 +892,8 @@ qipc_shared_memory_create (QipcSharedMemory        *self,
                    "the size must be between 1 byte and 1 TiB", self->key, size);
       return FALSE;
     }
+
+  sweep_dead_segments ();
 
   self->fd = prepare_new_segment (self, size, &tmp_path, &file_size, error);
   if (self->fd < 0)

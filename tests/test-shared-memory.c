@@ -214,6 +214,42 @@ test_stale_after_kill_create (void)
   g_assert_cmpuint (leftovers, ==, 1);
 }
 
+/* The segment of a killed last user is freed when any process creates
+ * any segment, not only when its own key is used again. */
+static void
+test_swept_after_kill (void)
+{
+  g_autofree char *key = qipc_test_key ("swept");
+  g_autofree char *other_key = qipc_test_key ("sweeper");
+  g_autoptr(QipcTestChild) child = qipc_test_child_spawn ("shm-create", key, "4096", "old data", NULL);
+  g_autoptr(QipcSharedMemory) dead = qipc_shared_memory_new (key);
+  g_autoptr(QipcSharedMemory) live = NULL;
+  g_autoptr(QipcSharedMemory) other = NULL;
+
+  qipc_test_child_expect (child, "ready");
+  live = attach_segment (key, QIPC_SHARED_MEMORY_ACCESS_READ_ONLY);
+  qipc_test_child_kill (child);
+
+  /* Still in use by this process: a sweep leaves it alone. */
+  other = create_segment (other_key, 16);
+  g_assert_true (g_file_test (qipc_shared_memory_get_native_key (dead), G_FILE_TEST_EXISTS));
+  g_assert_cmpmem (qipc_shared_memory_get_data (live), 8, "old data", 8);
+
+  /* Detaching the last user removes it right away. */
+  g_clear_object (&live);
+  g_assert_false (g_file_test (qipc_shared_memory_get_native_key (dead), G_FILE_TEST_EXISTS));
+
+  /* Killed as the last user: gone at the next create of any key. */
+  g_clear_object (&other);
+  g_clear_pointer (&child, qipc_test_child_free);
+  child = qipc_test_child_spawn ("shm-create", key, "4096", "old data", NULL);
+  qipc_test_child_expect (child, "ready");
+  qipc_test_child_kill (child);
+  g_assert_true (g_file_test (qipc_shared_memory_get_native_key (dead), G_FILE_TEST_EXISTS));
+  other = create_segment (other_key, 16);
+  g_assert_false (g_file_test (qipc_shared_memory_get_native_key (dead), G_FILE_TEST_EXISTS));
+}
+
 static void
 test_live_not_replaced (void)
 {
@@ -737,6 +773,7 @@ main (int    argc,
   g_test_add_func ("/shared-memory/lifetime/last-detach-removes", test_last_detach_removes);
   g_test_add_func ("/shared-memory/lifetime/stale-after-kill-attach", test_stale_after_kill_attach);
   g_test_add_func ("/shared-memory/lifetime/stale-after-kill-create", test_stale_after_kill_create);
+  g_test_add_func ("/shared-memory/lifetime/swept-after-kill", test_swept_after_kill);
   g_test_add_func ("/shared-memory/lifetime/live-not-replaced", test_live_not_replaced);
   g_test_add_func ("/shared-memory/read-only/write-error", test_read_only_write_error);
   g_test_add_func ("/shared-memory/read-only/mapping", test_read_only_mapping);

@@ -10,9 +10,11 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static void
@@ -319,6 +321,11 @@ int
 main (int    argc,
       char **argv)
 {
+  /* A test that crashes must not leave its helpers waiting forever. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () == 1)
+    return 70;
+
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     if (argc >= 2 && g_str_equal (argv[1], commands[i].name))
       {
