@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building and testing qipc need.
+# Run as root; does nothing that is already done.
+set -eu
+
+packages="meson ninja-build pkg-config gcc libc6-dev
+  libglib2.0-dev gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
+  gjs python3 python3-gi python3-pytest valac gi-docgen"
+
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+  echo "Installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing
+fi

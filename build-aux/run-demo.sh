@@ -1,0 +1,10 @@
+#!/bin/sh
+# Builds qipc and runs the demo: two processes sharing memory under a
+# crash-safe lock, with change notification and a semaphore.
+set -eu
+cd "$(dirname "$0")/.."
+
+sh build-aux/install-deps.sh
+[ -d _build-demo ] || meson setup _build-demo -Dintrospection=disabled -Dbench=disabled
+meson compile -C _build-demo qipc-demo
+exec ./_build-demo/examples/qipc-demo
