@@ -757,11 +757,12 @@ acquire_with_timeout (QipcSystemSemaphore  *self,
 {
   gint64 deadline = timeout_ms < 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   struct sembuf op = { SEM_VALUE, -1, 0 };
-  int semid = self->semid;
   gboolean with_undo;
+  int semid;
 
   if (!check_not_removed (self, error))
     return FALSE;
+  semid = self->semid;
 
   /* Only acquisitions the kernel can undo at exit are marked so; past the
    * kernel's limit on semadj they are taken without a way back. */

@@ -389,14 +389,6 @@ test_lock_recover_after_crash (void)
   g_assert_cmpuint (recovered_count, ==, 1);
 }
 
-static void
-store_result (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static gboolean
 count_tick (gpointer user_data)
 {
@@ -416,7 +408,7 @@ test_lock_async (void)
   guint tick_source;
 
   qipc_test_child_expect (child, "locked");
-  qipc_shared_memory_lock_async (shm, NULL, store_result, &result);
+  qipc_shared_memory_lock_async (shm, NULL, qipc_test_store_result, &result);
 
   /* The main loop keeps running while the lock is busy. */
   tick_source = g_timeout_add (1, count_tick, &ticks);
@@ -442,7 +434,7 @@ test_lock_async_free (void)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  qipc_shared_memory_lock_async (shm, NULL, store_result, &result);
+  qipc_shared_memory_lock_async (shm, NULL, qipc_test_store_result, &result);
   qipc_test_wait_for_result (&result);
   g_assert_true (qipc_shared_memory_lock_finish (shm, result, &error));
   g_assert_true (qipc_shared_memory_unlock (shm, &error));
@@ -462,20 +454,13 @@ test_lock_async_recovered (void)
   recovered_count = 0;
 
   qipc_test_child_expect (child, "locked");
-  qipc_shared_memory_lock_async (shm, NULL, store_result, &result);
+  qipc_shared_memory_lock_async (shm, NULL, qipc_test_store_result, &result);
   qipc_test_child_kill (child);
   qipc_test_wait_for_result (&result);
   g_assert_true (qipc_shared_memory_lock_finish (shm, result, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (recovered_count, ==, 1);
   g_assert_true (qipc_shared_memory_unlock (shm, &error));
-}
-
-static gboolean
-cancel_soon (gpointer user_data)
-{
-  g_cancellable_cancel (user_data);
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -489,8 +474,8 @@ test_lock_async_cancel (void)
   g_autoptr(GError) error = NULL;
 
   qipc_test_child_expect (child, "locked");
-  qipc_shared_memory_lock_async (shm, cancellable, store_result, &result);
-  g_timeout_add (30, cancel_soon, cancellable);
+  qipc_shared_memory_lock_async (shm, cancellable, qipc_test_store_result, &result);
+  g_timeout_add (30, qipc_test_cancel_cb, cancellable);
   qipc_test_wait_for_result (&result);
   g_assert_false (qipc_shared_memory_lock_finish (shm, result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);

@@ -214,14 +214,6 @@ test_ping_pong (void)
 }
 
 static void
-store_result (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
 test_async_acquire (void)
 {
   g_autofree char *key = qipc_test_key ("async");
@@ -230,7 +222,7 @@ test_async_acquire (void)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  qipc_system_semaphore_acquire_async (sem, NULL, store_result, &result);
+  qipc_system_semaphore_acquire_async (sem, NULL, qipc_test_store_result, &result);
   /* The main context runs while the worker waits. */
   for (int i = 0; i < 3; i++)
     g_main_context_iteration (NULL, FALSE);
@@ -244,13 +236,6 @@ test_async_acquire (void)
   g_assert_cmpint (value_of (sem), ==, 0);
 }
 
-static gboolean
-cancel_soon (gpointer user_data)
-{
-  g_cancellable_cancel (user_data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_async_cancel (void)
 {
@@ -260,8 +245,8 @@ test_async_cancel (void)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  qipc_system_semaphore_acquire_async (sem, cancellable, store_result, &result);
-  g_timeout_add (30, cancel_soon, cancellable);
+  qipc_system_semaphore_acquire_async (sem, cancellable, qipc_test_store_result, &result);
+  g_timeout_add (30, qipc_test_cancel_cb, cancellable);
   qipc_test_wait_for_result (&result);
   g_assert_false (qipc_system_semaphore_acquire_finish (sem, result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -345,7 +330,7 @@ test_error_not_found (void)
   g_autoptr(GError) error = NULL;
 
   /* A waiter is woken by the removal, with the error. */
-  qipc_system_semaphore_acquire_async (user, NULL, store_result, &result);
+  qipc_system_semaphore_acquire_async (user, NULL, qipc_test_store_result, &result);
   g_usleep (20000);
   g_assert_true (qipc_system_semaphore_remove (creator, &error));
   g_assert_no_error (error);

@@ -59,12 +59,21 @@ wait_timed_out (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-store_result (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
+/* A GAsyncReadyCallback that stores the result in *user_data. */
+void
+qipc_test_store_result (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
 {
   *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* A GSourceFunc that cancels the GCancellable it is given. */
+gboolean
+qipc_test_cancel_cb (gpointer cancellable)
+{
+  g_cancellable_cancel (cancellable);
+  return G_SOURCE_REMOVE;
 }
 
 /* Iterates the thread-default main context until *result is set. */
@@ -87,7 +96,7 @@ qipc_test_child_expect (QipcTestChild *child,
   g_autofree char *got = NULL;
 
   g_data_input_stream_read_line_async (child->output, G_PRIORITY_DEFAULT, NULL,
-                                       store_result, &result);
+                                       qipc_test_store_result, &result);
   qipc_test_wait_for_result (&result);
   got = g_data_input_stream_read_line_finish (child->output, result, NULL, &error);
   g_assert_no_error (error);
@@ -123,7 +132,7 @@ qipc_test_child_wait (QipcTestChild *child)
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  g_subprocess_wait_async (child->process, NULL, store_result, &result);
+  g_subprocess_wait_async (child->process, NULL, qipc_test_store_result, &result);
   qipc_test_wait_for_result (&result);
   g_subprocess_wait_finish (child->process, result, &error);
   g_assert_no_error (error);

@@ -22,6 +22,10 @@ void           qipc_test_child_kill       (QipcTestChild  *child);
 int            qipc_test_child_wait       (QipcTestChild  *child);
 void           qipc_test_child_free       (QipcTestChild  *child);
 void           qipc_test_wait_for_result  (GAsyncResult  **result);
+void           qipc_test_store_result     (GObject        *source,
+                                           GAsyncResult   *result,
+                                           gpointer        user_data);
+gboolean       qipc_test_cancel_cb        (gpointer        cancellable);
 gboolean       qipc_test_is_root          (void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
