@@ -25,6 +25,9 @@ rounds=${BENCH_ROUNDS:-5}
 trips=${BENCH_TRIPS:-5000}
 pin_cpu=${BENCH_PIN_CPU:-0}
 
+# The peers: Qt 5 needs a C++ compiler and qtbase5-dev.
+sh "$srcdir/build-aux/install-deps.sh" g++ qtbase5-dev
+
 if [ ! -f "$builddir/build.ninja" ]; then
   meson setup "$builddir" "$srcdir" -Dbench=enabled
 fi

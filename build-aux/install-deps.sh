@@ -1,11 +1,11 @@
 #!/bin/sh
-# Installs the Debian 12 packages that building and testing qipc need.
-# Run as root; does nothing that is already done.
+# Installs the Debian 12 packages that building and testing qipc need,
+# plus any given as arguments. Run as root; does nothing already done.
 set -eu
 
 packages="meson ninja-build pkg-config gcc libc6-dev
   libglib2.0-dev gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
-  gjs python3 python3-gi python3-pytest valac gi-docgen"
+  gjs python3 python3-gi python3-pytest valac gi-docgen $*"
 
 missing=""
 for p in $packages; do
