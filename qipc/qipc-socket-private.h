@@ -1,0 +1,55 @@
+/* qipc-socket-private.h: what subclasses and servers use of QipcSocket
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+
+#include "qipc-socket.h"
+
+G_BEGIN_DECLS
+
+/* Reads up to @size bytes without blocking into @buffer. Returns the
+ * count, 0 at end of stream, or -1 with @error (G_IO_ERROR_WOULD_BLOCK
+ * when nothing is there). */
+typedef gssize (* QipcSocketReadFunc)  (QipcSocket    *self,
+                                        guint8        *buffer,
+                                        gsize          size,
+                                        GError       **error);
+/* Writes from @data without blocking, sending @fds (if any) with the
+ * first byte. Returns the count or -1 with @error. */
+typedef gssize (* QipcSocketWriteFunc) (QipcSocket    *self,
+                                        const guint8  *data,
+                                        gsize          size,
+                                        GUnixFDList   *fds,
+                                        GError       **error);
+
+void          _qipc_socket_set_state        (QipcSocket           *self,
+                                             QipcSocketState       state);
+void          _qipc_socket_attach_stream    (QipcSocket           *self,
+                                             GIOStream            *stream,
+                                             GSocket              *socket);
+void          _qipc_socket_replace_stream   (QipcSocket           *self,
+                                             GIOStream            *stream);
+void          _qipc_socket_set_io_funcs     (QipcSocket           *self,
+                                             QipcSocketReadFunc    read_func,
+                                             QipcSocketWriteFunc   write_func);
+gboolean      _qipc_socket_queue_write      (QipcSocket           *self,
+                                             GBytes               *bytes,
+                                             GUnixFDList          *fds,
+                                             GError              **error);
+void          _qipc_socket_fail             (QipcSocket           *self,
+                                             const GError         *error);
+void          _qipc_socket_pause_reading    (QipcSocket           *self,
+                                             gboolean              paused);
+GIOStream    *_qipc_socket_get_stream       (QipcSocket           *self);
+GSocket      *_qipc_socket_get_gsocket      (QipcSocket           *self);
+GCancellable *_qipc_socket_get_cancellable  (QipcSocket           *self);
+GMainContext *_qipc_socket_get_context      (QipcSocket           *self);
+void          _qipc_socket_set_error_from_gio (GError            **error,
+                                               const GError       *gio_error,
+                                               const char         *what);
+
+G_END_DECLS
