@@ -9,7 +9,9 @@
 #include "qipc-version-macros.h"
 #include "qipc-version.h"
 #include "qipc-enum-types.h"
+#include "qipc-server.h"
 #include "qipc-shared-memory.h"
+#include "qipc-socket.h"
 #include "qipc-system-semaphore.h"
 
 #undef __QIPC_INSIDE__
