@@ -693,11 +693,18 @@ _qipc_socket_pause_reading (QipcSocket *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
+  /* Paused means no I/O at all: a TLS handshake owns the stream, and
+   * neither plain reads nor plain writes may reach it meanwhile. */
   priv->reading_paused = paused;
   if (paused)
-    stop_reading (self);
-  else
-    start_reading (self);
+    {
+      stop_reading (self);
+      stop_writing (self);
+      return;
+    }
+  start_reading (self);
+  if (priv->stream != NULL && !g_queue_is_empty (&priv->write_queue))
+    write_queued (self);
 }
 
 /* ------------------------------------------------------------------ */
@@ -834,8 +841,10 @@ write_queued (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
+  if (priv->reading_paused)
+    return;
   write_some (self);
-  if (priv->stream == NULL)
+  if (priv->stream == NULL || priv->reading_paused)
     return;
 
   if (g_queue_is_empty (&priv->write_queue))
@@ -1152,8 +1161,13 @@ static gsize
 line_length (QipcSocketPrivate *priv)
 {
   const guint8 *start = priv->read_buffer->data + priv->read_start;
-  const guint8 *newline = memchr (start, '\n', buffered (priv));
+  const guint8 *newline;
 
+  /* An empty GByteArray may have no data at all: memchr (NULL, …) is
+   * undefined even for a length of 0. */
+  if (buffered (priv) == 0)
+    return 0;
+  newline = memchr (start, '\n', buffered (priv));
   return newline != NULL ? (gsize) (newline - start) + 1 : 0;
 }
 
