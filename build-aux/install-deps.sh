@@ -5,7 +5,8 @@ set -eu
 
 packages="meson ninja-build pkg-config gcc libc6-dev
   libglib2.0-dev gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
-  gjs python3 python3-gi python3-pytest valac gi-docgen $*"
+  gjs python3 python3-gi python3-pytest valac gi-docgen
+  glib-networking openssl $*"
 
 missing=""
 for p in $packages; do

@@ -13,5 +13,7 @@
 #include "qipc-shared-memory.h"
 #include "qipc-socket.h"
 #include "qipc-system-semaphore.h"
+#include "qipc-tcp-server.h"
+#include "qipc-tcp-socket.h"
 
 #undef __QIPC_INSIDE__
