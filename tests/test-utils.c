@@ -87,19 +87,30 @@ qipc_test_wait_for_result (GAsyncResult **result)
   g_source_remove (timeout);
 }
 
-void
-qipc_test_child_expect (QipcTestChild *child,
-                        const char    *line)
+/* Reads the next line the child prints (without its newline); fails
+ * the test when the child ends instead. */
+char *
+qipc_test_child_read_line (QipcTestChild *child)
 {
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *got = NULL;
+  char *line;
 
   g_data_input_stream_read_line_async (child->output, G_PRIORITY_DEFAULT, NULL,
                                        qipc_test_store_result, &result);
   qipc_test_wait_for_result (&result);
-  got = g_data_input_stream_read_line_finish (child->output, result, NULL, &error);
+  line = g_data_input_stream_read_line_finish (child->output, result, NULL, &error);
   g_assert_no_error (error);
+  g_assert_nonnull (line);
+  return line;
+}
+
+void
+qipc_test_child_expect (QipcTestChild *child,
+                        const char    *line)
+{
+  g_autofree char *got = qipc_test_child_read_line (child);
+
   g_assert_cmpstr (got, ==, line);
 }
 

@@ -16,6 +16,7 @@ QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
                                            ...) G_GNUC_NULL_TERMINATED;
 void           qipc_test_child_expect     (QipcTestChild  *child,
                                            const char     *line);
+char          *qipc_test_child_read_line  (QipcTestChild  *child);
 void           qipc_test_child_send       (QipcTestChild  *child,
                                            const char     *line);
 void           qipc_test_child_kill       (QipcTestChild  *child);

@@ -249,10 +249,11 @@ shm_attach (char **argv)
 }
 
 static const char *
-error_code_name (GError *error)
+error_code_name (const GError *error)
 {
   GType type = error->domain == QIPC_SHARED_MEMORY_ERROR ? QIPC_TYPE_SHARED_MEMORY_ERROR
              : error->domain == QIPC_SYSTEM_SEMAPHORE_ERROR ? QIPC_TYPE_SYSTEM_SEMAPHORE_ERROR
+             : error->domain == QIPC_SOCKET_ERROR ? QIPC_TYPE_SOCKET_ERROR
              : G_TYPE_INVALID;
   g_autoptr(GEnumClass) klass = NULL;
   GEnumValue *value;
@@ -298,6 +299,88 @@ as_nobody (char **argv)
   return 0;
 }
 
+static void
+echo_ready_read (QipcSocket *socket,
+                 gpointer    user_data)
+{
+  g_autoptr(GBytes) bytes = qipc_socket_read_all (socket);
+  g_autoptr(GError) error = NULL;
+
+  if (!qipc_socket_write (socket, bytes, &error))
+    say (error->message);
+}
+
+/* One line per connection that fails, so that a test can see how the
+ * server side of a refused TLS handshake ended. */
+static void
+echo_error_occurred (QipcSocket   *socket,
+                     const GError *error,
+                     gpointer      user_data)
+{
+  g_autofree char *line = g_strdup_printf ("error %s", error_code_name (error));
+
+  say (line);
+}
+
+static void
+echo_new_connection (QipcServer *server,
+                     gpointer    user_data)
+{
+  GPtrArray *clients = user_data;
+  QipcSocket *socket;
+
+  while ((socket = qipc_server_next_pending_connection (server)) != NULL)
+    {
+      g_signal_connect (socket, "ready-read", G_CALLBACK (echo_ready_read), NULL);
+      g_signal_connect (socket, "error-occurred", G_CALLBACK (echo_error_occurred), NULL);
+      g_ptr_array_add (clients, socket);
+    }
+}
+
+/* Echoes every connection on 127.0.0.1 until killed. */
+static int
+run_echo_server (GTlsCertificate *certificate)
+{
+  g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+  g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autofree char *line = NULL;
+  GError *error = NULL;
+
+  qipc_tcp_server_set_tls_certificate (server, certificate);
+  g_signal_connect (server, "new-connection", G_CALLBACK (echo_new_connection), clients);
+  if (!qipc_tcp_server_listen (server, "127.0.0.1", 0, &error))
+    return fail (error);
+
+  line = g_strdup_printf ("port %u", qipc_tcp_server_get_server_port (server));
+  say (line);
+  g_main_loop_run (loop);
+  return 0;
+}
+
+/* tcp-echo-server: listen on 127.0.0.1, port 0, say "port N", echo
+ * everything every client sends, until killed. */
+static int
+tcp_echo_server (char **argv)
+{
+  return run_echo_server (NULL);
+}
+
+/* tcp-tls-echo-server CERT KEY: as tcp-echo-server, with TLS presenting
+ * the PEM certificate CERT with the private key KEY; says "error NICK"
+ * for each connection that fails, the handshake included. */
+static int
+tcp_tls_echo_server (char **argv)
+{
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  GError *error = NULL;
+
+  certificate = g_tls_certificate_new_from_files (argv[0], argv[1], &error);
+  if (certificate == NULL)
+    return fail (error);
+  return run_echo_server (certificate);
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -315,6 +398,8 @@ static const struct {
   { "shm-wait-changed", 2, shm_wait_changed },
   { "shm-attach", 1, shm_attach },
   { "as-nobody", 2, as_nobody },
+  { "tcp-echo-server", 0, tcp_echo_server },
+  { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
 };
 
 int
