@@ -11,7 +11,9 @@
 #include "qipc-enum-types.h"
 #include "qipc-local-server.h"
 #include "qipc-local-socket.h"
+#include "qipc-server.h"
 #include "qipc-shared-memory.h"
+#include "qipc-socket.h"
 #include "qipc-system-semaphore.h"
 
 #undef __QIPC_INSIDE__

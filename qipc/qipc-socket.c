@@ -1,0 +1,1529 @@
+/* qipc-socket.c: a buffered, signal-driven stream socket
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+/**
+ * QipcSocket:
+ *
+ * The base of qipc's stream sockets, as Qt's `QAbstractSocket` is the
+ * base of `QTcpSocket` and `QLocalSocket`: buffered reading and writing
+ * driven by the thread-default [struct@GLib.MainContext] of the thread
+ * that connected (or, for sockets a [class@Server] hands out, of the
+ * thread that called listen), with Qt's signals.
+ *
+ * ```c
+ * static void
+ * on_ready_read (QipcSocket *socket, gpointer user_data)
+ * {
+ *   while (qipc_socket_can_read_line (socket))
+ *     {
+ *       g_autoptr(GBytes) line = qipc_socket_read_line (socket, 1024);
+ *       handle_line (line);
+ *     }
+ * }
+ *
+ * g_signal_connect (socket, "ready-read", G_CALLBACK (on_ready_read), NULL);
+ * ```
+ *
+ * [method@Socket.write] never blocks: it queues, sends what the kernel
+ * takes at once, and sends the rest as the peer reads;
+ * [signal@Socket::bytes-written] reports progress. Incoming data is
+ * buffered up to [property@Socket:read-buffer-size] bytes; when the
+ * buffer is full the socket stops reading, so a slow reader holds back a
+ * fast writer instead of growing without bound.
+ *
+ * The `wait_for_*` calls block the calling thread, as Qt users expect,
+ * by running the socket's main context until the awaited event, the
+ * timeout or an error; other sources attached to that context may run
+ * meanwhile.
+ *
+ * When the peer closes the connection, [signal@Socket::error-occurred]
+ * reports %QIPC_SOCKET_ERROR_REMOTE_HOST_CLOSED, the state becomes
+ * %QIPC_SOCKET_STATE_UNCONNECTED and [signal@Socket::disconnected] is
+ * emitted; data already received stays readable.
+ */
+
+#include "qipc-socket.h"
+#include "qipc-enum-types.h"
+#include "qipc-socket-private.h"
+
+#include <string.h>
+
+/* How much one read takes from the kernel at most. */
+#define READ_CHUNK_SIZE (64 * 1024)
+
+typedef struct
+{
+  GBytes *bytes;
+  gsize offset;
+  GUnixFDList *fds;
+} WriteChunk;
+
+typedef struct
+{
+  QipcSocketState state;
+  GError *error;
+
+  GIOStream *stream;
+  GSocket *socket;
+  GCancellable *cancellable;
+  GMainContext *context;
+  QipcSocketReadFunc read_func;
+  QipcSocketWriteFunc write_func;
+
+  GByteArray *read_buffer;
+  gsize read_start;
+  gsize read_buffer_size;
+  GSource *read_source;
+  gboolean reading_paused;
+
+  GQueue write_queue;
+  gsize bytes_to_write;
+  GSource *write_source;
+
+  /* bytes-written is emitted from here, never from inside write(). */
+  GSource *notify_source;
+  gint64 written_unreported;
+} QipcSocketPrivate;
+
+enum {
+  CONNECTED,
+  DISCONNECTED,
+  READY_READ,
+  BYTES_WRITTEN,
+  STATE_CHANGED,
+  ERROR_OCCURRED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+enum {
+  PROP_0,
+  PROP_STATE,
+  PROP_READ_BUFFER_SIZE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+/**
+ * qipc_socket_error_quark:
+ *
+ * Gets the error domain of [class@Socket] and [class@Server].
+ *
+ * Returns: the error quark
+ */
+G_DEFINE_QUARK (qipc-socket-error-quark, qipc_socket_error)
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (QipcSocket, qipc_socket, G_TYPE_OBJECT)
+
+static void write_chunk_free (WriteChunk *chunk);
+static void start_reading (QipcSocket *self);
+static void stop_reading (QipcSocket *self);
+static void stop_writing (QipcSocket *self);
+static void write_queued (QipcSocket *self);
+
+static void
+qipc_socket_dispose (GObject *object)
+{
+  QipcSocket *self = QIPC_SOCKET (object);
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (priv->stream != NULL)
+    qipc_socket_abort (self);
+  if (priv->notify_source != NULL)
+    {
+      g_source_destroy (priv->notify_source);
+      g_clear_pointer (&priv->notify_source, g_source_unref);
+    }
+
+  G_OBJECT_CLASS (qipc_socket_parent_class)->dispose (object);
+}
+
+static void
+qipc_socket_finalize (GObject *object)
+{
+  QipcSocket *self = QIPC_SOCKET (object);
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
+  g_clear_pointer (&priv->read_buffer, g_byte_array_unref);
+  g_clear_pointer (&priv->context, g_main_context_unref);
+  g_clear_object (&priv->cancellable);
+  g_clear_error (&priv->error);
+
+  G_OBJECT_CLASS (qipc_socket_parent_class)->finalize (object);
+}
+
+static void
+qipc_socket_get_property (GObject    *object,
+                          guint       prop_id,
+                          GValue     *value,
+                          GParamSpec *pspec)
+{
+  QipcSocket *self = QIPC_SOCKET (object);
+
+  switch (prop_id)
+    {
+    case PROP_STATE:
+      g_value_set_enum (value, qipc_socket_get_state (self));
+      break;
+    case PROP_READ_BUFFER_SIZE:
+      g_value_set_uint64 (value, qipc_socket_get_read_buffer_size (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+qipc_socket_set_property (GObject      *object,
+                          guint         prop_id,
+                          const GValue *value,
+                          GParamSpec   *pspec)
+{
+  QipcSocket *self = QIPC_SOCKET (object);
+
+  switch (prop_id)
+    {
+    case PROP_READ_BUFFER_SIZE:
+      qipc_socket_set_read_buffer_size (self, g_value_get_uint64 (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+qipc_socket_class_init (QipcSocketClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = qipc_socket_dispose;
+  object_class->finalize = qipc_socket_finalize;
+  object_class->get_property = qipc_socket_get_property;
+  object_class->set_property = qipc_socket_set_property;
+
+  /**
+   * QipcSocket:state: (getter get_state)
+   *
+   * The state of the connection.
+   */
+  properties[PROP_STATE] =
+    g_param_spec_enum ("state", NULL, NULL,
+                       QIPC_TYPE_SOCKET_STATE, QIPC_SOCKET_STATE_UNCONNECTED,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * QipcSocket:read-buffer-size: (getter get_read_buffer_size) (setter set_read_buffer_size)
+   *
+   * How many received bytes the socket holds for the application at
+   * most; 0 (the default) means no limit. When the buffer is full the
+   * socket stops reading until the application reads, and the peer's
+   * writes wait in the kernel.
+   */
+  properties[PROP_READ_BUFFER_SIZE] =
+    g_param_spec_uint64 ("read-buffer-size", NULL, NULL, 0, G_MAXSIZE, 0,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * QipcSocket::connected:
+   * @self: the socket
+   *
+   * The connection is established (and, for TLS, encrypted).
+   */
+  signals[CONNECTED] =
+    g_signal_new ("connected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, connected),
+                  NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * QipcSocket::disconnected:
+   * @self: the socket
+   *
+   * The connection is closed, by either side; the state is
+   * %QIPC_SOCKET_STATE_UNCONNECTED.
+   */
+  signals[DISCONNECTED] =
+    g_signal_new ("disconnected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, disconnected),
+                  NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * QipcSocket::ready-read:
+   * @self: the socket
+   *
+   * New data arrived. Emitted once per arrival, not again from inside a
+   * handler; read what is there with [method@Socket.read] or
+   * [method@Socket.read_all].
+   */
+  signals[READY_READ] =
+    g_signal_new ("ready-read", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, ready_read),
+                  NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * QipcSocket::bytes-written:
+   * @self: the socket
+   * @bytes: how many bytes were handed to the system since the last emission
+   *
+   * Queued data was written. Emitted from the main context, never from
+   * inside [method@Socket.write].
+   */
+  signals[BYTES_WRITTEN] =
+    g_signal_new ("bytes-written", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, bytes_written),
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT64);
+
+  /**
+   * QipcSocket::state-changed:
+   * @self: the socket
+   * @state: the new state
+   *
+   * The state changed.
+   */
+  signals[STATE_CHANGED] =
+    g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, state_changed),
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, QIPC_TYPE_SOCKET_STATE);
+
+  /**
+   * QipcSocket::error-occurred:
+   * @self: the socket
+   * @error: what went wrong, in the %QIPC_SOCKET_ERROR domain
+   *
+   * An error occurred; [method@Socket.get_error] returns it afterwards.
+   */
+  signals[ERROR_OCCURRED] =
+    g_signal_new ("error-occurred", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  G_STRUCT_OFFSET (QipcSocketClass, error_occurred),
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static gboolean
+notify_written_cb (gpointer user_data)
+{
+  QipcSocket *self = user_data;
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gint64 written = priv->written_unreported;
+
+  g_source_set_ready_time (priv->notify_source, -1);
+  if (written == 0)
+    return G_SOURCE_CONTINUE;
+
+  priv->written_unreported = 0;
+  g_object_ref (self);
+  g_signal_emit (self, signals[BYTES_WRITTEN], 0, written);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+qipc_socket_init (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  priv->read_buffer = g_byte_array_new ();
+  priv->context = g_main_context_ref_thread_default ();
+  priv->cancellable = g_cancellable_new ();
+  g_queue_init (&priv->write_queue);
+}
+
+static gboolean
+notify_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+/* A source that runs when its ready time says so, like the ones libdex
+ * and GLib's own GTask use to defer work to the next dispatch. */
+static GSourceFuncs notify_source_funcs = {
+  .dispatch = notify_source_dispatch,
+};
+
+static void
+write_chunk_free (WriteChunk *chunk)
+{
+  g_bytes_unref (chunk->bytes);
+  g_clear_object (&chunk->fds);
+  g_free (chunk);
+}
+
+static GSource *
+attach_source (QipcSocket  *self,
+               GSource     *source,
+               GSourceFunc  func,
+               const char  *name)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_source_set_callback (source, func, self, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, priv->context);
+  return source;
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+/* ------------------------------------------------------------------ */
+/* State and errors                                                    */
+
+void
+_qipc_socket_set_state (QipcSocket      *self,
+                        QipcSocketState  state)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (priv->state == state)
+    return;
+  priv->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signals[STATE_CHANGED], 0, state);
+}
+
+void
+_qipc_socket_set_error_from_gio (GError       **error,
+                                 const GError  *gio_error,
+                                 const char    *what)
+{
+  QipcSocketError code = QIPC_SOCKET_ERROR_FAILED;
+
+  if (gio_error->domain == G_IO_ERROR)
+    {
+      switch (gio_error->code)
+        {
+        case G_IO_ERROR_CONNECTION_REFUSED:
+          code = QIPC_SOCKET_ERROR_CONNECTION_REFUSED;
+          break;
+        case G_IO_ERROR_NOT_FOUND:
+          code = QIPC_SOCKET_ERROR_SERVER_NOT_FOUND;
+          break;
+        case G_IO_ERROR_HOST_NOT_FOUND:
+          code = QIPC_SOCKET_ERROR_HOST_NOT_FOUND;
+          break;
+        case G_IO_ERROR_PERMISSION_DENIED:
+          code = QIPC_SOCKET_ERROR_SOCKET_ACCESS;
+          break;
+        case G_IO_ERROR_TIMED_OUT:
+          code = QIPC_SOCKET_ERROR_SOCKET_TIMEOUT;
+          break;
+        case G_IO_ERROR_ADDRESS_IN_USE:
+          code = QIPC_SOCKET_ERROR_ADDRESS_IN_USE;
+          break;
+        case G_IO_ERROR_CONNECTION_CLOSED:
+        case G_IO_ERROR_NOT_CONNECTED:
+          code = QIPC_SOCKET_ERROR_REMOTE_HOST_CLOSED;
+          break;
+        case G_IO_ERROR_NETWORK_UNREACHABLE:
+        case G_IO_ERROR_HOST_UNREACHABLE:
+          code = QIPC_SOCKET_ERROR_NETWORK;
+          break;
+        case G_IO_ERROR_NO_SPACE:
+        case G_IO_ERROR_TOO_MANY_OPEN_FILES:
+        case G_IO_ERROR_MESSAGE_TOO_LARGE:
+          code = QIPC_SOCKET_ERROR_SOCKET_RESOURCE;
+          break;
+        case G_IO_ERROR_INVALID_ARGUMENT:
+          code = QIPC_SOCKET_ERROR_ADDRESS_NOT_AVAILABLE;
+          break;
+        case G_IO_ERROR_CANCELLED:
+        case G_IO_ERROR_CLOSED:
+          code = QIPC_SOCKET_ERROR_OPERATION;
+          break;
+        default:
+          break;
+        }
+    }
+  else if (gio_error->domain == G_RESOLVER_ERROR)
+    code = QIPC_SOCKET_ERROR_HOST_NOT_FOUND;
+  else if (gio_error->domain == G_TLS_ERROR)
+    code = QIPC_SOCKET_ERROR_TLS_HANDSHAKE_FAILED;
+  else if (gio_error->domain == QIPC_SOCKET_ERROR)
+    code = gio_error->code;
+
+  g_set_error (error, QIPC_SOCKET_ERROR, code, "%s: %s", what, gio_error->message);
+}
+
+static void
+record_error (QipcSocket   *self,
+              const GError *error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_clear_error (&priv->error);
+  priv->error = g_error_copy (error);
+  g_signal_emit (self, signals[ERROR_OCCURRED], 0, priv->error);
+}
+
+/* Drops the stream and everything waiting to be written; the read
+ * buffer stays readable. Emits disconnected if there was a connection. */
+static void
+drop_connection (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gboolean was_connected = priv->stream != NULL;
+
+  stop_reading (self);
+  stop_writing (self);
+  g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
+  priv->bytes_to_write = 0;
+
+  g_cancellable_cancel (priv->cancellable);
+  g_clear_object (&priv->cancellable);
+  priv->cancellable = g_cancellable_new ();
+
+  if (priv->stream != NULL)
+    g_io_stream_close_async (priv->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_clear_object (&priv->stream);
+  g_clear_object (&priv->socket);
+  priv->read_func = NULL;
+  priv->write_func = NULL;
+  priv->reading_paused = FALSE;
+
+  g_object_ref (self);
+  _qipc_socket_set_state (self, QIPC_SOCKET_STATE_UNCONNECTED);
+  if (was_connected)
+    g_signal_emit (self, signals[DISCONNECTED], 0);
+  g_object_unref (self);
+}
+
+void
+_qipc_socket_fail (QipcSocket   *self,
+                   const GError *error)
+{
+  g_object_ref (self);
+  record_error (self, error);
+  drop_connection (self);
+  g_object_unref (self);
+}
+
+static void
+fail_from_gio (QipcSocket   *self,
+               const GError *gio_error,
+               const char   *what)
+{
+  g_autoptr(GError) error = NULL;
+
+  _qipc_socket_set_error_from_gio (&error, gio_error, what);
+  _qipc_socket_fail (self, error);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+
+static gsize
+buffered (QipcSocketPrivate *priv)
+{
+  return priv->read_buffer->len - priv->read_start;
+}
+
+static gboolean
+read_buffer_full (QipcSocketPrivate *priv)
+{
+  return priv->read_buffer_size > 0 && buffered (priv) >= priv->read_buffer_size;
+}
+
+static gssize
+read_from_stream (QipcSocket  *self,
+                  guint8      *buffer,
+                  gsize        size,
+                  GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GInputStream *input = g_io_stream_get_input_stream (priv->stream);
+
+  return g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (input),
+                                                   buffer, size, NULL, error);
+}
+
+static void
+handle_end_of_stream (QipcSocket *self)
+{
+  g_autoptr(GError) error = g_error_new_literal (QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_REMOTE_HOST_CLOSED,
+                                                 "The remote host closed the connection");
+
+  _qipc_socket_fail (self, error);
+}
+
+/* Reads what the system has, up to the buffer limit. Returns how many
+ * bytes arrived; the connection may be gone afterwards. */
+static gsize
+read_available (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gsize received = 0;
+
+  while (priv->stream != NULL && !read_buffer_full (priv))
+    {
+      g_autoptr(GError) error = NULL;
+      gsize room = READ_CHUNK_SIZE;
+      guint old_len = priv->read_buffer->len;
+      gssize n;
+
+      if (priv->read_buffer_size > 0)
+        room = MIN (room, priv->read_buffer_size - buffered (priv));
+
+      /* Unread bytes move to the front only when that is cheap. */
+      if (priv->read_start > 0 && priv->read_start >= buffered (priv))
+        {
+          g_byte_array_remove_range (priv->read_buffer, 0, priv->read_start);
+          priv->read_start = 0;
+          old_len = priv->read_buffer->len;
+        }
+
+      g_byte_array_set_size (priv->read_buffer, old_len + room);
+      n = priv->read_func (self, priv->read_buffer->data + old_len, room, &error);
+      g_byte_array_set_size (priv->read_buffer, old_len + MAX (n, 0));
+
+      if (n > 0)
+        {
+          received += n;
+          if ((gsize) n < room)
+            break;
+          continue;
+        }
+      if (n == 0)
+        handle_end_of_stream (self);
+      else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        fail_from_gio (self, error, "Cannot read");
+      break;
+    }
+
+  return received;
+}
+
+static gboolean
+readable (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gsize received;
+
+  g_object_ref (self);
+  received = read_available (self);
+  if (read_buffer_full (priv))
+    stop_reading (self);
+  if (received > 0)
+    g_signal_emit (self, signals[READY_READ], 0);
+  g_object_unref (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* GSocket and pollable-stream sources call back with different
+ * signatures; both end up in readable() and writable(). */
+static gboolean
+socket_readable_cb (GSocket      *socket,
+                    GIOCondition  condition,
+                    gpointer      user_data)
+{
+  return readable (user_data);
+}
+
+static gboolean
+stream_readable_cb (GObject  *stream,
+                    gpointer  user_data)
+{
+  return readable (user_data);
+}
+
+static void
+start_reading (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GSourceFunc callback;
+  GSource *source;
+
+  if (priv->read_source != NULL || priv->stream == NULL || priv->reading_paused ||
+      read_buffer_full (priv))
+    return;
+
+  if (priv->read_func != read_from_stream)
+    {
+      source = g_socket_create_source (priv->socket, G_IO_IN, NULL);
+      callback = G_SOURCE_FUNC (socket_readable_cb);
+    }
+  else
+    {
+      source = g_pollable_input_stream_create_source (
+                 G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (priv->stream)), NULL);
+      callback = G_SOURCE_FUNC (stream_readable_cb);
+    }
+  priv->read_source = attach_source (self, source, callback, "[qipc] socket read");
+}
+
+static void
+stop_reading (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  clear_source (&priv->read_source);
+}
+
+/* After the application took data out of a full buffer. */
+static void
+consumed (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (buffered (priv) == 0)
+    {
+      g_byte_array_set_size (priv->read_buffer, 0);
+      priv->read_start = 0;
+    }
+  if (priv->read_source == NULL && priv->stream != NULL)
+    start_reading (self);
+}
+
+void
+_qipc_socket_pause_reading (QipcSocket *self,
+                            gboolean    paused)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  priv->reading_paused = paused;
+  if (paused)
+    stop_reading (self);
+  else
+    start_reading (self);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+
+static gssize
+write_to_stream (QipcSocket    *self,
+                 const guint8  *data,
+                 gsize          size,
+                 GUnixFDList   *fds,
+                 GError       **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GOutputStream *output = g_io_stream_get_output_stream (priv->stream);
+
+  return g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output),
+                                                     data, size, NULL, error);
+}
+
+static gboolean
+writable (QipcSocket *self)
+{
+  g_object_ref (self);
+  write_queued (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+socket_writable_cb (GSocket      *socket,
+                    GIOCondition  condition,
+                    gpointer      user_data)
+{
+  return writable (user_data);
+}
+
+static gboolean
+stream_writable_cb (GObject  *stream,
+                    gpointer  user_data)
+{
+  return writable (user_data);
+}
+
+static void
+wait_until_writable (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GSourceFunc callback;
+  GSource *source;
+
+  if (priv->write_source != NULL)
+    return;
+
+  if (priv->write_func != write_to_stream)
+    {
+      source = g_socket_create_source (priv->socket, G_IO_OUT, NULL);
+      callback = G_SOURCE_FUNC (socket_writable_cb);
+    }
+  else
+    {
+      source = g_pollable_output_stream_create_source (
+                 G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (priv->stream)), NULL);
+      callback = G_SOURCE_FUNC (stream_writable_cb);
+    }
+  priv->write_source = attach_source (self, source, callback, "[qipc] socket write");
+}
+
+static void
+stop_writing (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  clear_source (&priv->write_source);
+}
+
+static void
+report_written (QipcSocket *self,
+                gsize       written)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (written == 0)
+    return;
+  priv->written_unreported += written;
+  if (priv->notify_source == NULL)
+    {
+      priv->notify_source = attach_source (self, g_source_new (&notify_source_funcs, sizeof (GSource)),
+                                           notify_written_cb, "[qipc] socket bytes-written");
+    }
+  g_source_set_ready_time (priv->notify_source, 0);
+}
+
+static void finish_closing (QipcSocket *self);
+
+/* Writes queued chunks until the system would block. Returns how many
+ * bytes went out. */
+static gsize
+write_some (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gsize written = 0;
+  WriteChunk *chunk;
+
+  while (priv->stream != NULL && (chunk = g_queue_peek_head (&priv->write_queue)) != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      gsize size;
+      const guint8 *data = g_bytes_get_data (chunk->bytes, &size);
+      gssize n = priv->write_func (self, data + chunk->offset, size - chunk->offset,
+                                   chunk->offset == 0 ? chunk->fds : NULL, &error);
+
+      if (n < 0)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            break;
+          report_written (self, written);
+          fail_from_gio (self, error, "Cannot write");
+          return written;
+        }
+
+      chunk->offset += n;
+      written += n;
+      priv->bytes_to_write -= n;
+      if (chunk->offset == size)
+        write_chunk_free (g_queue_pop_head (&priv->write_queue));
+    }
+
+  report_written (self, written);
+  return written;
+}
+
+static void
+write_queued (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  write_some (self);
+  if (priv->stream == NULL)
+    return;
+
+  if (g_queue_is_empty (&priv->write_queue))
+    {
+      stop_writing (self);
+      if (priv->state == QIPC_SOCKET_STATE_CLOSING)
+        finish_closing (self);
+    }
+  else
+    wait_until_writable (self);
+}
+
+gboolean
+_qipc_socket_queue_write (QipcSocket   *self,
+                          GBytes       *bytes,
+                          GUnixFDList  *fds,
+                          GError      **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  WriteChunk *chunk;
+
+  if (priv->state != QIPC_SOCKET_STATE_CONNECTED &&
+      priv->state != QIPC_SOCKET_STATE_CONNECTING &&
+      priv->state != QIPC_SOCKET_STATE_HOST_LOOKUP)
+    {
+      g_set_error_literal (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
+                           "Cannot write: the socket is not connected");
+      return FALSE;
+    }
+  if (g_bytes_get_size (bytes) == 0)
+    return TRUE;
+
+  chunk = g_new0 (WriteChunk, 1);
+  chunk->bytes = g_bytes_ref (bytes);
+  chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
+  g_queue_push_tail (&priv->write_queue, chunk);
+  priv->bytes_to_write += g_bytes_get_size (bytes);
+
+  /* Sending at once, without blocking, keeps latency down; what the
+   * system does not take waits for the socket to become writable. */
+  if (priv->stream != NULL && priv->write_source == NULL && !priv->reading_paused)
+    write_queued (self);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* For subclasses and servers                                          */
+
+void
+_qipc_socket_set_io_funcs (QipcSocket          *self,
+                           QipcSocketReadFunc   read_func,
+                           QipcSocketWriteFunc  write_func)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gboolean was_reading = priv->read_source != NULL;
+
+  stop_reading (self);
+  priv->read_func = read_func != NULL ? read_func : read_from_stream;
+  priv->write_func = write_func != NULL ? write_func : write_to_stream;
+  if (was_reading)
+    start_reading (self);
+}
+
+void
+_qipc_socket_attach_stream (QipcSocket *self,
+                            GIOStream  *stream,
+                            GSocket    *socket)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (priv->stream == NULL);
+
+  priv->stream = g_object_ref (stream);
+  priv->socket = socket != NULL ? g_object_ref (socket) : NULL;
+  if (priv->socket != NULL)
+    g_socket_set_blocking (priv->socket, FALSE);
+  if (priv->read_func == NULL)
+    priv->read_func = read_from_stream;
+  if (priv->write_func == NULL)
+    priv->write_func = write_to_stream;
+
+  g_object_ref (self);
+  _qipc_socket_set_state (self, QIPC_SOCKET_STATE_CONNECTED);
+  start_reading (self);
+  g_signal_emit (self, signals[CONNECTED], 0);
+  /* What was written while connecting goes out now. */
+  if (priv->stream != NULL && !g_queue_is_empty (&priv->write_queue))
+    write_queued (self);
+  g_object_unref (self);
+}
+
+void
+_qipc_socket_replace_stream (QipcSocket *self,
+                             GIOStream  *stream)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (priv->stream != NULL);
+
+  stop_reading (self);
+  stop_writing (self);
+  g_set_object (&priv->stream, stream);
+  priv->read_func = read_from_stream;
+  priv->write_func = write_to_stream;
+  start_reading (self);
+  if (!g_queue_is_empty (&priv->write_queue))
+    write_queued (self);
+}
+
+GIOStream *
+_qipc_socket_get_stream (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->stream;
+}
+
+GSocket *
+_qipc_socket_get_gsocket (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->socket;
+}
+
+GCancellable *
+_qipc_socket_get_cancellable (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->cancellable;
+}
+
+GMainContext *
+_qipc_socket_get_context (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->context;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+
+/**
+ * qipc_socket_get_state: (get-property state)
+ * @self: a #QipcSocket
+ *
+ * Gets the state of the connection.
+ *
+ * Returns: the state
+ */
+QipcSocketState
+qipc_socket_get_state (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), QIPC_SOCKET_STATE_UNCONNECTED);
+
+  return priv->state;
+}
+
+/**
+ * qipc_socket_get_error:
+ * @self: a #QipcSocket
+ *
+ * Gets the last error [signal@Socket::error-occurred] reported.
+ *
+ * Returns: (nullable) (transfer none): the last error, or %NULL
+ */
+const GError *
+qipc_socket_get_error (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+
+  return priv->error;
+}
+
+/**
+ * qipc_socket_get_read_buffer_size: (get-property read-buffer-size)
+ * @self: a #QipcSocket
+ *
+ * Gets the limit of the read buffer.
+ *
+ * Returns: the most bytes held for the application, 0 for no limit
+ */
+gsize
+qipc_socket_get_read_buffer_size (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+
+  return priv->read_buffer_size;
+}
+
+/**
+ * qipc_socket_set_read_buffer_size: (set-property read-buffer-size)
+ * @self: a #QipcSocket
+ * @size: the most bytes to hold for the application, 0 for no limit
+ *
+ * Limits the read buffer. A buffer that already holds more keeps its
+ * data, and the socket reads again once the application took enough.
+ */
+void
+qipc_socket_set_read_buffer_size (QipcSocket *self,
+                                  gsize       size)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (QIPC_IS_SOCKET (self));
+
+  if (priv->read_buffer_size == size)
+    return;
+  priv->read_buffer_size = size;
+  if (read_buffer_full (priv))
+    stop_reading (self);
+  else
+    start_reading (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_READ_BUFFER_SIZE]);
+}
+
+/**
+ * qipc_socket_bytes_available:
+ * @self: a #QipcSocket
+ *
+ * Gets how many received bytes wait to be read.
+ *
+ * Returns: the number of bytes in the read buffer
+ */
+gsize
+qipc_socket_bytes_available (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+
+  return buffered (priv);
+}
+
+static GBytes *
+take (QipcSocket *self,
+      gsize       size,
+      gboolean    remove)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GBytes *bytes;
+
+  size = MIN (size, buffered (priv));
+  bytes = g_bytes_new (priv->read_buffer->data + priv->read_start, size);
+  if (remove && size > 0)
+    {
+      priv->read_start += size;
+      consumed (self);
+    }
+  return bytes;
+}
+
+/**
+ * qipc_socket_read:
+ * @self: a #QipcSocket
+ * @max_size: the most bytes to read
+ *
+ * Takes up to @max_size bytes out of the read buffer. Never blocks.
+ *
+ * Returns: (transfer full): the bytes read, empty when none are there
+ */
+GBytes *
+qipc_socket_read (QipcSocket *self,
+                  gsize       max_size)
+{
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+
+  return take (self, max_size, TRUE);
+}
+
+/**
+ * qipc_socket_read_all:
+ * @self: a #QipcSocket
+ *
+ * Takes everything out of the read buffer. Never blocks.
+ *
+ * Returns: (transfer full): the bytes read, empty when none are there
+ */
+GBytes *
+qipc_socket_read_all (QipcSocket *self)
+{
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+
+  return take (self, G_MAXSIZE, TRUE);
+}
+
+/**
+ * qipc_socket_peek:
+ * @self: a #QipcSocket
+ * @max_size: the most bytes to look at
+ *
+ * Copies up to @max_size bytes from the read buffer without taking them.
+ *
+ * Returns: (transfer full): the bytes, empty when none are there
+ */
+GBytes *
+qipc_socket_peek (QipcSocket *self,
+                  gsize       max_size)
+{
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+
+  return take (self, max_size, FALSE);
+}
+
+static gsize
+line_length (QipcSocketPrivate *priv)
+{
+  const guint8 *start = priv->read_buffer->data + priv->read_start;
+  const guint8 *newline = memchr (start, '\n', buffered (priv));
+
+  return newline != NULL ? (gsize) (newline - start) + 1 : 0;
+}
+
+/**
+ * qipc_socket_can_read_line:
+ * @self: a #QipcSocket
+ *
+ * Tells whether a whole line (ending in `\n`) waits in the read buffer.
+ *
+ * Returns: %TRUE when [method@Socket.read_line] would return a whole line
+ */
+gboolean
+qipc_socket_can_read_line (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+
+  return line_length (priv) > 0;
+}
+
+/**
+ * qipc_socket_read_line:
+ * @self: a #QipcSocket
+ * @max_size: the most bytes to return, 0 for no limit
+ *
+ * Takes one line out of the read buffer, with its `\n`: as Qt's
+ * `readLine()`, it stops after the first `\n`, after @max_size bytes, or
+ * at the end of what is buffered, whichever comes first.
+ *
+ * Returns: (transfer full): the line, empty when nothing is buffered
+ */
+GBytes *
+qipc_socket_read_line (QipcSocket *self,
+                       gsize       max_size)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gsize length;
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+
+  length = line_length (priv);
+  if (length == 0)
+    length = buffered (priv);
+  if (max_size > 0)
+    length = MIN (length, max_size);
+  return take (self, length, TRUE);
+}
+
+/**
+ * qipc_socket_write:
+ * @self: a #QipcSocket
+ * @bytes: the data to send
+ * @error: return location for a #GError
+ *
+ * Queues @bytes for sending and never blocks: what the system takes at
+ * once goes out now, the rest as the peer reads. Writing while the socket
+ * connects queues the data until it is connected.
+ *
+ * Returns: %TRUE when queued, %FALSE with %QIPC_SOCKET_ERROR_OPERATION
+ *   when the socket is not connected or connecting
+ */
+gboolean
+qipc_socket_write (QipcSocket  *self,
+                   GBytes      *bytes,
+                   GError     **error)
+{
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (bytes != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return _qipc_socket_queue_write (self, bytes, NULL, error);
+}
+
+/**
+ * qipc_socket_bytes_to_write:
+ * @self: a #QipcSocket
+ *
+ * Gets how many queued bytes the system has not taken yet.
+ *
+ * Returns: the number of bytes waiting to be written
+ */
+gsize
+qipc_socket_bytes_to_write (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+
+  return priv->bytes_to_write;
+}
+
+/**
+ * qipc_socket_flush:
+ * @self: a #QipcSocket
+ *
+ * Writes as much of the queue as the system takes now, without blocking.
+ *
+ * Returns: %TRUE if any byte was written
+ */
+gboolean
+qipc_socket_flush (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gsize written;
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+
+  if (priv->stream == NULL || priv->reading_paused)
+    return FALSE;
+  written = write_some (self);
+  if (priv->stream != NULL && !g_queue_is_empty (&priv->write_queue))
+    wait_until_writable (self);
+  return written > 0;
+}
+
+static void
+finish_closing (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_byte_array_set_size (priv->read_buffer, 0);
+  priv->read_start = 0;
+  drop_connection (self);
+}
+
+/**
+ * qipc_socket_close:
+ * @self: a #QipcSocket
+ *
+ * Closes the connection once everything queued is written (the state is
+ * %QIPC_SOCKET_STATE_CLOSING meanwhile), then emits
+ * [signal@Socket::disconnected]. Unread received data is dropped.
+ */
+void
+qipc_socket_close (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (QIPC_IS_SOCKET (self));
+
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED || priv->state == QIPC_SOCKET_STATE_CLOSING)
+    return;
+  if (priv->stream != NULL && !g_queue_is_empty (&priv->write_queue))
+    {
+      stop_reading (self);
+      _qipc_socket_set_state (self, QIPC_SOCKET_STATE_CLOSING);
+      write_queued (self);
+      return;
+    }
+  finish_closing (self);
+}
+
+/**
+ * qipc_socket_abort:
+ * @self: a #QipcSocket
+ *
+ * Closes the connection at once, dropping what is queued for writing,
+ * and cancels a connection attempt in progress.
+ */
+void
+qipc_socket_abort (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (QIPC_IS_SOCKET (self));
+
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED && priv->stream == NULL)
+    return;
+  finish_closing (self);
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking waits                                                      */
+
+typedef enum {
+  WAIT_CONNECTED,
+  WAIT_READY_READ,
+  WAIT_BYTES_WRITTEN,
+  WAIT_DISCONNECTED,
+} WaitFor;
+
+typedef struct
+{
+  gboolean happened;
+  gboolean timed_out;
+} Wait;
+
+/* Connected swapped, so the signals' differing arguments do not matter. */
+static void
+wait_happened (gpointer user_data)
+{
+  ((Wait *) user_data)->happened = TRUE;
+}
+
+static gboolean
+wait_timed_out (gpointer user_data)
+{
+  ((Wait *) user_data)->timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+wait_for (QipcSocket  *self,
+          WaitFor      what,
+          int          timeout_ms,
+          GError     **error)
+{
+  static const char *names[] = { "connected", "ready-read", "bytes-written", "disconnected" };
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  Wait wait = { FALSE, FALSE };
+  GSource *timeout = NULL;
+  gulong handler;
+
+  g_object_ref (self);
+  handler = g_signal_connect_swapped (self, names[what], G_CALLBACK (wait_happened), &wait);
+  if (timeout_ms >= 0)
+    {
+      timeout = g_timeout_source_new (timeout_ms);
+      g_source_set_callback (timeout, wait_timed_out, &wait, NULL);
+      g_source_attach (timeout, priv->context);
+    }
+
+  /* Every wait ends with the connection (or the attempt at one). */
+  while (!wait.happened && !wait.timed_out && priv->state != QIPC_SOCKET_STATE_UNCONNECTED)
+    g_main_context_iteration (priv->context, TRUE);
+  if (what == WAIT_DISCONNECTED && priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
+    wait.happened = TRUE;
+
+  g_signal_handler_disconnect (self, handler);
+  if (timeout != NULL)
+    {
+      g_source_destroy (timeout);
+      g_source_unref (timeout);
+    }
+
+  if (!wait.happened && wait.timed_out)
+    g_set_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_SOCKET_TIMEOUT,
+                 "Timed out after %d ms waiting for %s", timeout_ms, names[what]);
+  else if (!wait.happened)
+    g_set_error (error, QIPC_SOCKET_ERROR,
+                 priv->error != NULL ? (QipcSocketError) priv->error->code : QIPC_SOCKET_ERROR_OPERATION,
+                 "Stopped waiting for %s: %s", names[what],
+                 priv->error != NULL ? priv->error->message : "the socket is not connected");
+  g_object_unref (self);
+  return wait.happened;
+}
+
+static gboolean
+not_connected (GError     **error,
+               const char  *what)
+{
+  g_set_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
+               "Cannot wait for %s: the socket is not connected", what);
+  return FALSE;
+}
+
+/**
+ * qipc_socket_wait_for_connected:
+ * @self: a #QipcSocket
+ * @timeout_ms: how long to wait in milliseconds, -1 for ever
+ * @error: return location for a #GError
+ *
+ * Blocks until the connection attempt in progress succeeds, running the
+ * socket's main context meanwhile.
+ *
+ * Returns: %TRUE when connected; %FALSE with @error set on timeout
+ *   (%QIPC_SOCKET_ERROR_SOCKET_TIMEOUT), on failure (the error of the
+ *   attempt), or when no attempt is in progress
+ */
+gboolean
+qipc_socket_wait_for_connected (QipcSocket  *self,
+                                int          timeout_ms,
+                                GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (priv->state == QIPC_SOCKET_STATE_CONNECTED)
+    return TRUE;
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
+    return not_connected (error, "connected");
+  return wait_for (self, WAIT_CONNECTED, timeout_ms, error);
+}
+
+/**
+ * qipc_socket_wait_for_ready_read:
+ * @self: a #QipcSocket
+ * @timeout_ms: how long to wait in milliseconds, -1 for ever
+ * @error: return location for a #GError
+ *
+ * Blocks until new data arrives and [signal@Socket::ready-read] has been
+ * emitted, running the socket's main context meanwhile.
+ *
+ * Returns: %TRUE when data arrived; %FALSE with @error set on timeout, when
+ *   the connection ends, or when the socket is not connected
+ */
+gboolean
+qipc_socket_wait_for_ready_read (QipcSocket  *self,
+                                 int          timeout_ms,
+                                 GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
+    return not_connected (error, "ready-read");
+  return wait_for (self, WAIT_READY_READ, timeout_ms, error);
+}
+
+/**
+ * qipc_socket_wait_for_bytes_written:
+ * @self: a #QipcSocket
+ * @timeout_ms: how long to wait in milliseconds, -1 for ever
+ * @error: return location for a #GError
+ *
+ * Blocks until queued data is written and [signal@Socket::bytes-written]
+ * has been emitted, running the socket's main context meanwhile.
+ *
+ * Returns: %TRUE when data was written; %FALSE with @error set on timeout,
+ *   when the connection ends, or when nothing is queued
+ */
+gboolean
+qipc_socket_wait_for_bytes_written (QipcSocket  *self,
+                                    int          timeout_ms,
+                                    GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
+    return not_connected (error, "bytes-written");
+  if (priv->bytes_to_write == 0 && priv->written_unreported == 0)
+    {
+      g_set_error_literal (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
+                           "Cannot wait for bytes-written: nothing is queued");
+      return FALSE;
+    }
+  return wait_for (self, WAIT_BYTES_WRITTEN, timeout_ms, error);
+}
+
+/**
+ * qipc_socket_wait_for_disconnected:
+ * @self: a #QipcSocket
+ * @timeout_ms: how long to wait in milliseconds, -1 for ever
+ * @error: return location for a #GError
+ *
+ * Blocks until the connection ends, running the socket's main context
+ * meanwhile.
+ *
+ * Returns: %TRUE when the socket is (or became) unconnected; %FALSE with
+ *   @error set on timeout
+ */
+gboolean
+qipc_socket_wait_for_disconnected (QipcSocket  *self,
+                                   int          timeout_ms,
+                                   GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
+    return TRUE;
+  return wait_for (self, WAIT_DISCONNECTED, timeout_ms, error);
+}
