@@ -42,6 +42,10 @@ gboolean      _qipc_socket_queue_write      (QipcSocket           *self,
                                              GError              **error);
 void          _qipc_socket_fail             (QipcSocket           *self,
                                              const GError         *error);
+/* Records @error and emits error-occurred, leaving the connection as it
+ * is (for a misuse such as connecting twice, as Qt reports it). */
+void          _qipc_socket_report_error     (QipcSocket           *self,
+                                             const GError         *error);
 void          _qipc_socket_pause_reading    (QipcSocket           *self,
                                              gboolean              paused);
 GIOStream    *_qipc_socket_get_stream       (QipcSocket           *self);
