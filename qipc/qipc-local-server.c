@@ -48,9 +48,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The kernel backlog when max-pending-connections asks for none. */
-#define DEFAULT_BACKLOG 128
-
 /* How long listen() waits for a server that may hold a socket file. */
 #define PROBE_TIMEOUT_S 1
 
@@ -154,6 +151,21 @@ qipc_local_server_set_property (GObject      *object,
     }
 }
 
+/* qipc_server_close() is not virtual: the socket file goes when the
+ * server stops listening, which the base class notifies. */
+static void
+qipc_local_server_notify (GObject    *object,
+                          GParamSpec *pspec)
+{
+  QipcLocalServer *self = QIPC_LOCAL_SERVER (object);
+
+  if (g_str_equal (pspec->name, "listening") && !qipc_server_is_listening (QIPC_SERVER (self)))
+    remove_socket_file (self);
+
+  if (G_OBJECT_CLASS (qipc_local_server_parent_class)->notify != NULL)
+    G_OBJECT_CLASS (qipc_local_server_parent_class)->notify (object, pspec);
+}
+
 static QipcSocket *
 qipc_local_server_incoming_connection (QipcServer        *server,
                                        GSocketConnection *connection)
@@ -172,6 +184,7 @@ qipc_local_server_class_init (QipcLocalServerClass *klass)
   object_class->finalize = qipc_local_server_finalize;
   object_class->get_property = qipc_local_server_get_property;
   object_class->set_property = qipc_local_server_set_property;
+  object_class->notify = qipc_local_server_notify;
 
   server_class->incoming_connection = qipc_local_server_incoming_connection;
 
@@ -465,7 +478,8 @@ qipc_local_server_listen (QipcLocalServer  *self,
     return FALSE;
 
   max_pending = qipc_server_get_max_pending_connections (QIPC_SERVER (self));
-  g_socket_set_listen_backlog (socket, max_pending > 0 ? (int) MIN (max_pending, G_MAXINT) : DEFAULT_BACKLOG);
+  /* As in Qt, the system's backlog is as long as the server's queue. */
+  g_socket_set_listen_backlog (socket, (int) MIN (max_pending, G_MAXINT));
   if (!g_socket_listen (socket, &gio_error))
     {
       remove_socket_file (self);

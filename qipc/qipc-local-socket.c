@@ -234,21 +234,10 @@ qipc_local_socket_class_init (QipcLocalSocketClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
-static gssize local_read  (QipcSocket    *socket,
-                           guint8        *buffer,
-                           gsize          size,
-                           GError       **error);
-static gssize local_write (QipcSocket    *socket,
-                           const guint8  *data,
-                           gsize          size,
-                           GUnixFDList   *fds,
-                           GError       **error);
-
 static void
 qipc_local_socket_init (QipcLocalSocket *self)
 {
   self->received_fds = g_array_new (FALSE, FALSE, sizeof (int));
-  _qipc_socket_set_io_funcs (QIPC_SOCKET (self), local_read, local_write);
 }
 
 static void
@@ -323,16 +312,17 @@ local_write (QipcSocket    *socket,
                                 G_SOCKET_MSG_NONE, NULL, error);
 }
 
-/* Hands a connected GSocketConnection over to QipcSocket. Reads and
- * writes go through local_read() and local_write(), which expect a
- * non-blocking GSocket. */
+/* Hands a connected GSocketConnection over to QipcSocket, reading and
+ * writing through local_read() and local_write(). They are installed
+ * for each connection: QipcSocket forgets them when one ends. Both
+ * expect a non-blocking GSocket, which attaching makes it. */
 static void
 attach_connection (QipcLocalSocket   *self,
                    GSocketConnection *connection)
 {
   GSocket *gsocket = g_socket_connection_get_socket (connection);
 
-  g_socket_set_blocking (gsocket, FALSE);
+  _qipc_socket_set_io_funcs (QIPC_SOCKET (self), local_read, local_write);
   _qipc_socket_attach_stream (QIPC_SOCKET (self), G_IO_STREAM (connection), gsocket);
 }
 
@@ -366,13 +356,9 @@ _qipc_local_address_new (const char  *name,
 {
   g_autofree char *path = NULL;
   gboolean abstract = name[0] == '@';
-  const char *native;
+  const char *native = abstract ? name + 1 : name;
 
-  if (abstract)
-    native = name + 1;
-  else if (strchr (name, '/') != NULL)
-    native = name;
-  else
+  if (native[0] != '\0' && !abstract && strchr (name, '/') == NULL)
     native = path = g_build_filename (g_get_user_runtime_dir (), name, NULL);
 
   /* sun_path must hold the terminating NUL of a path, and the leading
@@ -550,7 +536,7 @@ qipc_local_socket_connect_to_server (QipcLocalSocket *self,
       g_set_error (&error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
                    "Cannot connect to local server “%s”: the socket is already connected "
                    "or connecting to “%s”", name, self->server_name);
-      g_signal_emit_by_name (self, "error-occurred", error);
+      _qipc_socket_report_error (QIPC_SOCKET (self), error);
       return;
     }
 
