@@ -36,8 +36,9 @@
  * then to %QIPC_SOCKET_STATE_CONNECTED with [signal@Socket::connected],
  * or back to %QIPC_SOCKET_STATE_UNCONNECTED with
  * [signal@Socket::error-occurred]: %QIPC_SOCKET_ERROR_SERVER_NOT_FOUND
- * when there is no such socket, %QIPC_SOCKET_ERROR_CONNECTION_REFUSED when
- * the socket file is left over from a server that is gone,
+ * when there is no such socket file or abstract name,
+ * %QIPC_SOCKET_ERROR_CONNECTION_REFUSED when the socket file is left over
+ * from a server that is gone,
  * %QIPC_SOCKET_ERROR_SOCKET_ACCESS when its permissions keep this process
  * out. While the server's backlog is full, the socket stays connecting and
  * tries again, for up to 30 seconds. Signals are emitted on the main
@@ -391,6 +392,8 @@ fail_connect (QipcLocalSocket *self,
     code = QIPC_SOCKET_ERROR_FAILED;
   else if (gio_error->code == G_IO_ERROR_NOT_FOUND || gio_error->code == G_IO_ERROR_NOT_DIRECTORY)
     code = QIPC_SOCKET_ERROR_SERVER_NOT_FOUND;
+  else if (gio_error->code == G_IO_ERROR_CONNECTION_REFUSED && self->server_name[0] == '@')
+    code = QIPC_SOCKET_ERROR_SERVER_NOT_FOUND; /* no file: nobody has the name */
   else if (gio_error->code == G_IO_ERROR_CONNECTION_REFUSED || gio_error->code == G_IO_ERROR_WOULD_BLOCK)
     code = QIPC_SOCKET_ERROR_CONNECTION_REFUSED;
   else if (gio_error->code == G_IO_ERROR_PERMISSION_DENIED)

@@ -493,8 +493,7 @@ test_connect_server_not_found (void)
   g_autofree char *abstract = abstract_name ("missing");
 
   assert_connect_fails (path, QIPC_SOCKET_ERROR_SERVER_NOT_FOUND);
-  /* An abstract name nobody listens on is refused rather than missing. */
-  assert_connect_fails (abstract, QIPC_SOCKET_ERROR_CONNECTION_REFUSED);
+  assert_connect_fails (abstract, QIPC_SOCKET_ERROR_SERVER_NOT_FOUND);
 }
 
 /* The socket file of a crashed server refuses connections. */
