@@ -33,6 +33,9 @@ void          _qipc_socket_attach_stream    (QipcSocket           *self,
                                              GSocket              *socket);
 void          _qipc_socket_replace_stream   (QipcSocket           *self,
                                              GIOStream            *stream);
+/* The functions apply to the connection attached next (or the current
+ * one) and are reset when it ends or when the stream is replaced, so a
+ * subclass installs them each time it attaches a connection. */
 void          _qipc_socket_set_io_funcs     (QipcSocket           *self,
                                              QipcSocketReadFunc    read_func,
                                              QipcSocketWriteFunc   write_func);
