@@ -6,13 +6,16 @@
  * same program, run with --consumer), and publishes readings: it writes
  * each one under the lock and calls notify_changed(). The consumer reacts
  * to ::changed on its main loop, reads under the lock, and acknowledges
- * through the semaphore. At the end a third process takes the lock and is
+ * through the semaphore. Then a third process takes the lock and is
  * killed with SIGKILL while holding it; the producer still gets the lock
- * and is told by ::lock-recovered.
+ * and is told by ::lock-recovered. Last, a client connects to the
+ * producer's local server, learns who it talks to from the kernel, and
+ * receives a memfd over the socket.
  */
 #include <qipc.h>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -134,6 +137,58 @@ run_holder (const char *board_key)
 }
 
 /* ------------------------------------------------------------------ */
+/* The socket client                                                   */
+
+static void
+check_socket (QipcSocket *socket,
+              gboolean    ok,
+              GError     *error)
+{
+  check (ok || error != NULL, (GError *) qipc_socket_get_error (socket));
+  check (ok, error);
+}
+
+static int
+run_socket_client (const char *name)
+{
+  g_autoptr(QipcLocalSocket) local = qipc_local_socket_new ();
+  QipcSocket *socket = QIPC_SOCKET (local);
+  g_autoptr(GCredentials) peer = NULL;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_autoptr(GBytes) line = NULL;
+  g_autoptr(GBytes) thanks = g_bytes_new_static ("thanks\n", 7);
+  g_autofree char *text = NULL;
+  GError *error = NULL;
+  char buffer[128] = "";
+  int fd;
+
+  role = "client";
+  qipc_local_socket_connect_to_server (local, name);
+  check_socket (socket, qipc_socket_wait_for_connected (socket, 10000, &error), error);
+  peer = qipc_local_socket_get_peer_credentials (local, &error);
+  check (peer != NULL, error);
+  say ("connected to \"%s\"; the kernel says the server is pid %d, uid %d",
+       name, (int) g_credentials_get_unix_pid (peer, NULL), (int) g_credentials_get_unix_user (peer, NULL));
+
+  while (!qipc_socket_can_read_line (socket))
+    check_socket (socket, qipc_socket_wait_for_ready_read (socket, 10000, &error), error);
+  line = qipc_socket_read_line (socket, 0);
+  fds = qipc_local_socket_take_fds (local);
+  check (fds != NULL && g_unix_fd_list_get_length (fds) == 1, NULL);
+  fd = g_unix_fd_list_get (fds, 0, &error);
+  check (fd >= 0, error);
+  check (pread (fd, buffer, sizeof buffer - 1, 0) >= 0, NULL);
+  close (fd);
+  text = g_strndup (g_bytes_get_data (line, NULL), g_bytes_get_size (line) - 1);
+  say ("got the line \"%s\" and a memfd that holds \"%s\"", text, buffer);
+
+  check_socket (socket, qipc_socket_write (socket, thanks, &error), error);
+  check_socket (socket, qipc_socket_wait_for_bytes_written (socket, 10000, &error), error);
+  qipc_socket_close (socket);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* The producer                                                        */
 
 static GSubprocess *
@@ -228,6 +283,41 @@ show_recovery (const char       *self,
   check (qipc_shared_memory_unlock (board, &error), error);
 }
 
+static void
+show_fd_passing (const char *self)
+{
+  g_autofree char *name = g_strdup_printf ("@qipc-demo-%d", (int) getpid ());
+  g_autoptr(QipcLocalServer) server = qipc_local_server_new ();
+  g_autoptr(QipcSocket) socket = NULL;
+  g_autoptr(GSubprocess) client = NULL;
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) line = g_bytes_new_static ("here is a memfd\n", 16);
+  g_autoptr(GBytes) reply = NULL;
+  static const char note[] = "a whole buffer, handed over without a copy";
+  GError *error = NULL;
+  int memfd;
+
+  check (qipc_local_server_listen (server, name, &error), error);
+  say ("listening on the local socket \"%s\" (abstract namespace)", name);
+  client = spawn_self (self, "--socket-client", name, NULL);
+  check (qipc_server_wait_for_new_connection (QIPC_SERVER (server), 10000, &error), error);
+  socket = qipc_server_next_pending_connection (QIPC_SERVER (server));
+
+  memfd = memfd_create ("qipc-demo", MFD_CLOEXEC);
+  check (memfd >= 0 && write (memfd, note, sizeof note) == sizeof note, NULL);
+  check (g_unix_fd_list_append (fds, memfd, &error) >= 0, error);
+  close (memfd);
+  check (qipc_local_socket_write_with_fds (QIPC_LOCAL_SOCKET (socket), line, fds, &error), error);
+  say ("sent a line with a memfd attached");
+
+  while (!qipc_socket_can_read_line (socket))
+    check_socket (socket, qipc_socket_wait_for_ready_read (socket, 10000, &error), error);
+  reply = qipc_socket_read_line (socket, 0);
+  say ("the client answered: %.*s", (int) g_bytes_get_size (reply) - 1,
+       (const char *) g_bytes_get_data (reply, NULL));
+  check (g_subprocess_wait_check (client, NULL, &error), error);
+}
+
 static int
 run_producer (const char *self)
 {
@@ -265,6 +355,7 @@ run_producer (const char *self)
   say ("the consumer exited cleanly");
 
   show_recovery (self, board, board_key);
+  show_fd_passing (self);
 
   say ("done; the segment and the semaphore go away with this process");
   return 0;
@@ -278,6 +369,8 @@ main (int    argc,
     return run_consumer (argv[2], argv[3]);
   if (argc == 3 && g_str_equal (argv[1], "--holder"))
     return run_holder (argv[2]);
+  if (argc == 3 && g_str_equal (argv[1], "--socket-client"))
+    return run_socket_client (argv[2]);
   if (argc == 1)
     {
       /* The consumer and the holder are this same program. */

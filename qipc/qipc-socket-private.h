@@ -33,6 +33,9 @@ void          _qipc_socket_attach_stream    (QipcSocket           *self,
                                              GSocket              *socket);
 void          _qipc_socket_replace_stream   (QipcSocket           *self,
                                              GIOStream            *stream);
+/* The functions apply to the connection attached next (or the current
+ * one) and are reset when it ends or when the stream is replaced, so a
+ * subclass installs them each time it attaches a connection. */
 void          _qipc_socket_set_io_funcs     (QipcSocket           *self,
                                              QipcSocketReadFunc    read_func,
                                              QipcSocketWriteFunc   write_func);
@@ -41,6 +44,10 @@ gboolean      _qipc_socket_queue_write      (QipcSocket           *self,
                                              GUnixFDList          *fds,
                                              GError              **error);
 void          _qipc_socket_fail             (QipcSocket           *self,
+                                             const GError         *error);
+/* Records @error and emits error-occurred, leaving the connection as it
+ * is (for a misuse such as connecting twice, as Qt reports it). */
+void          _qipc_socket_report_error     (QipcSocket           *self,
                                              const GError         *error);
 void          _qipc_socket_pause_reading    (QipcSocket           *self,
                                              gboolean              paused);

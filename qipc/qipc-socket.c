@@ -510,6 +510,15 @@ _qipc_socket_fail (QipcSocket   *self,
   g_object_unref (self);
 }
 
+void
+_qipc_socket_report_error (QipcSocket   *self,
+                           const GError *error)
+{
+  g_object_ref (self);
+  record_error (self, error);
+  g_object_unref (self);
+}
+
 static void
 fail_from_gio (QipcSocket   *self,
                const GError *gio_error,

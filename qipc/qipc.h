@@ -9,6 +9,8 @@
 #include "qipc-version-macros.h"
 #include "qipc-version.h"
 #include "qipc-enum-types.h"
+#include "qipc-local-server.h"
+#include "qipc-local-socket.h"
 #include "qipc-server.h"
 #include "qipc-shared-memory.h"
 #include "qipc-socket.h"

@@ -5,6 +5,7 @@
 #include "test-utils.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -151,6 +152,16 @@ qipc_test_child_wait (QipcTestChild *child)
   if (g_subprocess_get_if_exited (child->process))
     return g_subprocess_get_exit_status (child->process);
   return -1;
+}
+
+/* The process ID of a child that has not exited yet. */
+GPid
+qipc_test_child_get_pid (QipcTestChild *child)
+{
+  const char *identifier = g_subprocess_get_identifier (child->process);
+
+  g_assert_nonnull (identifier);
+  return (GPid) atoi (identifier);
 }
 
 void

@@ -21,6 +21,7 @@ void           qipc_test_child_send       (QipcTestChild  *child,
                                            const char     *line);
 void           qipc_test_child_kill       (QipcTestChild  *child);
 int            qipc_test_child_wait       (QipcTestChild  *child);
+GPid           qipc_test_child_get_pid    (QipcTestChild  *child);
 void           qipc_test_child_free       (QipcTestChild  *child);
 void           qipc_test_wait_for_result  (GAsyncResult  **result);
 void           qipc_test_store_result     (GObject        *source,

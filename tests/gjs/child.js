@@ -52,7 +52,40 @@ function openSem(key) {
     return Qipc.SystemSemaphore.new(key, 0, Qipc.SystemSemaphoreAccess.OPEN);
 }
 
+// Echoes every byte each client of SERVER sends until stdin closes.
+function serveEcho(server) {
+    const clients = [];
+    server.connect('new-connection', () => {
+        while (server.has_pending_connections()) {
+            const socket = server.next_pending_connection();
+            socket.connect('ready-read', () => socket.write(socket.read_all()));
+            clients.push(socket);
+        }
+    });
+    const loop = new GLib.MainLoop(null, false);
+    const input = new Gio.UnixInputStream({fd: 0, close_fd: false});
+    input.read_bytes_async(1, GLib.PRIORITY_DEFAULT, null, () => loop.quit());
+    GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => loop.quit());
+    loop.run();
+}
+
 const commands = {
+    // Listens on NAME, says "listening", echoes until stdin closes.
+    'local-echo-server'(name) {
+        const server = Qipc.LocalServer.new();
+        server.listen(name);
+        say('listening');
+        serveEcho(server);
+    },
+
+    // Listens on 127.0.0.1, port 0, says "listening PORT", echoes.
+    'tcp-echo-server'() {
+        const server = Qipc.TcpServer.new();
+        server.listen('127.0.0.1', 0);
+        say('listening', server.get_server_port());
+        serveEcho(server);
+    },
+
     // Attaches, prints LENGTH bytes at OFFSET as text, and exits.
     'shm-read'(key, offset, length, access = 'rw') {
         const shm = attached(key, access);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -299,9 +300,140 @@ as_nobody (char **argv)
   return 0;
 }
 
+static QipcLocalServer *
+listen_locally (const char *name)
+{
+  QipcLocalServer *server = qipc_local_server_new ();
+  GError *error = NULL;
+
+  if (!qipc_local_server_listen (server, name, &error))
+    exit (fail (error));
+  return server;
+}
+
+/* Connects, or prints the error code's nick and exits with status 1. */
+static QipcLocalSocket *
+connect_locally (const char *name)
+{
+  QipcLocalSocket *socket = qipc_local_socket_new ();
+  GError *error = NULL;
+
+  qipc_local_socket_connect_to_server (socket, name);
+  if (!qipc_socket_wait_for_connected (QIPC_SOCKET (socket), 20000, &error))
+    {
+      say (error_code_name (error));
+      g_error_free (error);
+      exit (1);
+    }
+  return socket;
+}
+
 static void
 echo_ready_read (QipcSocket *socket,
                  gpointer    user_data)
+{
+  g_autoptr(GBytes) bytes = qipc_socket_read_all (socket);
+  g_autoptr(GUnixFDList) fds = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (socket));
+  GError *error = NULL;
+
+  if (g_bytes_get_size (bytes) > 0 &&
+      !qipc_local_socket_write_with_fds (QIPC_LOCAL_SOCKET (socket), bytes, fds, &error))
+    exit (fail (error));
+}
+
+static void
+echo_new_connection (QipcServer *server,
+                     gpointer    user_data)
+{
+  QipcSocket *socket;
+
+  while ((socket = qipc_server_next_pending_connection (server)) != NULL)
+    {
+      g_signal_connect (socket, "ready-read", G_CALLBACK (echo_ready_read), NULL);
+      /* The socket lives as long as its connection. */
+      g_signal_connect (socket, "disconnected", G_CALLBACK (g_object_unref), NULL);
+    }
+}
+
+/* local-echo-server NAME: listen, say "listening", send every byte (and
+ * file descriptor) back to the client it came from, until killed. */
+static int
+local_echo_server (char **argv)
+{
+  QipcLocalServer *server = listen_locally (argv[0]);
+
+  g_signal_connect (server, "new-connection", G_CALLBACK (echo_new_connection), NULL);
+  say ("listening");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+static void
+sink_new_connection (QipcServer *server,
+                     gpointer    user_data)
+{
+  QipcSocket *socket;
+
+  /* Held, and read no further than one byte: the peer's writes fill the
+   * kernel's buffers and then wait. */
+  while ((socket = qipc_server_next_pending_connection (server)) != NULL)
+    qipc_socket_set_read_buffer_size (socket, 1);
+}
+
+/* local-sink-server NAME: listen, say "listening", accept connections
+ * but never read them, until killed. */
+static int
+local_sink_server (char **argv)
+{
+  QipcLocalServer *server = listen_locally (argv[0]);
+
+  g_signal_connect (server, "new-connection", G_CALLBACK (sink_new_connection), NULL);
+  say ("listening");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+/* local-connect NAME: connect, say "connected" (or the error code's
+ * nick), exit when the server ends the connection. */
+static int
+local_connect (char **argv)
+{
+  g_autoptr(QipcLocalSocket) socket = connect_locally (argv[0]);
+
+  say ("connected");
+  qipc_socket_wait_for_disconnected (QIPC_SOCKET (socket), -1, NULL);
+  return 0;
+}
+
+/* local-send-memfd NAME TEXT: connect, send the byte "m" with a memfd
+ * holding TEXT, say "sent", exit when the server ends the connection. */
+static int
+local_send_memfd (char **argv)
+{
+  g_autoptr(QipcLocalSocket) socket = connect_locally (argv[0]);
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GBytes) byte = g_bytes_new_static ("m", 1);
+  GError *error = NULL;
+  int fd = memfd_create ("qipc-test", MFD_CLOEXEC);
+
+  if (fd < 0 || write (fd, argv[1], strlen (argv[1])) != (gssize) strlen (argv[1]))
+    {
+      say (g_strerror (errno));
+      return 1;
+    }
+  if (g_unix_fd_list_append (fds, fd, &error) < 0 ||
+      !qipc_local_socket_write_with_fds (socket, byte, fds, &error) ||
+      !qipc_socket_wait_for_bytes_written (QIPC_SOCKET (socket), 20000, &error))
+    return fail (error);
+  close (fd);
+  say ("sent");
+  qipc_socket_wait_for_disconnected (QIPC_SOCKET (socket), -1, NULL);
+  return 0;
+}
+
+static void
+tcp_echo_ready_read (QipcSocket *socket,
+                     gpointer    user_data)
 {
   g_autoptr(GBytes) bytes = qipc_socket_read_all (socket);
   g_autoptr(GError) error = NULL;
@@ -313,9 +445,9 @@ echo_ready_read (QipcSocket *socket,
 /* One line per connection that fails, so that a test can see how the
  * server side of a refused TLS handshake ended. */
 static void
-echo_error_occurred (QipcSocket   *socket,
-                     const GError *error,
-                     gpointer      user_data)
+tcp_echo_error_occurred (QipcSocket   *socket,
+                         const GError *error,
+                         gpointer      user_data)
 {
   g_autofree char *line = g_strdup_printf ("error %s", error_code_name (error));
 
@@ -323,23 +455,23 @@ echo_error_occurred (QipcSocket   *socket,
 }
 
 static void
-echo_new_connection (QipcServer *server,
-                     gpointer    user_data)
+tcp_echo_new_connection (QipcServer *server,
+                         gpointer    user_data)
 {
   GPtrArray *clients = user_data;
   QipcSocket *socket;
 
   while ((socket = qipc_server_next_pending_connection (server)) != NULL)
     {
-      g_signal_connect (socket, "ready-read", G_CALLBACK (echo_ready_read), NULL);
-      g_signal_connect (socket, "error-occurred", G_CALLBACK (echo_error_occurred), NULL);
+      g_signal_connect (socket, "ready-read", G_CALLBACK (tcp_echo_ready_read), NULL);
+      g_signal_connect (socket, "error-occurred", G_CALLBACK (tcp_echo_error_occurred), NULL);
       g_ptr_array_add (clients, socket);
     }
 }
 
 /* Echoes every connection on 127.0.0.1 until killed. */
 static int
-run_echo_server (GTlsCertificate *certificate)
+run_tcp_echo_server (GTlsCertificate *certificate)
 {
   g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
@@ -348,7 +480,7 @@ run_echo_server (GTlsCertificate *certificate)
   GError *error = NULL;
 
   qipc_tcp_server_set_tls_certificate (server, certificate);
-  g_signal_connect (server, "new-connection", G_CALLBACK (echo_new_connection), clients);
+  g_signal_connect (server, "new-connection", G_CALLBACK (tcp_echo_new_connection), clients);
   if (!qipc_tcp_server_listen (server, "127.0.0.1", 0, &error))
     return fail (error);
 
@@ -363,7 +495,7 @@ run_echo_server (GTlsCertificate *certificate)
 static int
 tcp_echo_server (char **argv)
 {
-  return run_echo_server (NULL);
+  return run_tcp_echo_server (NULL);
 }
 
 /* tcp-tls-echo-server CERT KEY: as tcp-echo-server, with TLS presenting
@@ -378,7 +510,7 @@ tcp_tls_echo_server (char **argv)
   certificate = g_tls_certificate_new_from_files (argv[0], argv[1], &error);
   if (certificate == NULL)
     return fail (error);
-  return run_echo_server (certificate);
+  return run_tcp_echo_server (certificate);
 }
 
 static const struct {
@@ -398,6 +530,10 @@ static const struct {
   { "shm-wait-changed", 2, shm_wait_changed },
   { "shm-attach", 1, shm_attach },
   { "as-nobody", 2, as_nobody },
+  { "local-echo-server", 1, local_echo_server },
+  { "local-sink-server", 1, local_sink_server },
+  { "local-connect", 1, local_connect },
+  { "local-send-memfd", 2, local_send_memfd },
   { "tcp-echo-server", 0, tcp_echo_server },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
 };

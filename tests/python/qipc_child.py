@@ -10,13 +10,15 @@
 # lines on stdin and exit normally at end of input. A failure prints
 # "error DOMAIN CODE MESSAGE" and exits with status 2.
 
+import os
 import sys
 
 import gi
 
 gi.require_version('GLib', '2.0')
+gi.require_version('Gio', '2.0')
 gi.require_version('Qipc', '1.0')
-from gi.repository import GLib, Qipc  # noqa: E402
+from gi.repository import Gio, GLib, Qipc  # noqa: E402
 
 # How long a child waits for anything before it gives up on its own, so a
 # broken test never leaves a process behind for long.
@@ -170,7 +172,65 @@ def cmd_sem_acquire(key):
     say('acquired')
 
 
+def serve_echo(server):
+    """Echoes every byte each client sends until stdin closes."""
+    clients = []
+
+    def on_ready_read(socket):
+        socket.write(socket.read_all())
+
+    def on_new_connection(server):
+        while server.has_pending_connections():
+            socket = server.next_pending_connection()
+            socket.connect('ready-read', on_ready_read)
+            clients.append(socket)
+
+    server.connect('new-connection', on_new_connection)
+    loop = GLib.MainLoop()
+    GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()),
+                      GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP,
+                      lambda *args: loop.quit())
+    GLib.timeout_add(PATIENCE_MS, loop.quit)
+    loop.run()
+
+
+def cmd_local_echo_server(name):
+    """Listens on NAME, says "listening", echoes until stdin closes."""
+    server = Qipc.LocalServer.new()
+    server.listen(name)
+    say('listening')
+    serve_echo(server)
+
+
+def cmd_tcp_echo_server(cert=None, key=None):
+    """Listens on 127.0.0.1, port 0, says "listening PORT", echoes; with
+    CERT and KEY (PEM files) every connection is TLS."""
+    server = Qipc.TcpServer.new()
+    if cert is not None:
+        server.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
+    server.listen('127.0.0.1', 0)
+    say('listening', server.get_server_port())
+    serve_echo(server)
+
+
+def cmd_local_send_memfd(name, text):
+    """Connects to NAME and sends a memfd holding TEXT with one byte."""
+    fd = os.memfd_create('qipc-test')
+    os.write(fd, text.encode())
+    socket = Qipc.LocalSocket.new()
+    socket.connect_to_server(name)
+    socket.wait_for_connected(PATIENCE_MS)
+    fds = Gio.UnixFDList.new_from_array([fd])
+    socket.write_with_fds(GLib.Bytes.new(b'!'), fds)
+    socket.wait_for_bytes_written(PATIENCE_MS)
+    say('sent')
+    socket.wait_for_disconnected(PATIENCE_MS)
+
+
 COMMANDS = {
+    'local-echo-server': cmd_local_echo_server,
+    'tcp-echo-server': cmd_tcp_echo_server,
+    'local-send-memfd': cmd_local_send_memfd,
     'shm-read': cmd_shm_read,
     'shm-write': cmd_shm_write,
     'shm-hold-lock': cmd_shm_hold_lock,
