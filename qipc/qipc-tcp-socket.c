@@ -381,6 +381,25 @@ connect_done_cb (GObject      *source,
   start_handshake (self);
 }
 
+/* Connecting twice is reported as Qt does, without touching the
+ * connection there is. */
+static gboolean
+check_unconnected (QipcTcpSocket *self,
+                   const char    *host,
+                   guint16        port)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (qipc_socket_get_state (QIPC_SOCKET (self)) == QIPC_SOCKET_STATE_UNCONNECTED)
+    return TRUE;
+
+  g_set_error (&error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
+               "Cannot connect to %s port %u: the socket is already connected or connecting",
+               host, port);
+  _qipc_socket_report_error (QIPC_SOCKET (self), error);
+  return FALSE;
+}
+
 static void
 begin_connect (QipcTcpSocket *self,
                const char    *host,
@@ -658,7 +677,7 @@ qipc_tcp_socket_new (void)
 
 /**
  * qipc_tcp_socket_connect_to_host:
- * @self: an unconnected #QipcTcpSocket
+ * @self: a #QipcTcpSocket
  * @host: a host name or an IPv4 or IPv6 address
  * @port: the TCP port to connect to
  *
@@ -670,6 +689,10 @@ qipc_tcp_socket_new (void)
  *
  * [method@Socket.wait_for_connected] waits for the outcome;
  * [method@Socket.abort] gives up.
+ *
+ * The socket must be %QIPC_SOCKET_STATE_UNCONNECTED; otherwise
+ * [signal@Socket::error-occurred] reports %QIPC_SOCKET_ERROR_OPERATION and
+ * the current connection is left alone.
  */
 void
 qipc_tcp_socket_connect_to_host (QipcTcpSocket *self,
@@ -678,14 +701,14 @@ qipc_tcp_socket_connect_to_host (QipcTcpSocket *self,
 {
   g_return_if_fail (QIPC_IS_TCP_SOCKET (self));
   g_return_if_fail (host != NULL);
-  g_return_if_fail (qipc_socket_get_state (QIPC_SOCKET (self)) == QIPC_SOCKET_STATE_UNCONNECTED);
 
-  begin_connect (self, host, port, FALSE);
+  if (check_unconnected (self, host, port))
+    begin_connect (self, host, port, FALSE);
 }
 
 /**
  * qipc_tcp_socket_connect_to_host_encrypted:
- * @self: an unconnected #QipcTcpSocket
+ * @self: a #QipcTcpSocket
  * @host: a host name or an IPv4 or IPv6 address
  * @port: the TCP port to connect to
  *
@@ -696,6 +719,9 @@ qipc_tcp_socket_connect_to_host (QipcTcpSocket *self,
  * it emits [signal@Socket::connected], then [signal@TcpSocket::encrypted].
  * A certificate that fails verification is refused unless a handler of
  * [signal@TcpSocket::tls-errors] accepts it.
+ *
+ * As with [method@TcpSocket.connect_to_host], the socket must be
+ * %QIPC_SOCKET_STATE_UNCONNECTED.
  */
 void
 qipc_tcp_socket_connect_to_host_encrypted (QipcTcpSocket *self,
@@ -704,9 +730,9 @@ qipc_tcp_socket_connect_to_host_encrypted (QipcTcpSocket *self,
 {
   g_return_if_fail (QIPC_IS_TCP_SOCKET (self));
   g_return_if_fail (host != NULL);
-  g_return_if_fail (qipc_socket_get_state (QIPC_SOCKET (self)) == QIPC_SOCKET_STATE_UNCONNECTED);
 
-  begin_connect (self, host, port, TRUE);
+  if (check_unconnected (self, host, port))
+    begin_connect (self, host, port, TRUE);
 }
 
 /**

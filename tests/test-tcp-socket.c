@@ -632,6 +632,31 @@ test_connect_retry_from_handler (void)
   assert_echo (QIPC_SOCKET (socket), "second try");
 }
 
+/* Connecting twice reports OPERATION and leaves the connection alone. */
+static void
+test_connect_twice (void)
+{
+  g_autoptr(QipcTestChild) child = NULL;
+  g_autoptr(QipcTcpSocket) socket = qipc_tcp_socket_new ();
+  Events events = { 0 };
+  guint16 port;
+
+  child = spawn_server (&port, "tcp-echo-server", NULL, NULL);
+  watch (socket, &events);
+  connect_and_wait (socket, "127.0.0.1", port);
+
+  qipc_tcp_socket_connect_to_host (socket, "127.0.0.1", port);
+  g_assert_cmpstr (events.log->str, ==, "connected error ");
+  g_assert_error (events.error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION);
+  qipc_tcp_socket_connect_to_host_encrypted (socket, "127.0.0.1", port);
+  g_assert_cmpuint (events.errors, ==, 2);
+
+  g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (socket)), ==, QIPC_SOCKET_STATE_CONNECTED);
+  assert_echo (QIPC_SOCKET (socket), "still here");
+
+  events_clear (&events);
+}
+
 /* abort() while connecting ends the attempt: nothing is reported later,
  * and the socket can connect again. */
 static void
@@ -1227,6 +1252,7 @@ main (int    argc,
   g_test_add_func ("/tcp-socket/connect/refused", test_connect_refused);
   g_test_add_func ("/tcp-socket/connect/host-not-found", test_connect_host_not_found);
   g_test_add_func ("/tcp-socket/connect/retry-from-handler", test_connect_retry_from_handler);
+  g_test_add_func ("/tcp-socket/connect/twice", test_connect_twice);
   g_test_add_func ("/tcp-socket/connect/abort", test_connect_abort);
   g_test_add_func ("/tcp-socket/connect/unref", test_connect_unref);
   g_test_add_func ("/tcp-socket/tls/rejected-by-default", test_tls_rejected_by_default);
