@@ -219,8 +219,12 @@ accept_one (QipcServer *self,
       return FALSE;
     }
 
+  /* The new socket lives on the server's context, whatever context is
+   * the thread default where this runs (wait_for_new_connection). */
   connection = g_socket_connection_factory_create_connection (accepted);
+  g_main_context_push_thread_default (priv->context);
   socket = QIPC_SERVER_GET_CLASS (self)->incoming_connection (self, connection);
+  g_main_context_pop_thread_default (priv->context);
   if (socket == NULL)
     return TRUE;
 

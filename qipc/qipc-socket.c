@@ -297,6 +297,8 @@ qipc_socket_class_init (QipcSocketClass *klass)
    * @error: what went wrong, in the %QIPC_SOCKET_ERROR domain
    *
    * An error occurred; [method@Socket.get_error] returns it afterwards.
+   * As in Qt, the socket may not be unconnected yet when this is emitted:
+   * reconnect from [signal@Socket::state-changed] or later, not from here.
    */
   signals[ERROR_OCCURRED] =
     g_signal_new ("error-occurred", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
