@@ -53,9 +53,18 @@
 /* How much one read takes from the kernel at most. */
 #define READ_CHUNK_SIZE (64 * 1024)
 
+/* Writes smaller than this are copied into a shared buffer, so that many
+ * small messages leave in one system call; larger ones are sent from the
+ * caller's GBytes without a copy. */
+#define COALESCE_MAX_WRITE 4096
+#define COALESCE_BUFFER_SIZE (64 * 1024)
+
+/* Queued data: either the caller's bytes, or small writes gathered into
+ * one array. File descriptors go with the first byte of their chunk. */
 typedef struct
 {
   GBytes *bytes;
+  GByteArray *array;
   gsize offset;
   GUnixFDList *fds;
 } WriteChunk;
@@ -82,9 +91,16 @@ typedef struct
   gsize bytes_to_write;
   GSource *write_source;
 
-  /* bytes-written is emitted from here, never from inside write(). */
-  GSource *notify_source;
+  /* Runs in every iteration of the context: it sends what was queued
+   * since the last one (in prepare, before the context polls), and emits
+   * bytes-written and deferred write errors (in dispatch). */
+  GSource *pending_source;
   gint64 written_unreported;
+  GError *pending_error;
+
+  /* Counts received bytes, for wait_for_ready_read. */
+  guint64 total_received;
+  gboolean emitting_ready_read;
 } QipcSocketPrivate;
 
 enum {
@@ -124,6 +140,7 @@ static void start_reading (QipcSocket *self);
 static void stop_reading (QipcSocket *self);
 static void stop_writing (QipcSocket *self);
 static void write_queued (QipcSocket *self);
+static void attach_pending_source (QipcSocket *self);
 
 static void
 qipc_socket_dispose (GObject *object)
@@ -133,10 +150,10 @@ qipc_socket_dispose (GObject *object)
 
   if (priv->stream != NULL)
     qipc_socket_abort (self);
-  if (priv->notify_source != NULL)
+  if (priv->pending_source != NULL)
     {
-      g_source_destroy (priv->notify_source);
-      g_clear_pointer (&priv->notify_source, g_source_unref);
+      g_source_destroy (priv->pending_source);
+      g_clear_pointer (&priv->pending_source, g_source_unref);
     }
 
   G_OBJECT_CLASS (qipc_socket_parent_class)->dispose (object);
@@ -153,6 +170,7 @@ qipc_socket_finalize (GObject *object)
   g_clear_pointer (&priv->context, g_main_context_unref);
   g_clear_object (&priv->cancellable);
   g_clear_error (&priv->error);
+  g_clear_error (&priv->pending_error);
 
   G_OBJECT_CLASS (qipc_socket_parent_class)->finalize (object);
 }
@@ -306,24 +324,6 @@ qipc_socket_class_init (QipcSocketClass *klass)
                   NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
 }
 
-static gboolean
-notify_written_cb (gpointer user_data)
-{
-  QipcSocket *self = user_data;
-  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  gint64 written = priv->written_unreported;
-
-  g_source_set_ready_time (priv->notify_source, -1);
-  if (written == 0)
-    return G_SOURCE_CONTINUE;
-
-  priv->written_unreported = 0;
-  g_object_ref (self);
-  g_signal_emit (self, signals[BYTES_WRITTEN], 0, written);
-  g_object_unref (self);
-  return G_SOURCE_CONTINUE;
-}
-
 static void
 qipc_socket_init (QipcSocket *self)
 {
@@ -333,28 +333,28 @@ qipc_socket_init (QipcSocket *self)
   priv->context = g_main_context_ref_thread_default ();
   priv->cancellable = g_cancellable_new ();
   g_queue_init (&priv->write_queue);
+  attach_pending_source (self);
 }
-
-static gboolean
-notify_source_dispatch (GSource     *source,
-                        GSourceFunc  callback,
-                        gpointer     user_data)
-{
-  return callback (user_data);
-}
-
-/* A source that runs when its ready time says so, like the ones libdex
- * and GLib's own GTask use to defer work to the next dispatch. */
-static GSourceFuncs notify_source_funcs = {
-  .dispatch = notify_source_dispatch,
-};
 
 static void
 write_chunk_free (WriteChunk *chunk)
 {
-  g_bytes_unref (chunk->bytes);
+  g_clear_pointer (&chunk->bytes, g_bytes_unref);
+  g_clear_pointer (&chunk->array, g_byte_array_unref);
   g_clear_object (&chunk->fds);
   g_free (chunk);
+}
+
+static const guint8 *
+write_chunk_get_data (WriteChunk *chunk,
+                      gsize      *size)
+{
+  if (chunk->array != NULL)
+    {
+      *size = chunk->array->len;
+      return chunk->array->data;
+    }
+  return g_bytes_get_data (chunk->bytes, size);
 }
 
 static GSource *
@@ -367,6 +367,10 @@ attach_source (QipcSocket  *self,
 
   g_source_set_callback (source, func, self, NULL);
   g_source_set_static_name (source, name);
+  /* Otherwise GLib blocks the source around each dispatch, taking its fd
+   * out of the poll set and putting it back: two wake-ups of the
+   * context, two system calls, per message. */
+  g_source_set_can_recurse (source, TRUE);
   g_source_attach (source, priv->context);
   return source;
 }
@@ -482,6 +486,8 @@ drop_connection (QipcSocket *self)
   stop_writing (self);
   g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
   priv->bytes_to_write = 0;
+  priv->written_unreported = 0;
+  g_clear_error (&priv->pending_error);
 
   g_cancellable_cancel (priv->cancellable);
   g_clear_object (&priv->cancellable);
@@ -624,10 +630,17 @@ readable (QipcSocket *self)
 
   g_object_ref (self);
   received = read_available (self);
+  priv->total_received += received;
   if (read_buffer_full (priv))
     stop_reading (self);
-  if (received > 0)
-    g_signal_emit (self, signals[READY_READ], 0);
+  /* As in Qt, not emitted again from inside a handler that runs the
+   * context (a wait_for_ready_read() there sees the data arrive). */
+  if (received > 0 && !priv->emitting_ready_read)
+    {
+      priv->emitting_ready_read = TRUE;
+      g_signal_emit (self, signals[READY_READ], 0);
+      priv->emitting_ready_read = FALSE;
+    }
   g_object_unref (self);
 
   return G_SOURCE_CONTINUE;
@@ -791,39 +804,45 @@ stop_writing (QipcSocket *self)
   clear_source (&priv->write_source);
 }
 
+static gboolean
+wants_bytes_written (QipcSocket *self)
+{
+  return QIPC_SOCKET_GET_CLASS (self)->bytes_written != NULL ||
+         g_signal_has_handler_pending (self, signals[BYTES_WRITTEN], 0, TRUE);
+}
+
+/* Counts written bytes for the next bytes-written, which the pending
+ * source emits; nothing is counted when nobody listens. */
 static void
 report_written (QipcSocket *self,
                 gsize       written)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  if (written == 0)
-    return;
-  priv->written_unreported += written;
-  if (priv->notify_source == NULL)
-    {
-      priv->notify_source = attach_source (self, g_source_new (&notify_source_funcs, sizeof (GSource)),
-                                           notify_written_cb, "[qipc] socket bytes-written");
-    }
-  g_source_set_ready_time (priv->notify_source, 0);
+  if (written > 0 && wants_bytes_written (self))
+    priv->written_unreported += written;
 }
 
 static void finish_closing (QipcSocket *self);
 
 /* Writes queued chunks until the system would block. Returns how many
- * bytes went out. */
+ * bytes went out. A write error fails the socket at once, or, with
+ * @defer_errors (from the pending source's prepare, where no signal may
+ * run), when the pending source dispatches. */
 static gsize
-write_some (QipcSocket *self)
+write_some (QipcSocket *self,
+            gboolean    defer_errors)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   gsize written = 0;
   WriteChunk *chunk;
 
-  while (priv->stream != NULL && (chunk = g_queue_peek_head (&priv->write_queue)) != NULL)
+  while (priv->stream != NULL && priv->pending_error == NULL &&
+         (chunk = g_queue_peek_head (&priv->write_queue)) != NULL)
     {
       g_autoptr(GError) error = NULL;
       gsize size;
-      const guint8 *data = g_bytes_get_data (chunk->bytes, &size);
+      const guint8 *data = write_chunk_get_data (chunk, &size);
       gssize n = priv->write_func (self, data + chunk->offset, size - chunk->offset,
                                    chunk->offset == 0 ? chunk->fds : NULL, &error);
 
@@ -832,7 +851,10 @@ write_some (QipcSocket *self)
           if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             break;
           report_written (self, written);
-          fail_from_gio (self, error, "Cannot write");
+          if (defer_errors)
+            priv->pending_error = g_steal_pointer (&error);
+          else
+            fail_from_gio (self, error, "Cannot write");
           return written;
         }
 
@@ -854,7 +876,7 @@ write_queued (QipcSocket *self)
 
   if (priv->reading_paused)
     return;
-  write_some (self);
+  write_some (self, FALSE);
   if (priv->stream == NULL || priv->reading_paused)
     return;
 
@@ -868,6 +890,97 @@ write_queued (QipcSocket *self)
     wait_until_writable (self);
 }
 
+/* ------------------------------------------------------------------ */
+/* The pending source                                                  */
+
+typedef struct
+{
+  GSource source;
+  QipcSocket *self;
+} PendingSource;
+
+static gboolean
+pending_needs_dispatch (QipcSocketPrivate *priv)
+{
+  return priv->pending_error != NULL || priv->written_unreported > 0 ||
+         (priv->state == QIPC_SOCKET_STATE_CLOSING && g_queue_is_empty (&priv->write_queue));
+}
+
+/* Sends what was queued since the last iteration, once, just before the
+ * context polls: many writes leave in one system call, and nothing needs
+ * waking up. Only plain I/O happens here; anything that may run a
+ * handler waits for dispatch. */
+static gboolean
+pending_prepare (GSource *source,
+                 int     *timeout)
+{
+  QipcSocket *self = ((PendingSource *) source)->self;
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  *timeout = -1;
+  if (priv->stream != NULL && priv->write_source == NULL && !priv->reading_paused &&
+      priv->state == QIPC_SOCKET_STATE_CONNECTED && !g_queue_is_empty (&priv->write_queue))
+    {
+      write_some (self, TRUE);
+      if (priv->stream != NULL && priv->pending_error == NULL && !priv->reading_paused &&
+          !g_queue_is_empty (&priv->write_queue))
+        wait_until_writable (self);
+    }
+  return pending_needs_dispatch (priv);
+}
+
+static gboolean
+pending_check (GSource *source)
+{
+  QipcSocket *self = ((PendingSource *) source)->self;
+
+  return pending_needs_dispatch (qipc_socket_get_instance_private (self));
+}
+
+static gboolean
+pending_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     user_data)
+{
+  QipcSocket *self = ((PendingSource *) source)->self;
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gint64 written = priv->written_unreported;
+
+  g_object_ref (self);
+  priv->written_unreported = 0;
+  if (written > 0)
+    g_signal_emit (self, signals[BYTES_WRITTEN], 0, written);
+  if (priv->pending_error != NULL)
+    {
+      g_autoptr(GError) error = g_steal_pointer (&priv->pending_error);
+
+      fail_from_gio (self, error, "Cannot write");
+    }
+  else if (priv->state == QIPC_SOCKET_STATE_CLOSING && g_queue_is_empty (&priv->write_queue))
+    finish_closing (self);
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs pending_source_funcs = {
+  .prepare = pending_prepare,
+  .check = pending_check,
+  .dispatch = pending_dispatch,
+};
+
+static void
+attach_pending_source (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  GSource *source = g_source_new (&pending_source_funcs, sizeof (PendingSource));
+
+  ((PendingSource *) source)->self = self;
+  g_source_set_static_name (source, "[qipc] socket pending writes");
+  g_source_set_can_recurse (source, TRUE);
+  g_source_attach (source, priv->context);
+  priv->pending_source = source;
+}
+
 gboolean
 _qipc_socket_queue_write (QipcSocket   *self,
                           GBytes       *bytes,
@@ -876,6 +989,7 @@ _qipc_socket_queue_write (QipcSocket   *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   WriteChunk *chunk;
+  gsize size;
 
   if (priv->state != QIPC_SOCKET_STATE_CONNECTED &&
       priv->state != QIPC_SOCKET_STATE_CONNECTING &&
@@ -885,19 +999,32 @@ _qipc_socket_queue_write (QipcSocket   *self,
                            "Cannot write: the socket is not connected");
       return FALSE;
     }
-  if (g_bytes_get_size (bytes) == 0)
+  size = g_bytes_get_size (bytes);
+  if (size == 0)
     return TRUE;
 
+  /* Nothing is sent here: the pending source sends everything queued in
+   * this iteration of the context together, before the context polls
+   * again, as Qt sends when its event loop runs. */
+  priv->bytes_to_write += size;
+  chunk = g_queue_peek_tail (&priv->write_queue);
+  if (fds == NULL && size <= COALESCE_MAX_WRITE && chunk != NULL && chunk->array != NULL &&
+      chunk->array->len + size <= COALESCE_BUFFER_SIZE)
+    {
+      g_byte_array_append (chunk->array, g_bytes_get_data (bytes, NULL), size);
+      return TRUE;
+    }
+
   chunk = g_new0 (WriteChunk, 1);
-  chunk->bytes = g_bytes_ref (bytes);
+  if (fds == NULL && size <= COALESCE_MAX_WRITE)
+    {
+      chunk->array = g_byte_array_sized_new (COALESCE_MAX_WRITE);
+      g_byte_array_append (chunk->array, g_bytes_get_data (bytes, NULL), size);
+    }
+  else
+    chunk->bytes = g_bytes_ref (bytes);
   chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
   g_queue_push_tail (&priv->write_queue, chunk);
-  priv->bytes_to_write += g_bytes_get_size (bytes);
-
-  /* Sending at once, without blocking, keeps latency down; what the
-   * system does not take waits for the socket to become writable. */
-  if (priv->stream != NULL && priv->write_source == NULL && !priv->reading_paused)
-    write_queued (self);
   return TRUE;
 }
 
@@ -1289,7 +1416,7 @@ qipc_socket_flush (QipcSocket *self)
 
   if (priv->stream == NULL || priv->reading_paused)
     return FALSE;
-  written = write_some (self);
+  written = write_some (self, FALSE);
   if (priv->stream != NULL && !g_queue_is_empty (&priv->write_queue))
     wait_until_writable (self);
   return written > 0;
@@ -1390,6 +1517,7 @@ wait_for (QipcSocket  *self,
   static const char *names[] = { "connected", "ready-read", "bytes-written", "disconnected" };
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   Wait wait = { FALSE, FALSE };
+  guint64 received_before = priv->total_received;
   GSource *timeout = NULL;
   gulong handler;
 
@@ -1404,7 +1532,12 @@ wait_for (QipcSocket  *self,
 
   /* Every wait ends with the connection (or the attempt at one). */
   while (!wait.happened && !wait.timed_out && priv->state != QIPC_SOCKET_STATE_UNCONNECTED)
-    g_main_context_iteration (priv->context, TRUE);
+    {
+      g_main_context_iteration (priv->context, TRUE);
+      /* Inside a ready-read handler the signal is not emitted again. */
+      if (what == WAIT_READY_READ && priv->total_received > received_before)
+        wait.happened = TRUE;
+    }
   if (what == WAIT_DISCONNECTED && priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
     wait.happened = TRUE;
 
