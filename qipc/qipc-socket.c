@@ -142,6 +142,38 @@ static void stop_writing (QipcSocket *self);
 static void write_queued (QipcSocket *self);
 static void attach_pending_source (QipcSocket *self);
 
+/* The argument check of every public call. g_type_check_instance_is_a()
+ * is fast only for an instance of exactly the checked type, and every
+ * socket is of a subclass: per message, the checks cost more than the
+ * calls. So the classes found to be sockets are remembered (classes of
+ * static types live as long as the process). */
+static gboolean
+is_socket (gpointer instance)
+{
+  static GTypeClass *known[8];
+  GTypeClass *klass;
+
+  if (instance == NULL || (klass = ((GTypeInstance *) instance)->g_class) == NULL)
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
+    {
+      GTypeClass *seen = g_atomic_pointer_get (&known[i]);
+
+      if (seen == klass)
+        return TRUE;
+      if (seen == NULL)
+        break;
+    }
+
+  if (!g_type_check_instance_is_a (instance, QIPC_TYPE_SOCKET))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
+    if (g_atomic_pointer_compare_and_exchange (&known[i], NULL, klass) ||
+        g_atomic_pointer_get (&known[i]) == klass)
+      break;
+  return TRUE;
+}
+
 static void
 qipc_socket_dispose (GObject *object)
 {
@@ -576,16 +608,20 @@ handle_end_of_stream (QipcSocket *self)
 }
 
 /* Reads what the system has, up to the buffer limit. Returns how many
- * bytes arrived; the connection may be gone afterwards. */
+ * bytes arrived; the end of the stream or a read error is returned in
+ * @end or @error, to be handled only after the application has been told
+ * about the data that came before it. */
 static gsize
-read_available (QipcSocket *self)
+read_available (QipcSocket  *self,
+                gboolean    *end,
+                GError     **error)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   gsize received = 0;
 
   while (priv->stream != NULL && !read_buffer_full (priv))
     {
-      g_autoptr(GError) error = NULL;
+      g_autoptr(GError) local_error = NULL;
       gsize room = READ_CHUNK_SIZE;
       guint old_len = priv->read_buffer->len;
       gssize n;
@@ -602,7 +638,7 @@ read_available (QipcSocket *self)
         }
 
       g_byte_array_set_size (priv->read_buffer, old_len + room);
-      n = priv->read_func (self, priv->read_buffer->data + old_len, room, &error);
+      n = priv->read_func (self, priv->read_buffer->data + old_len, room, &local_error);
       g_byte_array_set_size (priv->read_buffer, old_len + MAX (n, 0));
 
       if (n > 0)
@@ -613,9 +649,9 @@ read_available (QipcSocket *self)
           continue;
         }
       if (n == 0)
-        handle_end_of_stream (self);
-      else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        fail_from_gio (self, error, "Cannot read");
+        *end = TRUE;
+      else if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        g_propagate_error (error, g_steal_pointer (&local_error));
       break;
     }
 
@@ -626,10 +662,12 @@ static gboolean
 readable (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  g_autoptr(GError) error = NULL;
+  gboolean end = FALSE;
   gsize received;
 
   g_object_ref (self);
-  received = read_available (self);
+  received = read_available (self, &end, &error);
   priv->total_received += received;
   if (read_buffer_full (priv))
     stop_reading (self);
@@ -641,6 +679,11 @@ readable (QipcSocket *self)
       g_signal_emit (self, signals[READY_READ], 0);
       priv->emitting_ready_read = FALSE;
     }
+  /* A handler may have closed the socket meanwhile. */
+  if (priv->stream != NULL && end)
+    handle_end_of_stream (self);
+  else if (priv->stream != NULL && error != NULL)
+    fail_from_gio (self, error, "Cannot read");
   g_object_unref (self);
 
   return G_SOURCE_CONTINUE;
@@ -981,15 +1024,18 @@ attach_pending_source (QipcSocket *self)
   priv->pending_source = source;
 }
 
-gboolean
-_qipc_socket_queue_write (QipcSocket   *self,
-                          GBytes       *bytes,
-                          GUnixFDList  *fds,
-                          GError      **error)
+/* Queues @size bytes at @data; @bytes, when given, holds them and is
+ * kept instead of copying a large write. */
+static gboolean
+queue_write (QipcSocket    *self,
+             const guint8  *data,
+             gsize          size,
+             GBytes        *bytes,
+             GUnixFDList   *fds,
+             GError       **error)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   WriteChunk *chunk;
-  gsize size;
 
   if (priv->state != QIPC_SOCKET_STATE_CONNECTED &&
       priv->state != QIPC_SOCKET_STATE_CONNECTING &&
@@ -999,7 +1045,6 @@ _qipc_socket_queue_write (QipcSocket   *self,
                            "Cannot write: the socket is not connected");
       return FALSE;
     }
-  size = g_bytes_get_size (bytes);
   if (size == 0)
     return TRUE;
 
@@ -1011,7 +1056,7 @@ _qipc_socket_queue_write (QipcSocket   *self,
   if (fds == NULL && size <= COALESCE_MAX_WRITE && chunk != NULL && chunk->array != NULL &&
       chunk->array->len + size <= COALESCE_BUFFER_SIZE)
     {
-      g_byte_array_append (chunk->array, g_bytes_get_data (bytes, NULL), size);
+      g_byte_array_append (chunk->array, data, size);
       return TRUE;
     }
 
@@ -1019,13 +1064,25 @@ _qipc_socket_queue_write (QipcSocket   *self,
   if (fds == NULL && size <= COALESCE_MAX_WRITE)
     {
       chunk->array = g_byte_array_sized_new (COALESCE_MAX_WRITE);
-      g_byte_array_append (chunk->array, g_bytes_get_data (bytes, NULL), size);
+      g_byte_array_append (chunk->array, data, size);
     }
   else
-    chunk->bytes = g_bytes_ref (bytes);
+    chunk->bytes = bytes != NULL ? g_bytes_ref (bytes) : g_bytes_new (data, size);
   chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
   g_queue_push_tail (&priv->write_queue, chunk);
   return TRUE;
+}
+
+gboolean
+_qipc_socket_queue_write (QipcSocket   *self,
+                          GBytes       *bytes,
+                          GUnixFDList  *fds,
+                          GError      **error)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (bytes, &size);
+
+  return queue_write (self, data, size, bytes, fds, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1140,7 +1197,7 @@ qipc_socket_get_state (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), QIPC_SOCKET_STATE_UNCONNECTED);
+  g_return_val_if_fail (is_socket (self), QIPC_SOCKET_STATE_UNCONNECTED);
 
   return priv->state;
 }
@@ -1158,7 +1215,7 @@ qipc_socket_get_error (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (is_socket (self), NULL);
 
   return priv->error;
 }
@@ -1176,7 +1233,7 @@ qipc_socket_get_read_buffer_size (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+  g_return_val_if_fail (is_socket (self), 0);
 
   return priv->read_buffer_size;
 }
@@ -1195,7 +1252,7 @@ qipc_socket_set_read_buffer_size (QipcSocket *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_if_fail (QIPC_IS_SOCKET (self));
+  g_return_if_fail (is_socket (self));
 
   if (priv->read_buffer_size == size)
     return;
@@ -1220,9 +1277,31 @@ qipc_socket_bytes_available (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+  g_return_val_if_fail (is_socket (self), 0);
 
   return buffered (priv);
+}
+
+/* Copies up to @size buffered bytes to @buffer, and with @remove takes
+ * them out of the read buffer. Returns how many. */
+static gsize
+copy_out (QipcSocket *self,
+          guint8     *buffer,
+          gsize       size,
+          gboolean    remove)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  size = MIN (size, buffered (priv));
+  if (size == 0)
+    return 0;
+  memcpy (buffer, priv->read_buffer->data + priv->read_start, size);
+  if (remove)
+    {
+      priv->read_start += size;
+      consumed (self);
+    }
+  return size;
 }
 
 static GBytes *
@@ -1231,16 +1310,12 @@ take (QipcSocket *self,
       gboolean    remove)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  GBytes *bytes;
+  guint8 *data;
 
   size = MIN (size, buffered (priv));
-  bytes = g_bytes_new (priv->read_buffer->data + priv->read_start, size);
-  if (remove && size > 0)
-    {
-      priv->read_start += size;
-      consumed (self);
-    }
-  return bytes;
+  data = g_malloc (size);
+  copy_out (self, data, size, remove);
+  return g_bytes_new_take (data, size);
 }
 
 /**
@@ -1256,7 +1331,7 @@ GBytes *
 qipc_socket_read (QipcSocket *self,
                   gsize       max_size)
 {
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (is_socket (self), NULL);
 
   return take (self, max_size, TRUE);
 }
@@ -1272,7 +1347,7 @@ qipc_socket_read (QipcSocket *self,
 GBytes *
 qipc_socket_read_all (QipcSocket *self)
 {
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (is_socket (self), NULL);
 
   return take (self, G_MAXSIZE, TRUE);
 }
@@ -1290,9 +1365,56 @@ GBytes *
 qipc_socket_peek (QipcSocket *self,
                   gsize       max_size)
 {
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (is_socket (self), NULL);
 
   return take (self, max_size, FALSE);
+}
+
+/**
+ * qipc_socket_read_data: (skip)
+ * @self: a #QipcSocket
+ * @buffer: where to copy the bytes
+ * @size: the size of @buffer
+ *
+ * Takes up to @size bytes out of the read buffer into @buffer, as Qt's
+ * `read(char *, qint64)`: the form of [method@Socket.read] that allocates
+ * nothing, for code that reads many small messages. Bindings use
+ * [method@Socket.read].
+ *
+ * Returns: how many bytes were copied, 0 when none are there
+ */
+gsize
+qipc_socket_read_data (QipcSocket *self,
+                       guint8     *buffer,
+                       gsize       size)
+{
+  g_return_val_if_fail (is_socket (self), 0);
+  g_return_val_if_fail (buffer != NULL || size == 0, 0);
+
+  return copy_out (self, buffer, size, TRUE);
+}
+
+/**
+ * qipc_socket_peek_data: (skip)
+ * @self: a #QipcSocket
+ * @buffer: where to copy the bytes
+ * @size: the size of @buffer
+ *
+ * Copies up to @size bytes from the read buffer into @buffer without
+ * taking them: the form of [method@Socket.peek] that allocates nothing.
+ * Bindings use [method@Socket.peek].
+ *
+ * Returns: how many bytes were copied, 0 when none are there
+ */
+gsize
+qipc_socket_peek_data (QipcSocket *self,
+                       guint8     *buffer,
+                       gsize       size)
+{
+  g_return_val_if_fail (is_socket (self), 0);
+  g_return_val_if_fail (buffer != NULL || size == 0, 0);
+
+  return copy_out (self, buffer, size, FALSE);
 }
 
 static gsize
@@ -1322,7 +1444,7 @@ qipc_socket_can_read_line (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
 
   return line_length (priv) > 0;
 }
@@ -1345,7 +1467,7 @@ qipc_socket_read_line (QipcSocket *self,
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   gsize length;
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), NULL);
+  g_return_val_if_fail (is_socket (self), NULL);
 
   length = line_length (priv);
   if (length == 0)
@@ -1361,9 +1483,12 @@ qipc_socket_read_line (QipcSocket *self,
  * @bytes: the data to send
  * @error: return location for a #GError
  *
- * Queues @bytes for sending and never blocks: what the system takes at
- * once goes out now, the rest as the peer reads. Writing while the socket
- * connects queues the data until it is connected.
+ * Queues @bytes for sending and never blocks. Everything queued is sent
+ * when the socket's main context next runs (small writes together, in one
+ * system call), or by [method@Socket.flush], [method@Socket.close] or a
+ * `wait_for_*` call, as in Qt; what the system does not take at once goes
+ * out as the peer reads. Writing while the socket connects queues the
+ * data until it is connected.
  *
  * Returns: %TRUE when queued, %FALSE with %QIPC_SOCKET_ERROR_OPERATION
  *   when the socket is not connected or connecting
@@ -1373,11 +1498,39 @@ qipc_socket_write (QipcSocket  *self,
                    GBytes      *bytes,
                    GError     **error)
 {
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
   g_return_val_if_fail (bytes != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   return _qipc_socket_queue_write (self, bytes, NULL, error);
+}
+
+/**
+ * qipc_socket_write_data:
+ * @self: a #QipcSocket
+ * @data: (array length=size): the bytes to send
+ * @size: how many bytes @data holds
+ * @error: return location for a #GError
+ *
+ * Queues a copy of @data for sending, as Qt's `write(const char *,
+ * qint64)`: like [method@Socket.write], for callers that have no
+ * #GBytes at hand. Small writes are gathered and sent together when the
+ * main context next runs.
+ *
+ * Returns: %TRUE when queued, %FALSE with %QIPC_SOCKET_ERROR_OPERATION
+ *   when the socket is not connected or connecting
+ */
+gboolean
+qipc_socket_write_data (QipcSocket    *self,
+                        const guint8  *data,
+                        gsize          size,
+                        GError       **error)
+{
+  g_return_val_if_fail (is_socket (self), FALSE);
+  g_return_val_if_fail (data != NULL || size == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return queue_write (self, data, size, NULL, NULL, error);
 }
 
 /**
@@ -1393,7 +1546,7 @@ qipc_socket_bytes_to_write (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), 0);
+  g_return_val_if_fail (is_socket (self), 0);
 
   return priv->bytes_to_write;
 }
@@ -1412,7 +1565,7 @@ qipc_socket_flush (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   gsize written;
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
 
   if (priv->stream == NULL || priv->reading_paused)
     return FALSE;
@@ -1445,7 +1598,7 @@ qipc_socket_close (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_if_fail (QIPC_IS_SOCKET (self));
+  g_return_if_fail (is_socket (self));
 
   if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED || priv->state == QIPC_SOCKET_STATE_CLOSING)
     return;
@@ -1471,7 +1624,7 @@ qipc_socket_abort (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_if_fail (QIPC_IS_SOCKET (self));
+  g_return_if_fail (is_socket (self));
 
   if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED && priv->stream == NULL)
     return;
@@ -1589,7 +1742,7 @@ qipc_socket_wait_for_connected (QipcSocket  *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (priv->state == QIPC_SOCKET_STATE_CONNECTED)
@@ -1618,7 +1771,7 @@ qipc_socket_wait_for_ready_read (QipcSocket  *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
@@ -1645,7 +1798,7 @@ qipc_socket_wait_for_bytes_written (QipcSocket  *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)
@@ -1678,7 +1831,7 @@ qipc_socket_wait_for_disconnected (QipcSocket  *self,
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_return_val_if_fail (QIPC_IS_SOCKET (self), FALSE);
+  g_return_val_if_fail (is_socket (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (priv->state == QIPC_SOCKET_STATE_UNCONNECTED)

@@ -141,8 +141,21 @@ QIPC_AVAILABLE_IN_1_0
 GBytes          *qipc_socket_read_line              (QipcSocket    *self,
                                                      gsize          max_size);
 QIPC_AVAILABLE_IN_1_0
+gsize            qipc_socket_read_data              (QipcSocket    *self,
+                                                     guint8        *buffer,
+                                                     gsize          size);
+QIPC_AVAILABLE_IN_1_0
+gsize            qipc_socket_peek_data              (QipcSocket    *self,
+                                                     guint8        *buffer,
+                                                     gsize          size);
+QIPC_AVAILABLE_IN_1_0
 gboolean         qipc_socket_write                  (QipcSocket    *self,
                                                      GBytes        *bytes,
+                                                     GError       **error);
+QIPC_AVAILABLE_IN_1_0
+gboolean         qipc_socket_write_data             (QipcSocket    *self,
+                                                     const guint8  *data,
+                                                     gsize          size,
                                                      GError       **error);
 QIPC_AVAILABLE_IN_1_0
 gsize            qipc_socket_bytes_to_write         (QipcSocket    *self);

@@ -181,6 +181,81 @@ test_peer_close (void)
   g_assert_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION);
 }
 
+typedef struct
+{
+  QipcSocket *socket;
+  gsize read;
+  gsize read_when_disconnected;
+  gboolean disconnected;
+} Drain;
+
+static void
+drain_ready_read (QipcSocket *socket,
+                  Drain      *drain)
+{
+  g_autoptr(GBytes) bytes = qipc_socket_read_all (socket);
+
+  drain->read += g_bytes_get_size (bytes);
+}
+
+static void
+drain_disconnected (QipcSocket *socket,
+                    Drain      *drain)
+{
+  drain->disconnected = TRUE;
+  drain->read_when_disconnected = drain->read;
+}
+
+/* The peer writes a lot and closes: every byte is announced by
+ * ready-read before disconnected, even when the data and the end of the
+ * stream are read in one go. */
+static void
+test_data_before_disconnect (void)
+{
+  const gsize total = 1 << 20;
+  g_autoptr(QipcSocket) a = NULL;
+  g_autoptr(QipcSocket) b = NULL;
+  g_autofree guint8 *data = g_malloc0 (total);
+  Drain drain = { 0 };
+
+  make_pair (&a, &b);
+  g_signal_connect (b, "ready-read", G_CALLBACK (drain_ready_read), &drain);
+  g_signal_connect (b, "disconnected", G_CALLBACK (drain_disconnected), &drain);
+
+  for (gsize offset = 0; offset < total; offset += 64)
+    g_assert_true (qipc_socket_write_data (a, data + offset, 64, NULL));
+  qipc_socket_close (a);
+  while (!drain.disconnected)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_cmpuint (drain.read_when_disconnected, ==, total);
+  g_assert_cmpint (qipc_socket_get_state (a), ==, QIPC_SOCKET_STATE_UNCONNECTED);
+}
+
+/* The allocation-free calls see the same stream as the GBytes ones. */
+static void
+test_data_calls (void)
+{
+  g_autoptr(QipcSocket) a = NULL;
+  g_autoptr(QipcSocket) b = NULL;
+  guint8 buffer[16];
+
+  make_pair (&a, &b);
+  g_assert_true (qipc_socket_write_data (a, (const guint8 *) "0123456789", 10, NULL));
+  g_assert_cmpuint (qipc_socket_bytes_to_write (a), ==, 10);
+  g_assert_true (qipc_socket_flush (a));
+  while (qipc_socket_bytes_available (b) < 10)
+    g_assert_true (qipc_socket_wait_for_ready_read (b, 5000, NULL));
+
+  g_assert_cmpuint (qipc_socket_peek_data (b, buffer, 4), ==, 4);
+  g_assert_cmpmem (buffer, 4, "0123", 4);
+  g_assert_cmpuint (qipc_socket_read_data (b, buffer, 3), ==, 3);
+  g_assert_cmpmem (buffer, 3, "012", 3);
+  g_assert_cmpuint (qipc_socket_read_data (b, buffer, sizeof buffer), ==, 7);
+  g_assert_cmpmem (buffer, 7, "3456789", 7);
+  g_assert_cmpuint (qipc_socket_read_data (b, buffer, sizeof buffer), ==, 0);
+}
+
 static void
 test_waits (void)
 {
@@ -220,6 +295,8 @@ main (int    argc,
   g_test_add_func ("/socket/large-transfer-small-buffer", test_large_transfer_small_buffer);
   g_test_add_func ("/socket/peer-close", test_peer_close);
   g_test_add_func ("/socket/waits", test_waits);
+  g_test_add_func ("/socket/data-before-disconnect", test_data_before_disconnect);
+  g_test_add_func ("/socket/data-calls", test_data_calls);
 
   return g_test_run ();
 }
