@@ -151,19 +151,10 @@ qipc_local_server_set_property (GObject      *object,
     }
 }
 
-/* qipc_server_close() is not virtual: the socket file goes when the
- * server stops listening, which the base class notifies. */
 static void
-qipc_local_server_notify (GObject    *object,
-                          GParamSpec *pspec)
+qipc_local_server_closed (QipcServer *server)
 {
-  QipcLocalServer *self = QIPC_LOCAL_SERVER (object);
-
-  if (g_str_equal (pspec->name, "listening") && !qipc_server_is_listening (QIPC_SERVER (self)))
-    remove_socket_file (self);
-
-  if (G_OBJECT_CLASS (qipc_local_server_parent_class)->notify != NULL)
-    G_OBJECT_CLASS (qipc_local_server_parent_class)->notify (object, pspec);
+  remove_socket_file (QIPC_LOCAL_SERVER (server));
 }
 
 static QipcSocket *
@@ -184,7 +175,6 @@ qipc_local_server_class_init (QipcLocalServerClass *klass)
   object_class->finalize = qipc_local_server_finalize;
   object_class->get_property = qipc_local_server_get_property;
   object_class->set_property = qipc_local_server_set_property;
-  object_class->notify = qipc_local_server_notify;
 
   server_class->incoming_connection = qipc_local_server_incoming_connection;
 
@@ -225,6 +215,7 @@ qipc_local_server_class_init (QipcLocalServerClass *klass)
 static void
 qipc_local_server_init (QipcLocalServer *self)
 {
+  _qipc_server_set_closed_func (QIPC_SERVER (self), qipc_local_server_closed);
 }
 
 /**

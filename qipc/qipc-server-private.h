@@ -13,4 +13,12 @@ G_BEGIN_DECLS
 void _qipc_server_add_listener (QipcServer *self,
                                 GSocket    *socket);
 
+/* Called by qipc_server_close() (and at dispose) once the listening
+ * sockets are closed, for what a subclass must undo, such as removing a
+ * socket file. */
+typedef void (* QipcServerClosedFunc) (QipcServer *self);
+
+void _qipc_server_set_closed_func (QipcServer           *self,
+                                   QipcServerClosedFunc  func);
+
 G_END_DECLS

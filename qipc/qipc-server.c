@@ -41,6 +41,7 @@ typedef struct
   guint max_pending;
   gboolean paused;
   GMainContext *context;
+  QipcServerClosedFunc closed_func;
 } QipcServerPrivate;
 
 enum {
@@ -347,7 +348,18 @@ qipc_server_close (QipcServer *self)
   for (guint i = 0; i < priv->listeners->len; i++)
     g_socket_close (priv->listeners->pdata[i], NULL);
   g_ptr_array_set_size (priv->listeners, 0);
+  if (priv->closed_func != NULL)
+    priv->closed_func (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LISTENING]);
+}
+
+void
+_qipc_server_set_closed_func (QipcServer           *self,
+                              QipcServerClosedFunc  func)
+{
+  QipcServerPrivate *priv = qipc_server_get_instance_private (self);
+
+  priv->closed_func = func;
 }
 
 /**
