@@ -48,6 +48,7 @@
 #include "qipc-enum-types.h"
 #include "qipc-socket-private.h"
 
+#include <glib-unix.h>
 #include <string.h>
 
 /* How much one read takes from the kernel at most. */
@@ -692,9 +693,9 @@ readable (QipcSocket *self)
 /* GSocket and pollable-stream sources call back with different
  * signatures; both end up in readable() and writable(). */
 static gboolean
-socket_readable_cb (GSocket      *socket,
-                    GIOCondition  condition,
-                    gpointer      user_data)
+fd_readable_cb (int           fd,
+                GIOCondition  condition,
+                gpointer      user_data)
 {
   return readable (user_data);
 }
@@ -719,8 +720,10 @@ start_reading (QipcSocket *self)
 
   if (priv->read_func != read_from_stream)
     {
-      source = g_socket_create_source (priv->socket, G_IO_IN, NULL);
-      callback = G_SOURCE_FUNC (socket_readable_cb);
+      /* A bare fd source: GSocket's own source adds timeout handling
+       * that a non-blocking socket without timeout never uses. */
+      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), G_IO_IN);
+      callback = G_SOURCE_FUNC (fd_readable_cb);
     }
   else
     {
@@ -801,9 +804,9 @@ writable (QipcSocket *self)
 }
 
 static gboolean
-socket_writable_cb (GSocket      *socket,
-                    GIOCondition  condition,
-                    gpointer      user_data)
+fd_writable_cb (int           fd,
+                GIOCondition  condition,
+                gpointer      user_data)
 {
   return writable (user_data);
 }
@@ -827,8 +830,8 @@ wait_until_writable (QipcSocket *self)
 
   if (priv->write_func != write_to_stream)
     {
-      source = g_socket_create_source (priv->socket, G_IO_OUT, NULL);
-      callback = G_SOURCE_FUNC (socket_writable_cb);
+      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), G_IO_OUT);
+      callback = G_SOURCE_FUNC (fd_writable_cb);
     }
   else
     {
