@@ -250,6 +250,28 @@ test_swept_after_kill (void)
   g_assert_false (g_file_test (qipc_shared_memory_get_native_key (dead), G_FILE_TEST_EXISTS));
 }
 
+/* Eight processes create, attach to and leave one key as fast as they
+ * can: nobody sees an error other than "exists" or "gone", nobody maps a
+ * half-made segment, and when all are done nothing is left. */
+static void
+test_concurrent_churn (void)
+{
+  g_autofree char *key = qipc_test_key ("churn");
+  g_autoptr(QipcSharedMemory) probe = qipc_shared_memory_new (key);
+  QipcTestChild *children[8];
+
+  for (guint i = 0; i < G_N_ELEMENTS (children); i++)
+    children[i] = qipc_test_child_spawn ("shm-churn", key, "300", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (children); i++)
+    {
+      qipc_test_child_expect (children[i], "ok");
+      g_assert_cmpint (qipc_test_child_wait (children[i]), ==, 0);
+      qipc_test_child_free (children[i]);
+    }
+
+  g_assert_false (g_file_test (qipc_shared_memory_get_native_key (probe), G_FILE_TEST_EXISTS));
+}
+
 static void
 test_live_not_replaced (void)
 {
@@ -759,6 +781,7 @@ main (int    argc,
   g_test_add_func ("/shared-memory/lifetime/stale-after-kill-attach", test_stale_after_kill_attach);
   g_test_add_func ("/shared-memory/lifetime/stale-after-kill-create", test_stale_after_kill_create);
   g_test_add_func ("/shared-memory/lifetime/swept-after-kill", test_swept_after_kill);
+  g_test_add_func ("/shared-memory/lifetime/concurrent-churn", test_concurrent_churn);
   g_test_add_func ("/shared-memory/lifetime/live-not-replaced", test_live_not_replaced);
   g_test_add_func ("/shared-memory/read-only/write-error", test_read_only_write_error);
   g_test_add_func ("/shared-memory/read-only/mapping", test_read_only_mapping);

@@ -249,6 +249,58 @@ shm_attach (char **argv)
   return wait_to_be_killed ();
 }
 
+/* shm-churn KEY N: N times, create the segment or attach to it, write
+ * our pid and bump a counter under the lock, detach; say "ok" or the
+ * first unexpected error. Several of these at once exercise the
+ * create/attach/detach protocol under contention. */
+static int
+shm_churn (char **argv)
+{
+  int rounds = atoi (argv[1]);
+  guint32 me = (guint32) getpid ();
+
+  for (int i = 0; i < rounds; i++)
+    {
+      g_autoptr(QipcSharedMemory) shm = qipc_shared_memory_new (argv[0]);
+      g_autoptr(GError) error = NULL;
+      volatile guint32 *data;
+
+      if (!qipc_shared_memory_create (shm, 4096, QIPC_SHARED_MEMORY_ACCESS_READ_WRITE, &error))
+        {
+          if (!g_error_matches (error, QIPC_SHARED_MEMORY_ERROR, QIPC_SHARED_MEMORY_ERROR_ALREADY_EXISTS))
+            return fail (g_steal_pointer (&error));
+          g_clear_error (&error);
+          if (!qipc_shared_memory_attach (shm, QIPC_SHARED_MEMORY_ACCESS_READ_WRITE, &error))
+            {
+              /* The last user left between our create and attach. */
+              if (g_error_matches (error, QIPC_SHARED_MEMORY_ERROR, QIPC_SHARED_MEMORY_ERROR_NOT_FOUND))
+                continue;
+              return fail (g_steal_pointer (&error));
+            }
+        }
+
+      if (qipc_shared_memory_get_size (shm) != 4096)
+        {
+          say ("wrong size");
+          return 1;
+        }
+      if (!qipc_shared_memory_lock (shm, &error))
+        return fail (g_steal_pointer (&error));
+      data = qipc_shared_memory_get_data (shm);
+      data[0] = me;
+      data[1]++;
+      if (data[0] != me)
+        {
+          say ("lost the lock");
+          return 1;
+        }
+      if (!qipc_shared_memory_unlock (shm, &error))
+        return fail (g_steal_pointer (&error));
+    }
+  say ("ok");
+  return 0;
+}
+
 static const char *
 error_code_name (const GError *error)
 {
@@ -529,6 +581,7 @@ static const struct {
   { "shm-lock-until-input", 1, shm_lock_until_input },
   { "shm-wait-changed", 2, shm_wait_changed },
   { "shm-attach", 1, shm_attach },
+  { "shm-churn", 2, shm_churn },
   { "as-nobody", 2, as_nobody },
   { "local-echo-server", 1, local_echo_server },
   { "local-sink-server", 1, local_sink_server },
