@@ -90,6 +90,9 @@ typedef struct
 
   GQueue write_queue;
   gsize bytes_to_write;
+  /* A sent small-write chunk kept for the next one: a message at a time
+   * (a ping-pong) then costs no allocation. */
+  WriteChunk *spare_chunk;
   GSource *write_source;
 
   /* Runs in every iteration of the context: it sends what was queued
@@ -199,6 +202,7 @@ qipc_socket_finalize (GObject *object)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
+  g_clear_pointer (&priv->spare_chunk, write_chunk_free);
   g_clear_pointer (&priv->read_buffer, g_byte_array_unref);
   g_clear_pointer (&priv->context, g_main_context_unref);
   g_clear_object (&priv->cancellable);
@@ -819,6 +823,21 @@ stream_writable_cb (GObject  *stream,
 }
 
 static void
+retire_chunk (QipcSocketPrivate *priv,
+              WriteChunk        *chunk)
+{
+  if (chunk->array == NULL || chunk->fds != NULL || priv->spare_chunk != NULL ||
+      chunk->array->len > COALESCE_BUFFER_SIZE)
+    {
+      write_chunk_free (chunk);
+      return;
+    }
+  g_byte_array_set_size (chunk->array, 0);
+  chunk->offset = 0;
+  priv->spare_chunk = chunk;
+}
+
+static void
 wait_until_writable (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
@@ -908,7 +927,7 @@ write_some (QipcSocket *self,
       written += n;
       priv->bytes_to_write -= n;
       if (chunk->offset == size)
-        write_chunk_free (g_queue_pop_head (&priv->write_queue));
+        retire_chunk (priv, g_queue_pop_head (&priv->write_queue));
     }
 
   report_written (self, written);
@@ -1060,6 +1079,14 @@ queue_write (QipcSocket    *self,
       chunk->array->len + size <= COALESCE_BUFFER_SIZE)
     {
       g_byte_array_append (chunk->array, data, size);
+      return TRUE;
+    }
+
+  if (fds == NULL && size <= COALESCE_MAX_WRITE && priv->spare_chunk != NULL)
+    {
+      chunk = g_steal_pointer (&priv->spare_chunk);
+      g_byte_array_append (chunk->array, data, size);
+      g_queue_push_tail (&priv->write_queue, chunk);
       return TRUE;
     }
 
