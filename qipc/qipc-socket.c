@@ -421,6 +421,45 @@ clear_source (GSource **source)
   g_clear_pointer (source, g_source_unref);
 }
 
+static gboolean fd_readable_cb (int fd, GIOCondition condition, gpointer user_data);
+static gboolean stream_readable_cb (GObject *stream, gpointer user_data);
+static gboolean fd_writable_cb (int fd, GIOCondition condition, gpointer user_data);
+static gboolean stream_writable_cb (GObject *stream, gpointer user_data);
+
+/* Watches for @condition (G_IO_IN or G_IO_OUT), @on_fd when a subclass
+ * does its own I/O on the GSocket (a bare fd source: GSocket's own adds
+ * timeout handling that a socket without timeout never uses), else on
+ * the pollable stream, which also sees what a TLS layer buffers. */
+static GSource *
+watch (QipcSocket   *self,
+       GIOCondition  condition,
+       gboolean      on_fd)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gboolean in = condition == G_IO_IN;
+  GSourceFunc callback;
+  GSource *source;
+
+  if (on_fd)
+    {
+      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), condition);
+      callback = in ? G_SOURCE_FUNC (fd_readable_cb) : G_SOURCE_FUNC (fd_writable_cb);
+    }
+  else if (in)
+    {
+      source = g_pollable_input_stream_create_source (
+                 G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (priv->stream)), NULL);
+      callback = G_SOURCE_FUNC (stream_readable_cb);
+    }
+  else
+    {
+      source = g_pollable_output_stream_create_source (
+                 G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (priv->stream)), NULL);
+      callback = G_SOURCE_FUNC (stream_writable_cb);
+    }
+  return attach_source (self, source, callback, in ? "[qipc] socket read" : "[qipc] socket write");
+}
+
 /* ------------------------------------------------------------------ */
 /* State and errors                                                    */
 
@@ -694,8 +733,8 @@ readable (QipcSocket *self)
   return G_SOURCE_CONTINUE;
 }
 
-/* GSocket and pollable-stream sources call back with different
- * signatures; both end up in readable() and writable(). */
+/* Fd and pollable-stream sources call back with different signatures;
+ * both end up in readable() and writable(). */
 static gboolean
 fd_readable_cb (int           fd,
                 GIOCondition  condition,
@@ -715,27 +754,12 @@ static void
 start_reading (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  GSourceFunc callback;
-  GSource *source;
 
   if (priv->read_source != NULL || priv->stream == NULL || priv->reading_paused ||
       read_buffer_full (priv))
     return;
 
-  if (priv->read_func != read_from_stream)
-    {
-      /* A bare fd source: GSocket's own source adds timeout handling
-       * that a non-blocking socket without timeout never uses. */
-      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), G_IO_IN);
-      callback = G_SOURCE_FUNC (fd_readable_cb);
-    }
-  else
-    {
-      source = g_pollable_input_stream_create_source (
-                 G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (priv->stream)), NULL);
-      callback = G_SOURCE_FUNC (stream_readable_cb);
-    }
-  priv->read_source = attach_source (self, source, callback, "[qipc] socket read");
+  priv->read_source = watch (self, G_IO_IN, priv->read_func != read_from_stream);
 }
 
 static void
@@ -841,24 +865,11 @@ static void
 wait_until_writable (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  GSourceFunc callback;
-  GSource *source;
 
   if (priv->write_source != NULL)
     return;
 
-  if (priv->write_func != write_to_stream)
-    {
-      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), G_IO_OUT);
-      callback = G_SOURCE_FUNC (fd_writable_cb);
-    }
-  else
-    {
-      source = g_pollable_output_stream_create_source (
-                 G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (priv->stream)), NULL);
-      callback = G_SOURCE_FUNC (stream_writable_cb);
-    }
-  priv->write_source = attach_source (self, source, callback, "[qipc] socket write");
+  priv->write_source = watch (self, G_IO_OUT, priv->write_func != write_to_stream);
 }
 
 static void
