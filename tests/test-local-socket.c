@@ -163,32 +163,6 @@ spawn_server (const char *command,
 }
 
 static void
-write_text (QipcSocket *socket,
-            const char *text)
-{
-  g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_socket_write (socket, bytes, &error));
-  g_assert_no_error (error);
-}
-
-/* Waits until @size bytes are buffered, and takes them. */
-static GBytes *
-read_exactly (QipcSocket *socket,
-              gsize       size)
-{
-  while (qipc_socket_bytes_available (socket) < size)
-    {
-      g_autoptr(GError) error = NULL;
-
-      g_assert_true (qipc_socket_wait_for_ready_read (socket, LOOP_SECONDS * 1000, &error));
-      g_assert_no_error (error);
-    }
-  return qipc_socket_read (socket, size);
-}
-
-static void
 assert_bytes (GBytes     *bytes,
               const char *text)
 {
@@ -249,7 +223,7 @@ test_echo_round_trip (void)
   g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (socket)), ==, QIPC_SOCKET_STATE_CONNECTING);
   g_assert_cmpstr (qipc_local_socket_get_server_name (socket), ==, path);
   /* Written while connecting: sent once connected. */
-  write_text (QIPC_SOCKET (socket), "hello, ");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "hello, ");
   g_assert_true (qipc_socket_wait_for_connected (QIPC_SOCKET (socket), -1, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (connected, ==, 1);
@@ -257,8 +231,8 @@ test_echo_round_trip (void)
   g_assert_cmpint (g_array_index (states, QipcSocketState, 0), ==, QIPC_SOCKET_STATE_CONNECTING);
   g_assert_cmpint (g_array_index (states, QipcSocketState, 1), ==, QIPC_SOCKET_STATE_CONNECTED);
 
-  write_text (QIPC_SOCKET (socket), "world");
-  got = read_exactly (QIPC_SOCKET (socket), 12);
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "world");
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 12);
   assert_bytes (got, "hello, world");
   g_assert_null (qipc_local_socket_take_fds (socket));
 
@@ -284,7 +258,7 @@ test_echo_many_small_writes (void)
       g_autofree char *record = g_strdup_printf ("%u;", i);
 
       g_string_append (expected, record);
-      write_text (QIPC_SOCKET (socket), record);
+      qipc_test_socket_write_text (QIPC_SOCKET (socket), record);
     }
 
   while (received->len < expected->len)
@@ -350,12 +324,12 @@ test_echo_lines (void)
   g_autoptr(GBytes) line = NULL;
   g_autoptr(GBytes) rest = NULL;
 
-  write_text (s, "HELO qi");
+  qipc_test_socket_write_text (s, "HELO qi");
   while (qipc_socket_bytes_available (s) < 7)
     g_assert_true (qipc_socket_wait_for_ready_read (s, LOOP_SECONDS * 1000, NULL));
   g_assert_false (qipc_socket_can_read_line (s));
 
-  write_text (s, "pc\nQUIT\nPART");
+  qipc_test_socket_write_text (s, "pc\nQUIT\nPART");
   while (qipc_socket_bytes_available (s) < 7 + 12)
     g_assert_true (qipc_socket_wait_for_ready_read (s, LOOP_SECONDS * 1000, NULL));
 
@@ -386,8 +360,8 @@ test_names_abstract (void)
   g_autoptr(GBytes) got = NULL;
   g_autoptr(GError) error = NULL;
 
-  write_text (QIPC_SOCKET (socket), "abstract");
-  got = read_exactly (QIPC_SOCKET (socket), 8);
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "abstract");
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 8);
   assert_bytes (got, "abstract");
 
   /* The name is taken while the server lives. */
@@ -525,8 +499,8 @@ test_connect_while_connected (void)
   /* The connection is left alone. */
   g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (socket)), ==, QIPC_SOCKET_STATE_CONNECTED);
   g_assert_cmpstr (qipc_local_socket_get_server_name (socket), ==, path);
-  write_text (QIPC_SOCKET (socket), "still here");
-  got = read_exactly (QIPC_SOCKET (socket), 10);
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "still here");
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 10);
   assert_bytes (got, "still here");
 }
 
@@ -568,7 +542,7 @@ test_connect_abort_and_reconnect (void)
   close (fd);
   g_assert_true (qipc_local_socket_write_with_fds (socket, byte, fds, &error));
   g_assert_no_error (error);
-  got = read_exactly (QIPC_SOCKET (socket), 1);
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 1);
   got_fds = qipc_local_socket_take_fds (socket);
   g_assert_nonnull (got_fds);
   g_assert_cmpint (g_unix_fd_list_get_length (got_fds), ==, 1);
@@ -608,7 +582,7 @@ test_fds_memfd_from_child (void)
   accepted = qipc_server_next_pending_connection (QIPC_SERVER (server));
   qipc_test_child_expect (child, "sent");
 
-  got = read_exactly (accepted, 1);
+  got = qipc_test_socket_read_exactly (accepted, 1);
   assert_bytes (got, "m");
   fds = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (accepted));
   g_assert_nonnull (fds);
@@ -651,13 +625,13 @@ test_fds_echo_in_order (void)
   const int *received;
   int n_received;
 
-  write_text (QIPC_SOCKET (socket), "a");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "a");
   write_fd_text (socket, "b", "first");
-  write_text (QIPC_SOCKET (socket), "c");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "c");
   write_fd_text (socket, "d", "second");
   write_fd_text (socket, "e", "third");
 
-  got = read_exactly (QIPC_SOCKET (socket), 5);
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 5);
   assert_bytes (got, "abcde");
   fds = qipc_local_socket_take_fds (socket);
   g_assert_nonnull (fds);
@@ -831,7 +805,7 @@ test_wait_ready_read (void)
   g_assert_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_SOCKET_TIMEOUT);
   g_clear_error (&error);
 
-  write_text (s, "ping");
+  qipc_test_socket_write_text (s, "ping");
   while (qipc_socket_bytes_available (s) < 4)
     {
       g_assert_true (qipc_socket_wait_for_ready_read (s, -1, &error));
@@ -858,7 +832,7 @@ test_wait_bytes_written (void)
   g_assert_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION);
   g_clear_error (&error);
 
-  write_text (s, "x");
+  qipc_test_socket_write_text (s, "x");
   g_assert_true (qipc_socket_wait_for_bytes_written (s, -1, &error));
   g_assert_no_error (error);
 
@@ -1049,8 +1023,8 @@ test_server_live_not_displaced (void)
   g_assert_false (qipc_server_is_listening (QIPC_SERVER (server)));
 
   socket = connect_to (path);
-  write_text (QIPC_SOCKET (socket), "alive");
-  got = read_exactly (QIPC_SOCKET (socket), 5);
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "alive");
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), 5);
   assert_bytes (got, "alive");
 }
 

@@ -56,17 +56,6 @@ make_pair (QipcSocket **a,
 }
 
 static void
-write_text (QipcSocket *socket,
-            const char *text)
-{
-  g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_socket_write (socket, bytes, &error));
-  g_assert_no_error (error);
-}
-
-static void
 test_round_trip (void)
 {
   g_autoptr(QipcSocket) a = NULL;
@@ -77,7 +66,7 @@ test_round_trip (void)
   make_pair (&a, &b);
   g_assert_cmpint (qipc_socket_get_state (a), ==, QIPC_SOCKET_STATE_CONNECTED);
 
-  write_text (a, "hello\nworld");
+  qipc_test_socket_write_text (a, "hello\nworld");
   g_assert_true (qipc_socket_wait_for_ready_read (b, 5000, &error));
   g_assert_no_error (error);
   while (qipc_socket_bytes_available (b) < 11)
@@ -164,7 +153,7 @@ test_peer_close (void)
 
   make_pair (&a, &b);
   g_signal_connect_swapped (b, "disconnected", G_CALLBACK (count), &disconnected);
-  write_text (a, "last words");
+  qipc_test_socket_write_text (a, "last words");
   qipc_socket_close (a);
   g_assert_cmpint (qipc_socket_get_state (a), ==, QIPC_SOCKET_STATE_UNCONNECTED);
 
@@ -275,7 +264,7 @@ test_waits (void)
   g_assert_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_SOCKET_TIMEOUT);
   g_clear_error (&error);
 
-  write_text (a, "x");
+  qipc_test_socket_write_text (a, "x");
   g_assert_true (qipc_socket_wait_for_bytes_written (a, 5000, &error));
   g_assert_no_error (error);
 

@@ -274,35 +274,6 @@ unused_port (void)
   return port;
 }
 
-static void
-write_text (QipcSocket *socket,
-            const char *text)
-{
-  g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
-  g_autoptr(GError) error = NULL;
-
-  qipc_socket_write (socket, bytes, &error);
-  g_assert_no_error (error);
-}
-
-/* Waits until @size bytes are buffered and takes them, as text. */
-static char *
-read_exactly (QipcSocket *socket,
-              gsize       size)
-{
-  g_autoptr(GBytes) bytes = NULL;
-
-  while (qipc_socket_bytes_available (socket) < size)
-    {
-      g_autoptr(GError) error = NULL;
-
-      qipc_socket_wait_for_ready_read (socket, WAIT_MS, &error);
-      g_assert_no_error (error);
-    }
-  bytes = qipc_socket_read (socket, size);
-  return g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-}
-
 static char *
 read_line (QipcSocket *socket)
 {
@@ -323,11 +294,11 @@ static void
 assert_echo (QipcSocket *socket,
              const char *text)
 {
-  g_autofree char *got = NULL;
+  g_autoptr(GBytes) got = NULL;
 
-  write_text (socket, text);
-  got = read_exactly (socket, strlen (text));
-  g_assert_cmpstr (got, ==, text);
+  qipc_test_socket_write_text (socket, text);
+  got = qipc_test_socket_read_exactly (socket, strlen (text));
+  g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), text, strlen (text));
 }
 
 static void
@@ -476,7 +447,7 @@ test_echo_many_small_writes (void)
   g_autoptr(QipcTestChild) child = NULL;
   g_autoptr(QipcTcpSocket) socket = qipc_tcp_socket_new ();
   g_autoptr(GString) sent = g_string_new (NULL);
-  g_autofree char *got = NULL;
+  g_autoptr(GBytes) got = NULL;
   Events events = { 0 };
   guint16 port;
 
@@ -489,11 +460,11 @@ test_echo_many_small_writes (void)
       g_autofree char *token = g_strdup_printf ("%u,", i);
 
       g_string_append (sent, token);
-      write_text (QIPC_SOCKET (socket), token);
+      qipc_test_socket_write_text (QIPC_SOCKET (socket), token);
     }
 
-  got = read_exactly (QIPC_SOCKET (socket), sent->len);
-  g_assert_true (strcmp (got, sent->str) == 0);
+  got = qipc_test_socket_read_exactly (QIPC_SOCKET (socket), sent->len);
+  g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), sent->str, sent->len);
   g_assert_cmpuint (qipc_socket_bytes_to_write (QIPC_SOCKET (socket)), ==, 0);
 
   /* Every byte is reported written, once. */
@@ -519,13 +490,13 @@ test_echo_lines (void)
   child = spawn_server (&port, "tcp-echo-server", NULL, NULL);
   connect_and_wait (socket, "127.0.0.1", port);
 
-  write_text (QIPC_SOCKET (socket), "par");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "par");
   qipc_socket_wait_for_ready_read (QIPC_SOCKET (socket), WAIT_MS, &error);
   g_assert_no_error (error);
   g_assert_false (qipc_socket_can_read_line (QIPC_SOCKET (socket)));
 
-  write_text (QIPC_SOCKET (socket), "tial\nnext line\n");
-  write_text (QIPC_SOCKET (socket), "last\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "tial\nnext line\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (socket), "last\n");
   first = read_line (QIPC_SOCKET (socket));
   second = read_line (QIPC_SOCKET (socket));
   third = read_line (QIPC_SOCKET (socket));
@@ -858,7 +829,7 @@ test_tls_server_connecting (void)
   pair_accept (&pair);
   watch (pair.accepted, &accepted_events);
   g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (pair.accepted)), ==, QIPC_SOCKET_STATE_CONNECTING);
-  write_text (QIPC_SOCKET (pair.accepted), "welcome\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.accepted), "welcome\n");
 
   qipc_socket_wait_for_connected (QIPC_SOCKET (pair.accepted), WAIT_MS, &error);
   g_assert_no_error (error);
@@ -922,10 +893,10 @@ test_tls_start_encryption (void)
   connect_and_wait (pair.client, "127.0.0.1", pair.port);
   pair_accept (&pair);
 
-  write_text (QIPC_SOCKET (pair.client), "STARTTLS\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.client), "STARTTLS\n");
   command = read_line (QIPC_SOCKET (pair.accepted));
   g_assert_cmpstr (command, ==, "STARTTLS\n");
-  write_text (QIPC_SOCKET (pair.accepted), "OK\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.accepted), "OK\n");
   g_assert_true (qipc_tcp_socket_start_server_encryption (pair.accepted, certificate, &error));
   g_assert_no_error (error);
 
@@ -944,10 +915,10 @@ test_tls_start_encryption (void)
   g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (pair.client)), ==, QIPC_SOCKET_STATE_CONNECTED);
   g_assert_true (g_tls_certificate_is_same (qipc_tcp_socket_get_peer_certificate (pair.client), certificate));
 
-  write_text (QIPC_SOCKET (pair.client), "ping\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.client), "ping\n");
   ping = read_line (QIPC_SOCKET (pair.accepted));
   g_assert_cmpstr (ping, ==, "ping\n");
-  write_text (QIPC_SOCKET (pair.accepted), "pong\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.accepted), "pong\n");
   pong = read_line (QIPC_SOCKET (pair.client));
   g_assert_cmpstr (pong, ==, "pong\n");
 
@@ -983,7 +954,7 @@ test_tls_close_while_handshaking (void)
   g_assert_no_error (error);
   g_assert_true (qipc_tcp_socket_start_client_encryption (pair.client, &error));
   g_assert_no_error (error);
-  write_text (QIPC_SOCKET (pair.client), "bye\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.client), "bye\n");
   qipc_socket_close (QIPC_SOCKET (pair.client));
   g_assert_cmpint (qipc_socket_get_state (QIPC_SOCKET (pair.client)), ==, QIPC_SOCKET_STATE_CLOSING);
 
@@ -1033,11 +1004,11 @@ test_tls_start_encryption_after_queued_data (void)
   bulk = g_bytes_new_take (g_malloc0 (bulk_size), bulk_size);
   qipc_socket_write (QIPC_SOCKET (pair.accepted), bulk, &error);
   g_assert_no_error (error);
-  write_text (QIPC_SOCKET (pair.accepted), "OK\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.accepted), "OK\n");
   g_assert_cmpuint (qipc_socket_bytes_to_write (QIPC_SOCKET (pair.accepted)), >, 0);
   g_assert_true (qipc_tcp_socket_start_server_encryption (pair.accepted, certificate, &error));
   g_assert_no_error (error);
-  write_text (QIPC_SOCKET (pair.accepted), "after\n");
+  qipc_test_socket_write_text (QIPC_SOCKET (pair.accepted), "after\n");
 
   while (received->len < bulk_size + 3)
     {

@@ -181,3 +181,30 @@ qipc_test_is_root (void)
 {
   return geteuid () == 0;
 }
+
+/* Queues @text on @socket; any failure fails the test. */
+void
+qipc_test_socket_write_text (QipcSocket *socket,
+                             const char *text)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_socket_write (socket, bytes, &error));
+  g_assert_no_error (error);
+}
+
+/* Waits until @size bytes are buffered on @socket, and takes them. */
+GBytes *
+qipc_test_socket_read_exactly (QipcSocket *socket,
+                               gsize       size)
+{
+  while (qipc_socket_bytes_available (socket) < size)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (qipc_socket_wait_for_ready_read (socket, TEST_WAIT_SECONDS * 1000, &error));
+      g_assert_no_error (error);
+    }
+  return qipc_socket_read (socket, size);
+}

@@ -29,6 +29,10 @@ void           qipc_test_store_result     (GObject        *source,
                                            gpointer        user_data);
 gboolean       qipc_test_cancel_cb        (gpointer        cancellable);
 gboolean       qipc_test_is_root          (void);
+void           qipc_test_socket_write_text   (QipcSocket *socket,
+                                              const char *text);
+GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
+                                              gsize       size);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
 
