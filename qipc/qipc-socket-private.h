@@ -51,6 +51,13 @@ void          _qipc_socket_report_error     (QipcSocket           *self,
                                              const GError         *error);
 void          _qipc_socket_pause_reading    (QipcSocket           *self,
                                              gboolean              paused);
+/* The unread bytes, in place: a parser reads what it needs and then
+ * consumes it, without copying. The pointer is valid until the next
+ * call into the socket. */
+const guint8 *_qipc_socket_peek_buffer      (QipcSocket           *self,
+                                             gsize                *size);
+void          _qipc_socket_consume          (QipcSocket           *self,
+                                             gsize                 size);
 GIOStream    *_qipc_socket_get_stream       (QipcSocket           *self);
 GSocket      *_qipc_socket_get_gsocket      (QipcSocket           *self);
 GCancellable *_qipc_socket_get_cancellable  (QipcSocket           *self);

@@ -785,6 +785,27 @@ consumed (QipcSocket *self)
     start_reading (self);
 }
 
+const guint8 *
+_qipc_socket_peek_buffer (QipcSocket *self,
+                          gsize      *size)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  *size = buffered (priv);
+  return *size > 0 ? priv->read_buffer->data + priv->read_start : NULL;
+}
+
+void
+_qipc_socket_consume (QipcSocket *self,
+                      gsize       size)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  g_return_if_fail (size <= buffered (priv));
+  priv->read_start += size;
+  consumed (self);
+}
+
 void
 _qipc_socket_pause_reading (QipcSocket *self,
                             gboolean    paused)

@@ -1,0 +1,142 @@
+/* qipc-frame-private.h: the frames of qipc's native channel protocol
+ *
+ * The format is specified in docs/protocol.md; this is the one codec
+ * that the broker and the client share (and that fuzzing/ feeds).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define QIPC_FRAME_MAGIC_0          0x51 /* 'Q' */
+#define QIPC_FRAME_MAGIC_1          0x43 /* 'C' */
+#define QIPC_PROTOCOL_VERSION       1
+#define QIPC_FRAME_HEADER_SIZE      16
+
+/* Largest body carried inline; larger payloads travel in a memfd. */
+#define QIPC_FRAME_MAX_BODY         (1024 * 1024)
+/* Serialized payload data from this size on is sent in a sealed memfd. */
+#define QIPC_FRAME_MEMFD_THRESHOLD  (64 * 1024)
+/* Largest payload a memfd may carry. */
+#define QIPC_FRAME_MAX_MEMFD_DATA   (G_GUINT64_CONSTANT (1) << 32)
+/* Longest channel name or pattern, and longest message name, in bytes. */
+#define QIPC_FRAME_MAX_NAME         255
+/* Longest client name in HELLO and broker name in WELCOME. */
+#define QIPC_FRAME_MAX_PEER_NAME    255
+
+typedef enum {
+  QIPC_FRAME_HELLO       = 1,  /* client -> broker (yys) */
+  QIPC_FRAME_WELCOME     = 2,  /* broker -> client (yts) */
+  QIPC_FRAME_ERROR       = 3,  /* broker -> client (us)  */
+  QIPC_FRAME_SUBSCRIBE   = 4,  /* client -> broker (us)  */
+  QIPC_FRAME_UNSUBSCRIBE = 5,  /* client -> broker (u)   */
+  QIPC_FRAME_SEND        = 6,  /* client -> broker (ssmv), or (sst) + memfd */
+  QIPC_FRAME_DELIVER     = 7,  /* broker -> client, the body of a SEND */
+  QIPC_FRAME_LOST        = 8,  /* broker -> client (t)   */
+  QIPC_FRAME_QUERY       = 9,  /* client -> broker (s)   */
+  QIPC_FRAME_REPLY       = 10, /* broker -> client (b)   */
+  QIPC_FRAME_PING        = 11, /* client -> broker ()    */
+  QIPC_FRAME_PONG        = 12, /* broker -> client ()    */
+  QIPC_FRAME_LIST        = 13, /* client -> broker ()    */
+  QIPC_FRAME_CHANNELS    = 14, /* broker -> client (a(su)) */
+  QIPC_FRAME_MONITOR     = 15, /* client -> broker ()    */
+  QIPC_FRAME_LAST_TYPE   = QIPC_FRAME_MONITOR,
+} QipcFrameType;
+
+typedef enum {
+  /* The payload data is in the memfd passed with this frame. */
+  QIPC_FRAME_FLAG_MEMFD = 1 << 0,
+} QipcFrameFlags;
+
+#define QIPC_FRAME_KNOWN_FLAGS QIPC_FRAME_FLAG_MEMFD
+
+typedef enum {
+  QIPC_FRAME_FROM_CLIENT,
+  QIPC_FRAME_FROM_BROKER,
+} QipcFrameDirection;
+
+typedef struct {
+  guint8  type;
+  guint16 flags;
+  guint32 body_length;
+  guint32 serial;
+} QipcFrameHeader;
+
+/* Checks magic, version, type for @direction, flags and the length
+ * limit; fills @header. @data holds QIPC_FRAME_HEADER_SIZE bytes. */
+gboolean  _qipc_frame_header_parse   (const guint8         *data,
+                                      QipcFrameDirection    direction,
+                                      QipcFrameHeader      *header,
+                                      GError              **error);
+void      _qipc_frame_header_write   (guint8               *data,
+                                      QipcFrameType         type,
+                                      guint16               flags,
+                                      guint32               body_length,
+                                      guint32               serial);
+/* Header and body in one buffer, ready to write. @body may be NULL for
+ * an empty body; it is consumed if floating. */
+GBytes   *_qipc_frame_build          (QipcFrameType         type,
+                                      guint16               flags,
+                                      guint32               serial,
+                                      GVariant             *body);
+/* The body's GVariant type for @type and @flags, or NULL if unknown. */
+const GVariantType *_qipc_frame_body_type (QipcFrameType    type,
+                                           guint16          flags);
+/* Turns @body (the bytes after a header) into the frame's GVariant,
+ * checking that it is in normal form and that every name in it is
+ * valid. Returns a new reference, or NULL with @error. */
+GVariant *_qipc_frame_parse_body     (const QipcFrameHeader *header,
+                                      GBytes               *body,
+                                      GError              **error);
+
+/* Called for each complete frame by _qipc_frame_split(): @frame points
+ * at its header, followed by its body, valid during the call only.
+ * Returns FALSE to stop splitting: with @error set when the peer broke
+ * the protocol, without when the caller simply stops (it went away). */
+typedef gboolean (* QipcFrameFunc) (const QipcFrameHeader  *header,
+                                    const guint8           *frame,
+                                    gpointer                user_data,
+                                    GError                **error);
+
+/* Hands each complete frame at the front of @data to @func, and returns
+ * how many bytes they took. A bad header sets @error; an incomplete
+ * frame at the end is left for later. */
+gsize     _qipc_frame_split          (const guint8         *data,
+                                      gsize                 size,
+                                      QipcFrameDirection    direction,
+                                      QipcFrameFunc         func,
+                                      gpointer              user_data,
+                                      GError              **error);
+
+/* Channel names: UTF-8, at most QIPC_FRAME_MAX_NAME bytes, segments
+ * separated by single '/', none empty; with @allow_pattern a segment may
+ * be "*" and the last one "**". */
+gboolean  _qipc_channel_name_validate (const char          *name,
+                                       gboolean             allow_pattern,
+                                       GError             **error);
+gboolean  _qipc_message_name_validate (const char          *message,
+                                       GError             **error);
+gboolean  _qipc_channel_name_is_pattern (const char        *name);
+/* Whether the valid pattern @pattern matches the valid plain name @name. */
+gboolean  _qipc_channel_pattern_match (const char          *pattern,
+                                       const char          *name);
+
+/* Creates a sealed memfd holding @data's serialized form. Returns the
+ * fd or -1 with @error. */
+int       _qipc_payload_memfd_new     (GVariant            *data,
+                                       GError             **error);
+/* Checks that @fd is a memfd sealed against writing and resizing, of
+ * at least @size bytes. */
+gboolean  _qipc_payload_memfd_check   (int                  fd,
+                                       guint64              size,
+                                       GError             **error);
+/* Maps the sealed @fd and returns the payload (type "mv") it holds,
+ * without copying. Takes ownership of nothing; @fd may be closed after. */
+GVariant *_qipc_payload_memfd_map     (int                  fd,
+                                       guint64              size,
+                                       GError             **error);
+
+G_END_DECLS

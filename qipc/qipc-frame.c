@@ -1,0 +1,507 @@
+/* qipc-frame.c: the frame codec of the native channel protocol
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "qipc-frame-private.h"
+#include "qipc-bus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REQUIRED_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+static gboolean
+frame_type_allowed (guint8             type,
+                    QipcFrameDirection direction)
+{
+  switch ((QipcFrameType) type)
+    {
+    case QIPC_FRAME_HELLO:
+    case QIPC_FRAME_SUBSCRIBE:
+    case QIPC_FRAME_UNSUBSCRIBE:
+    case QIPC_FRAME_SEND:
+    case QIPC_FRAME_QUERY:
+    case QIPC_FRAME_PING:
+    case QIPC_FRAME_LIST:
+    case QIPC_FRAME_MONITOR:
+      return direction == QIPC_FRAME_FROM_CLIENT;
+    case QIPC_FRAME_WELCOME:
+    case QIPC_FRAME_ERROR:
+    case QIPC_FRAME_DELIVER:
+    case QIPC_FRAME_LOST:
+    case QIPC_FRAME_REPLY:
+    case QIPC_FRAME_PONG:
+    case QIPC_FRAME_CHANNELS:
+      return direction == QIPC_FRAME_FROM_BROKER;
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+frame_type_takes_memfd (guint8 type)
+{
+  return type == QIPC_FRAME_SEND || type == QIPC_FRAME_DELIVER;
+}
+
+gboolean
+_qipc_frame_header_parse (const guint8        *data,
+                          QipcFrameDirection   direction,
+                          QipcFrameHeader     *header,
+                          GError             **error)
+{
+  guint16 reserved;
+
+  if (data[0] != QIPC_FRAME_MAGIC_0 || data[1] != QIPC_FRAME_MAGIC_1)
+    {
+      g_set_error_literal (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                           "Frame does not start with the magic bytes \"QC\"");
+      return FALSE;
+    }
+  if (data[2] != QIPC_PROTOCOL_VERSION)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "Frame has protocol version %u; only %u is known",
+                   data[2], QIPC_PROTOCOL_VERSION);
+      return FALSE;
+    }
+  if (!frame_type_allowed (data[3], direction))
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "Frame type %u is not valid from the %s", data[3],
+                   direction == QIPC_FRAME_FROM_CLIENT ? "client" : "broker");
+      return FALSE;
+    }
+
+  header->type = data[3];
+  header->flags = GUINT16_FROM_LE (*(guint16 *) (data + 4));
+  reserved = GUINT16_FROM_LE (*(guint16 *) (data + 6));
+  memcpy (&header->body_length, data + 8, 4);
+  header->body_length = GUINT32_FROM_LE (header->body_length);
+  memcpy (&header->serial, data + 12, 4);
+  header->serial = GUINT32_FROM_LE (header->serial);
+
+  if ((header->flags & ~QIPC_FRAME_KNOWN_FLAGS) != 0 || reserved != 0)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "Frame has unknown flags 0x%x or reserved bits 0x%x set",
+                   header->flags, reserved);
+      return FALSE;
+    }
+  if ((header->flags & QIPC_FRAME_FLAG_MEMFD) && !frame_type_takes_memfd (header->type))
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "Frame type %u cannot carry a memfd", header->type);
+      return FALSE;
+    }
+  if (header->body_length > QIPC_FRAME_MAX_BODY)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+                   "Frame body of %u bytes exceeds the limit of %u bytes",
+                   header->body_length, (guint) QIPC_FRAME_MAX_BODY);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_qipc_frame_header_write (guint8        *data,
+                          QipcFrameType  type,
+                          guint16        flags,
+                          guint32        body_length,
+                          guint32        serial)
+{
+  guint16 le16;
+  guint32 le32;
+
+  data[0] = QIPC_FRAME_MAGIC_0;
+  data[1] = QIPC_FRAME_MAGIC_1;
+  data[2] = QIPC_PROTOCOL_VERSION;
+  data[3] = type;
+  le16 = GUINT16_TO_LE (flags);
+  memcpy (data + 4, &le16, 2);
+  memset (data + 6, 0, 2);
+  le32 = GUINT32_TO_LE (body_length);
+  memcpy (data + 8, &le32, 4);
+  le32 = GUINT32_TO_LE (serial);
+  memcpy (data + 12, &le32, 4);
+}
+
+GBytes *
+_qipc_frame_build (QipcFrameType  type,
+                   guint16        flags,
+                   guint32        serial,
+                   GVariant      *body)
+{
+  g_autoptr(GVariant) owned = body != NULL ? g_variant_ref_sink (body) : NULL;
+  gsize body_size = owned != NULL ? g_variant_get_size (owned) : 0;
+  guint8 *data;
+
+  g_return_val_if_fail (body_size <= QIPC_FRAME_MAX_BODY, NULL);
+
+  data = g_malloc (QIPC_FRAME_HEADER_SIZE + body_size);
+  _qipc_frame_header_write (data, type, flags, body_size, serial);
+  if (owned != NULL)
+    g_variant_store (owned, data + QIPC_FRAME_HEADER_SIZE);
+  return g_bytes_new_take (data, QIPC_FRAME_HEADER_SIZE + body_size);
+}
+
+const GVariantType *
+_qipc_frame_body_type (QipcFrameType type,
+                       guint16       flags)
+{
+  switch (type)
+    {
+    case QIPC_FRAME_HELLO:       return G_VARIANT_TYPE ("(yys)");
+    case QIPC_FRAME_WELCOME:     return G_VARIANT_TYPE ("(yts)");
+    case QIPC_FRAME_ERROR:       return G_VARIANT_TYPE ("(us)");
+    case QIPC_FRAME_SUBSCRIBE:   return G_VARIANT_TYPE ("(us)");
+    case QIPC_FRAME_UNSUBSCRIBE: return G_VARIANT_TYPE ("(u)");
+    case QIPC_FRAME_SEND:
+    case QIPC_FRAME_DELIVER:
+      return (flags & QIPC_FRAME_FLAG_MEMFD) ? G_VARIANT_TYPE ("(sst)")
+                                             : G_VARIANT_TYPE ("(ssmv)");
+    case QIPC_FRAME_LOST:        return G_VARIANT_TYPE ("(t)");
+    case QIPC_FRAME_QUERY:       return G_VARIANT_TYPE ("(s)");
+    case QIPC_FRAME_REPLY:       return G_VARIANT_TYPE ("(b)");
+    case QIPC_FRAME_PING:
+    case QIPC_FRAME_PONG:
+    case QIPC_FRAME_LIST:
+    case QIPC_FRAME_MONITOR:     return G_VARIANT_TYPE_UNIT;
+    case QIPC_FRAME_CHANNELS:    return G_VARIANT_TYPE ("a(su)");
+    default:                     return NULL;
+    }
+}
+
+static gboolean
+check_string_child (GVariant    *body,
+                    gsize        index,
+                    gsize        max_length,
+                    const char  *what,
+                    GError     **error)
+{
+  g_autoptr(GVariant) child = g_variant_get_child_value (body, index);
+  gsize length;
+
+  g_variant_get_string (child, &length);
+  if (length > max_length)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+                   "The %s is %" G_GSIZE_FORMAT " bytes long; the limit is %"
+                   G_GSIZE_FORMAT, what, length, max_length);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The names inside a parsed body, checked before anyone acts on them. */
+static gboolean
+check_body_names (const QipcFrameHeader  *header,
+                  GVariant               *body,
+                  GError                **error)
+{
+  switch (header->type)
+    {
+    case QIPC_FRAME_HELLO:
+      return check_string_child (body, 2, QIPC_FRAME_MAX_PEER_NAME, "client name", error);
+    case QIPC_FRAME_WELCOME:
+      return check_string_child (body, 2, QIPC_FRAME_MAX_PEER_NAME, "broker name", error);
+    case QIPC_FRAME_SUBSCRIBE:
+      {
+        const char *pattern;
+        g_variant_get_child (body, 1, "&s", &pattern);
+        return _qipc_channel_name_validate (pattern, TRUE, error);
+      }
+    case QIPC_FRAME_SEND:
+    case QIPC_FRAME_DELIVER:
+      {
+        const char *channel, *message;
+        g_variant_get_child (body, 0, "&s", &channel);
+        g_variant_get_child (body, 1, "&s", &message);
+        return _qipc_channel_name_validate (channel, FALSE, error) &&
+               _qipc_message_name_validate (message, error);
+      }
+    case QIPC_FRAME_QUERY:
+      {
+        const char *channel;
+        g_variant_get_child (body, 0, "&s", &channel);
+        return _qipc_channel_name_validate (channel, FALSE, error);
+      }
+    default:
+      return TRUE;
+    }
+}
+
+GVariant *
+_qipc_frame_parse_body (const QipcFrameHeader  *header,
+                        GBytes                 *body,
+                        GError                **error)
+{
+  const GVariantType *type = _qipc_frame_body_type (header->type, header->flags);
+  g_autoptr(GVariant) value = NULL;
+
+  g_return_val_if_fail (type != NULL, NULL);
+
+  value = g_variant_ref_sink (g_variant_new_from_bytes (type, body, FALSE));
+  if (!g_variant_is_normal_form (value))
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "Body of frame type %u is not a %s in normal form",
+                   header->type, g_variant_type_peek_string (type));
+      return NULL;
+    }
+  if (!check_body_names (header, value, error))
+    return NULL;
+  return g_steal_pointer (&value);
+}
+
+static gboolean
+name_error (GError     **error,
+            const char  *what,
+            const char  *name,
+            const char  *reason)
+{
+  g_autofree char *shown = g_utf8_validate (name, -1, NULL)
+                           ? g_strndup (name, 64) : g_strdup ("(not UTF-8)");
+  g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME,
+               "Invalid %s \"%s\": %s", what, shown, reason);
+  return FALSE;
+}
+
+gboolean
+_qipc_channel_name_validate (const char  *name,
+                             gboolean     allow_pattern,
+                             GError     **error)
+{
+  const char *what = allow_pattern ? "channel pattern" : "channel name";
+  gsize length;
+  const char *segment;
+
+  if (name == NULL || *name == '\0')
+    return name_error (error, what, "", "it is empty");
+  length = strlen (name);
+  if (length > QIPC_FRAME_MAX_NAME)
+    return name_error (error, what, name, "it is longer than 255 bytes");
+  if (!g_utf8_validate (name, length, NULL))
+    return name_error (error, what, name, "it is not UTF-8");
+
+  segment = name;
+  while (TRUE)
+    {
+      const char *end = strchr (segment, '/');
+      gsize seg_length = end != NULL ? (gsize) (end - segment) : strlen (segment);
+
+      if (seg_length == 0)
+        return name_error (error, what, name, "it has an empty segment");
+      if (memchr (segment, '*', seg_length) != NULL)
+        {
+          gboolean is_star = seg_length == 1;
+          gboolean is_star_star = seg_length == 2 && segment[1] == '*';
+
+          if (!allow_pattern)
+            return name_error (error, what, name, "'*' is only allowed in patterns");
+          if (!is_star && !(is_star_star && end == NULL))
+            return name_error (error, what, name,
+                               "'*' must be a whole segment, and '**' the last one");
+        }
+      if (end == NULL)
+        break;
+      segment = end + 1;
+    }
+  return TRUE;
+}
+
+gboolean
+_qipc_message_name_validate (const char  *message,
+                             GError     **error)
+{
+  gsize length;
+
+  if (message == NULL || *message == '\0')
+    return name_error (error, "message name", "", "it is empty");
+  length = strlen (message);
+  if (length > QIPC_FRAME_MAX_NAME)
+    return name_error (error, "message name", message, "it is longer than 255 bytes");
+  if (!g_utf8_validate (message, length, NULL))
+    return name_error (error, "message name", message, "it is not UTF-8");
+  return TRUE;
+}
+
+gboolean
+_qipc_channel_name_is_pattern (const char *name)
+{
+  return strchr (name, '*') != NULL;
+}
+
+gboolean
+_qipc_channel_pattern_match (const char *pattern,
+                             const char *name)
+{
+  while (TRUE)
+    {
+      const char *p_end = strchr (pattern, '/');
+      const char *n_end = strchr (name, '/');
+      gsize p_length = p_end ? (gsize) (p_end - pattern) : strlen (pattern);
+      gsize n_length = n_end ? (gsize) (n_end - name) : strlen (name);
+
+      if (p_length == 2 && pattern[0] == '*' && pattern[1] == '*')
+        return TRUE; /* the last segment, matching one or more */
+      if (!(p_length == 1 && pattern[0] == '*') &&
+          (p_length != n_length || memcmp (pattern, name, p_length) != 0))
+        return FALSE;
+      if (p_end == NULL || n_end == NULL)
+        return p_end == NULL && n_end == NULL;
+      pattern = p_end + 1;
+      name = n_end + 1;
+    }
+}
+
+int
+_qipc_payload_memfd_new (GVariant  *data,
+                         GError   **error)
+{
+  gsize size = g_variant_get_size (data);
+  int fd;
+  gpointer map;
+
+  fd = memfd_create ("qipc-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || ftruncate (fd, size) < 0)
+    {
+      int saved_errno = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                   "Cannot create a memfd of %" G_GSIZE_FORMAT " bytes for the payload: %s",
+                   size, g_strerror (saved_errno));
+      return -1;
+    }
+  if (size > 0)
+    {
+      map = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (map == MAP_FAILED)
+        {
+          int saved_errno = errno;
+          close (fd);
+          g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                       "Cannot map the payload memfd: %s", g_strerror (saved_errno));
+          return -1;
+        }
+      g_variant_store (data, map);
+      munmap (map, size);
+    }
+  if (fcntl (fd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
+    {
+      int saved_errno = errno;
+      close (fd);
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                   "Cannot seal the payload memfd: %s", g_strerror (saved_errno));
+      return -1;
+    }
+  return fd;
+}
+
+gboolean
+_qipc_payload_memfd_check (int       fd,
+                           guint64   size,
+                           GError  **error)
+{
+  int seals = fcntl (fd, F_GET_SEALS);
+  struct stat st;
+
+  if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS)
+    {
+      g_set_error_literal (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                           "The payload fd is not a memfd sealed against writing and resizing");
+      return FALSE;
+    }
+  if (size > QIPC_FRAME_MAX_MEMFD_DATA)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+                   "Payload of %" G_GUINT64_FORMAT " bytes exceeds the limit of %"
+                   G_GUINT64_FORMAT " bytes", size, QIPC_FRAME_MAX_MEMFD_DATA);
+      return FALSE;
+    }
+  if (fstat (fd, &st) < 0 || (guint64) st.st_size < size)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "The payload memfd is smaller than the %" G_GUINT64_FORMAT
+                   " bytes its frame announces", size);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+typedef struct {
+  gpointer map;
+  gsize    size;
+} Mapping;
+
+static void
+mapping_free (gpointer data)
+{
+  Mapping *mapping = data;
+
+  munmap (mapping->map, mapping->size);
+  g_free (mapping);
+}
+
+GVariant *
+_qipc_payload_memfd_map (int       fd,
+                         guint64   size,
+                         GError  **error)
+{
+  Mapping *mapping;
+  g_autoptr(GBytes) bytes = NULL;
+
+  if (!_qipc_payload_memfd_check (fd, size, error))
+    return NULL;
+  if (size == 0)
+    return g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL));
+
+  mapping = g_new (Mapping, 1);
+  mapping->size = size;
+  mapping->map = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (mapping->map == MAP_FAILED)
+    {
+      int saved_errno = errno;
+      g_free (mapping);
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                   "Cannot map the payload memfd: %s", g_strerror (saved_errno));
+      return NULL;
+    }
+  bytes = g_bytes_new_with_free_func (mapping->map, size, mapping_free, mapping);
+  return g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("mv"), bytes, FALSE));
+}
+
+gsize
+_qipc_frame_split (const guint8        *data,
+                   gsize                size,
+                   QipcFrameDirection   direction,
+                   QipcFrameFunc        func,
+                   gpointer             user_data,
+                   GError             **error)
+{
+  gsize offset = 0;
+
+  while (size - offset >= QIPC_FRAME_HEADER_SIZE)
+    {
+      QipcFrameHeader header;
+      const guint8 *frame = data + offset;
+      gboolean go_on;
+
+      if (!_qipc_frame_header_parse (frame, direction, &header, error))
+        break;
+      if (size - offset - QIPC_FRAME_HEADER_SIZE < header.body_length)
+        break;
+      offset += QIPC_FRAME_HEADER_SIZE + header.body_length;
+      go_on = func (&header, frame, user_data, error);
+      if (!go_on)
+        break;
+    }
+  return offset;
+}
