@@ -301,7 +301,7 @@ _qipc_channel_name_validate (const char  *name,
       if (memchr (segment, '*', seg_length) != NULL)
         {
           gboolean is_star = seg_length == 1;
-          gboolean is_star_star = seg_length == 2 && segment[1] == '*';
+          gboolean is_star_star = seg_length == 2 && segment[0] == '*' && segment[1] == '*';
 
           if (!allow_pattern)
             return name_error (error, what, name, "'*' is only allowed in patterns");
