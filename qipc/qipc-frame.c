@@ -78,9 +78,12 @@ _qipc_frame_header_parse (const guint8        *data,
       return FALSE;
     }
 
+  /* Frames follow each other at any offset: no aligned loads. */
   header->type = data[3];
-  header->flags = GUINT16_FROM_LE (*(guint16 *) (data + 4));
-  reserved = GUINT16_FROM_LE (*(guint16 *) (data + 6));
+  memcpy (&header->flags, data + 4, 2);
+  header->flags = GUINT16_FROM_LE (header->flags);
+  memcpy (&reserved, data + 6, 2);
+  reserved = GUINT16_FROM_LE (reserved);
   memcpy (&header->body_length, data + 8, 4);
   header->body_length = GUINT32_FROM_LE (header->body_length);
   memcpy (&header->serial, data + 12, 4);
