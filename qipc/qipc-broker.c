@@ -497,6 +497,28 @@ handle_send (Peer                   *peer,
   return TRUE;
 }
 
+/* The path of nearly every frame: only the names are read, and the
+ * frame goes on as it came. */
+static gboolean
+handle_plain_send (Peer                   *peer,
+                   const QipcFrameHeader  *header,
+                   const guint8           *frame,
+                   GError                **error)
+{
+  Message message = { frame, QIPC_FRAME_HEADER_SIZE + header->body_length, -1 };
+  QipcSendBody body;
+
+  if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
+                                    &body, error))
+    return FALSE;
+  if (!_qipc_policy_may_send (peer->grant, body.channel))
+    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
+                      "The broker's policy does not allow this client to send on this channel");
+  else
+    route (peer->broker, body.channel, &message);
+  return TRUE;
+}
+
 static GVariant *
 list_channels (QipcBroker *self)
 {
@@ -544,6 +566,8 @@ handle_frame (const QipcFrameHeader  *header,
     return FALSE;
   if (!peer->welcomed && header->type != QIPC_FRAME_HELLO)
     return protocol_error (error, "The first frame must be HELLO, not type %u", header->type);
+  if (header->type == QIPC_FRAME_SEND && !(header->flags & QIPC_FRAME_FLAG_MEMFD))
+    return handle_plain_send (peer, header, frame, error);
 
   bytes = g_bytes_new_static (frame + QIPC_FRAME_HEADER_SIZE, header->body_length);
   body = _qipc_frame_parse_body (header, bytes, error);
