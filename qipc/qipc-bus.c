@@ -172,6 +172,33 @@ registration_free (gpointer data)
 /* ------------------------------------------------------------------ */
 /* Connecting                                                          */
 
+/* A full backlog (EAGAIN) means a live broker that has not accepted
+ * yet: try again for a while, as a blocking connect() would wait. */
+static GSocketConnection *
+connect_local (GSocketClient   *client,
+               GSocketAddress  *address,
+               GError         **error)
+{
+  gint64 deadline = g_get_monotonic_time () + CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
+
+  while (TRUE)
+    {
+      g_autoptr(GError) local_error = NULL;
+      GSocketConnection *connection =
+        g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &local_error);
+
+      if (connection != NULL)
+        return connection;
+      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK) ||
+          g_get_monotonic_time () > deadline)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      g_usleep (1000);
+    }
+}
+
 static GSocketConnection *
 open_connection (QipcBus  *self,
                  GError  **error)
@@ -190,7 +217,7 @@ open_connection (QipcBus  *self,
   address = _qipc_local_address_new (name, NULL, error);
   if (address == NULL)
     return NULL;
-  return g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, error);
+  return connect_local (client, address, error);
 }
 
 /* The HELLO goes out first; the broker's WELCOME (or refusal) is read
