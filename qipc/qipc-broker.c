@@ -56,6 +56,7 @@
 /* File descriptors a client may send ahead of the frames that use them. */
 #define MAX_PENDING_FDS 16
 #define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
+#define MAX_BACKLOG 4096
 
 typedef struct _Peer Peer;
 
@@ -994,6 +995,9 @@ listen_local (QipcBroker         *self,
       if (lock_fd < 0)
         return FALSE;
     }
+  /* The broker takes every connection as it comes; a long system
+   * backlog lets a thousand clients start at once. */
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MAX_BACKLOG);
   qipc_local_server_set_socket_options (server,
                                         _qipc_policy_admits_others (self->policy)
                                         ? QIPC_LOCAL_SERVER_OPTIONS_WORLD_ACCESS
@@ -1015,6 +1019,8 @@ listen_tcp (QipcBroker         *self,
             GError            **error)
 {
   g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MAX_BACKLOG);
 
   if (!qipc_tcp_server_listen (server, address->host, address->port, error))
     return FALSE;

@@ -91,7 +91,7 @@ struct _QipcBus
   guint retry_source;
   guint retry_ms;
   gboolean broker_spawned;
-  gboolean refused;
+  GError *refusal;            /* why the broker refused us, for good */
 
   GHashTable *registrations;  /* id -> Registration */
   guint32 next_registration;
@@ -172,6 +172,33 @@ registration_free (gpointer data)
 /* ------------------------------------------------------------------ */
 /* Connecting                                                          */
 
+/* A full backlog (EAGAIN) means a live broker that has not accepted
+ * yet: try again for a while, as a blocking connect() would wait. */
+static GSocketConnection *
+connect_local (GSocketClient   *client,
+               GSocketAddress  *address,
+               GError         **error)
+{
+  gint64 deadline = g_get_monotonic_time () + CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
+
+  while (TRUE)
+    {
+      g_autoptr(GError) local_error = NULL;
+      GSocketConnection *connection =
+        g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &local_error);
+
+      if (connection != NULL)
+        return connection;
+      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK) ||
+          g_get_monotonic_time () > deadline)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      g_usleep (1000);
+    }
+}
+
 static GSocketConnection *
 open_connection (QipcBus  *self,
                  GError  **error)
@@ -190,7 +217,7 @@ open_connection (QipcBus  *self,
   address = _qipc_local_address_new (name, NULL, error);
   if (address == NULL)
     return NULL;
-  return g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, error);
+  return connect_local (client, address, error);
 }
 
 /* The HELLO goes out first; the broker's WELCOME (or refusal) is read
@@ -375,6 +402,11 @@ check_not_closed (QipcBus  *self,
 {
   if (!self->closed)
     return TRUE;
+  if (self->refusal != NULL)
+    {
+      g_propagate_error (error, g_error_copy (self->refusal));
+      return FALSE;
+    }
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
                "The bus to %s is closed", self->address_string);
   return FALSE;
@@ -782,9 +814,10 @@ handle_error_frame (QipcBus  *self,
     {
       /* The broker ends the connection: a refusal is final. */
       g_message ("The broker at %s closes the connection: %s", self->address_string, message);
-      if (code == QIPC_BUS_ERROR_ACCESS_DENIED)
-        self->refused = TRUE;
-      g_error_free (error);
+      if (code == QIPC_BUS_ERROR_ACCESS_DENIED && self->refusal == NULL)
+        self->refusal = error;
+      else
+        g_error_free (error);
       return;
     }
   call = find_call (self, serial);
@@ -1048,7 +1081,7 @@ lose_connection (QipcBus      *self,
   drop_socket (self);
   if (self->closed)
     return;
-  if (self->refused)
+  if (self->refusal != NULL)
     {
       qipc_bus_close (self);
       return;
@@ -1189,6 +1222,7 @@ qipc_bus_finalize (GObject *object)
   g_hash_table_unref (self->exact);
   g_ptr_array_unref (self->pattern_regs);
   g_clear_error (&self->send_error);
+  g_clear_error (&self->refusal);
   g_byte_array_unref (self->scratch);
   G_OBJECT_CLASS (qipc_bus_parent_class)->finalize (object);
 }
@@ -1509,8 +1543,10 @@ qipc_bus_close (QipcBus *self)
   drop_socket (self);
   g_queue_clear_full (&self->outbox, outgoing_free);
   self->outbox_bytes = 0;
-  error = g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
-                       "The bus to %s was closed", self->address_string);
+  /* After a refusal, everything fails with the broker's reason. */
+  error = self->refusal != NULL ? g_error_copy (self->refusal)
+                                : g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
+                                               "The bus to %s was closed", self->address_string);
   fail_calls (self, error);
   if (was_connected)
     g_signal_emit (self, signals[DISCONNECTED], 0);

@@ -307,6 +307,7 @@ error_code_name (const GError *error)
   GType type = error->domain == QIPC_SHARED_MEMORY_ERROR ? QIPC_TYPE_SHARED_MEMORY_ERROR
              : error->domain == QIPC_SYSTEM_SEMAPHORE_ERROR ? QIPC_TYPE_SYSTEM_SEMAPHORE_ERROR
              : error->domain == QIPC_SOCKET_ERROR ? QIPC_TYPE_SOCKET_ERROR
+             : error->domain == QIPC_BUS_ERROR ? QIPC_TYPE_BUS_ERROR
              : G_TYPE_INVALID;
   g_autoptr(GEnumClass) klass = NULL;
   GEnumValue *value;
@@ -762,6 +763,36 @@ channel_send (char **argv)
   return 0;
 }
 
+/* channel-as-nobody ADDRESS LISTEN SEND: become the user nobody,
+ * connect, listen on LISTEN, send "hello" on SEND and flush; say "ok"
+ * or the error code's nick; then print each received message as
+ * channel-listen does, until killed. Needs root. */
+static int
+channel_as_nobody (char **argv)
+{
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcChannel) channel = NULL;
+  GError *error = NULL;
+
+  if (setgroups (0, NULL) < 0 || setgid (65534) < 0 || setuid (65534) < 0)
+    {
+      say (g_strerror (errno));
+      return 1;
+    }
+  bus = bus_connect (argv[0]);
+  channel = qipc_channel_new_for_bus (bus, argv[1], &error);
+  if (channel != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (print_received), NULL);
+  if (error == NULL)
+    qipc_channel_send_for_bus (bus, argv[2], "hello", NULL, &error);
+  if (error == NULL)
+    qipc_channel_flush_for_bus (bus, &error);
+  say (error != NULL ? error_code_name (error) : "ok");
+  g_clear_error (&error);
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -789,6 +820,7 @@ static const struct {
   { "channel-listen", 2, channel_listen_cmd },
   { "channel-count", 4, channel_count },
   { "channel-send", 3, channel_send },
+  { "channel-as-nobody", 3, channel_as_nobody },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
 };
 
