@@ -124,6 +124,8 @@ default_address (void)
   return g_strdup_printf ("unix:path=%s/qipc/bus", g_get_user_runtime_dir ());
 }
 
+/* The broker reports a socket path that another broker owns through
+ * its lock file, and a taken name or port as the server found it. */
 static gboolean
 is_address_in_use (const GError *error)
 {
