@@ -260,6 +260,8 @@ test('/channels/errors', () => {
         'listening on an empty segment');
     assertThrows(() => Qipc.Channel.new_for_bus(bus, 'a/**/b'), BUS_ERROR, BusError.INVALID_NAME,
         "'**' before the end");
+    assertThrows(() => Qipc.Channel.new_for_bus(bus, 'a/b*'), BUS_ERROR, BusError.INVALID_NAME,
+        "'*' in part of a segment");
     assertThrows(() => Qipc.Bus.new_for_address('nonsense'), BUS_ERROR, BusError.INVALID_ADDRESS);
 
     bus.close();

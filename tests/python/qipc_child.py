@@ -333,6 +333,20 @@ def cmd_channel_echo(address, name, reply_channel):
     bus.close()
 
 
+def cmd_channel_close_after_broker(address):
+    """Hosts a broker at ADDRESS and connects a bus; closes the broker, sends
+    a message the bus queues before it notices, closes the bus and says
+    "closed"."""
+    broker = Qipc.Broker.new()
+    broker.listen(address)
+    bus = Qipc.Bus.new_for_address(address)
+    Qipc.Channel.flush_for_bus(bus)
+    broker.close()
+    Qipc.Channel.send_for_bus(bus, 'a/b', 'm', None)
+    bus.close()
+    say('closed')
+
+
 COMMANDS = {
     'local-echo-server': cmd_local_echo_server,
     'tcp-echo-server': cmd_tcp_echo_server,
@@ -350,6 +364,7 @@ COMMANDS = {
     'channel-broker': cmd_channel_broker,
     'channel-listen': cmd_channel_listen,
     'channel-echo': cmd_channel_echo,
+    'channel-close-after-broker': cmd_channel_close_after_broker,
 }
 
 

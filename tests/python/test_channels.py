@@ -407,6 +407,8 @@ def test_invalid_names_and_addresses(broker, bus):
     fails(BusError.INVALID_NAME, Qipc.Channel.new_for_bus, bus, 'a/**/b')
     fails(BusError.INVALID_NAME, Qipc.Channel.new_for_bus, bus, 'a/*b')
     fails(BusError.INVALID_NAME, Qipc.Channel.new_for_bus, bus, 'a/***')
+    fails(BusError.INVALID_NAME, Qipc.Channel.new_for_bus, bus, 'a/b*')
+    fails(BusError.INVALID_NAME, Qipc.Channel.new_for_bus, bus, 'b*')
     fails(BusError.INVALID_NAME, Qipc.Channel.is_registered_for_bus, bus, 'a/*')
     fails(BusError.INVALID_ADDRESS, Qipc.Bus.new_for_address, 'nonsense')
     fails(BusError.INVALID_ADDRESS, Qipc.Bus.new_for_address, 'unix:nothing=1')
@@ -424,17 +426,6 @@ def test_invalid_names_and_addresses(broker, bus):
     fails(BusError.DISCONNECTED, Qipc.Channel.new_for_bus, bus, 'a/b')
     fails(BusError.DISCONNECTED, Qipc.Channel.flush_for_bus, bus)
     fails(BusError.DISCONNECTED, Qipc.Channel.is_registered_for_bus, bus, 'a/b')
-
-
-# The name rules take a last segment of two characters ending in '*' for
-# '**': 'a/b*' registers, as a pattern that matches nothing (no channel
-# name may contain '*'). Strict xfail: once fixed, remove the marker.
-@pytest.mark.xfail(strict=True, reason="library bug: a last segment 'b*' passes as '**'")
-def test_partial_wildcard_segment_is_refused(bus):
-    for pattern in ['a/b*', 'b*', 'a/*/x*']:
-        with pytest.raises(GLib.Error) as excinfo:
-            Qipc.Channel.new_for_bus(bus, pattern)
-        bus_error(excinfo, BusError.INVALID_NAME)
 
 
 def test_broker_signals_and_clients(broker, bus, address):
@@ -491,6 +482,20 @@ def test_reconnects_to_a_new_broker(broker, bus, address):
         assert Qipc.Channel.is_registered_for_bus(bus, 're/connect')
     finally:
         successor.close()
+
+
+# qipc_bus_close() sends what is queued, running the main context, and
+# the socket can go away meanwhile (the broker dropped the connection):
+# the bus then asks the freed socket how much is left, a critical. gjs
+# finalizing a broker before a bus at exit does just this. Strict xfail:
+# once fixed, remove the marker.
+@pytest.mark.xfail(strict=True, reason='library bug: closing a bus whose broker just left '
+                   'is a critical in qipc_socket_bytes_to_write')
+def test_close_after_the_broker_left(spawn, address, monkeypatch):
+    monkeypatch.setenv('G_DEBUG', 'fatal-criticals')
+    child = spawn('channel-close-after-broker', address)
+    child.expect('closed')
+    assert child.wait() == 0
 
 
 def test_slow_receiver_is_told_what_it_lost(broker, bus, address):
