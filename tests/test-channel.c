@@ -793,6 +793,149 @@ test_garbage (void)
   qipc_test_child_kill (broker);
 }
 
+static const char policy_json[] =
+  "{ \"allow\": [ { \"uid\": 65534, \"send\": [\"pub/**\"], \"receive\": [\"pub/**\"] } ] }";
+
+/* The policy admits nobody to pub/…: its sends elsewhere are refused,
+ * and it receives only from pub/…, whatever it listens on. */
+static void
+test_policy_allows (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBroker) broker = qipc_broker_new ();
+  g_autofree char *address = abstract_address ("policy");
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcTestChild) allowed = NULL;
+  g_autoptr(QipcTestChild) refused = NULL;
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = NULL;
+
+  if (!qipc_test_is_root ())
+    {
+      g_test_fail_printf ("Needs root to run a client as another user");
+      return;
+    }
+  g_assert_true (qipc_broker_set_policy_from_data (broker, policy_json, -1, &error));
+  g_assert_no_error (error);
+  g_assert_true (qipc_broker_listen (broker, address, &error));
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  channel = listen_on (bus, "pub/x", inbox);
+  flush_ok (bus);
+
+  allowed = qipc_test_child_spawn ("channel-as-nobody", address, "**", "pub/x", NULL);
+  qipc_test_child_expect (allowed, "ok");
+  wait_for_count (inbox, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "pub/x hello none");
+
+  refused = qipc_test_child_spawn ("channel-as-nobody", address, "**", "priv/x", NULL);
+  qipc_test_child_expect (refused, "access-denied");
+
+  /* Listening on "**", nobody gets pub/x (sent by the owner and by the
+   * other nobody client) but not priv/x. */
+  send_ok (bus, "priv/x", "secret", NULL);
+  send_ok (bus, "pub/x", "news", NULL);
+  qipc_test_child_expect (allowed, "** news none");
+  qipc_test_child_expect (refused, "** news none");
+  qipc_test_child_kill (allowed);
+  qipc_test_child_kill (refused);
+}
+
+/* Without a policy only the broker's user may connect. */
+static void
+test_policy_refuses (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(QipcTestChild) stranger = NULL;
+
+  if (!qipc_test_is_root ())
+    {
+      g_test_fail_printf ("Needs root to run a client as another user");
+      return;
+    }
+  stranger = qipc_test_child_spawn ("channel-as-nobody", fixture->address, "a/b", "a/b", NULL);
+  qipc_test_child_expect (stranger, "access-denied");
+  qipc_test_child_kill (stranger);
+  g_assert_true (is_registered (fixture->bus, "x/y") == FALSE);
+}
+
+static void
+test_policy_invalid (void)
+{
+  const char *bad[] = { "", "{", "[]", "{\"allow\": 1}", "{\"deny\": []}",
+                        "{\"allow\": [{\"uid\": 1, \"send\": [\"a//b\"]}]}" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(QipcBroker) broker = qipc_broker_new ();
+      g_autoptr(GError) error = NULL;
+
+      g_assert_false (qipc_broker_set_policy_from_data (broker, bad[i], -1, &error));
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED);
+    }
+}
+
+/* TCP clients have no credentials: refused by default, admitted by an
+ * "anonymous" rule. */
+static void
+test_tcp (void)
+{
+  g_autoptr(QipcBroker) closed = qipc_broker_new ();
+  g_autoptr(QipcBroker) open = qipc_broker_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcBus) refused = NULL;
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = NULL;
+  g_autoptr(GSocketListener) probe = g_socket_listener_new ();
+  guint16 port_closed, port_open;
+  g_autofree char *address_closed = NULL;
+  g_autofree char *address_open = NULL;
+
+  /* Two free loopback ports. */
+  port_closed = g_socket_listener_add_any_inet_port (probe, NULL, &error);
+  port_open = g_socket_listener_add_any_inet_port (probe, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_listener_close (probe);
+  address_closed = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port_closed);
+  address_open = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port_open);
+
+  g_assert_true (qipc_broker_listen (closed, address_closed, &error));
+  g_assert_true (qipc_broker_set_policy_from_data (open,
+      "{\"allow\": [{\"anonymous\": true, \"send\": [\"t/**\"], \"receive\": [\"t/**\"]}]}",
+      -1, &error));
+  g_assert_true (qipc_broker_listen (open, address_open, &error));
+  g_assert_no_error (error);
+
+  refused = qipc_bus_new_for_address (address_closed, &error);
+  g_assert_no_error (error);
+  g_assert_false (qipc_channel_flush_for_bus (refused, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_ACCESS_DENIED);
+  g_clear_error (&error);
+
+  bus = qipc_bus_new_for_address (address_open, &error);
+  g_assert_no_error (error);
+  channel = listen_on (bus, "t/*", inbox);
+  send_ok (bus, "t/x", "over-tcp", g_variant_new_string ("hi"));
+  wait_for_count (inbox, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "t/* over-tcp 'hi'");
+  /* Payloads past the memfd threshold travel inline on TCP, up to 1 MiB. */
+  {
+    g_autofree guint8 *blob = g_malloc0 (2 * 1024 * 1024);
+
+    g_assert_false (qipc_channel_send_for_bus (bus, "t/x", "too-big",
+                                               g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob,
+                                                                          2 * 1024 * 1024, 1),
+                                               &error));
+    g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
+    g_clear_error (&error);
+    send_ok (bus, "t/x", "medium",
+             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob, 200 * 1024, 1));
+    wait_for_count (inbox, 2);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -812,6 +955,8 @@ main (int    argc,
   ADD ("flush/cancelled", test_cancelled_call);
   ADD ("bus/closed", test_closed_bus);
   ADD ("slow-receiver/loses-and-is-told", test_slow_receiver);
+  ADD ("policy/allows", test_policy_allows);
+  ADD ("policy/refuses-other-users", test_policy_refuses);
 #undef ADD
   g_test_add_func ("/channel/address/invalid", test_address_invalid);
   g_test_add_func ("/channel/address/no-broker", test_address_no_broker);
@@ -822,6 +967,8 @@ main (int    argc,
   g_test_add_func ("/channel/processes/broker-restart", test_broker_restart);
   g_test_add_func ("/channel/processes/queue-full", test_queue_full);
   g_test_add_func ("/channel/processes/garbage", test_garbage);
+  g_test_add_func ("/channel/policy/invalid", test_policy_invalid);
+  g_test_add_func ("/channel/tcp", test_tcp);
 
   return g_test_run ();
 }

@@ -765,8 +765,8 @@ channel_send (char **argv)
 
 /* channel-as-nobody ADDRESS LISTEN SEND: become the user nobody,
  * connect, listen on LISTEN, send "hello" on SEND and flush; say "ok"
- * or the error code's nick; then print each received message as
- * channel-listen does, until killed. Needs root. */
+ * or the error code's nick; then print each message received from then
+ * on as channel-listen does, until killed. Needs root. */
 static int
 channel_as_nobody (char **argv)
 {
@@ -779,16 +779,21 @@ channel_as_nobody (char **argv)
       say (g_strerror (errno));
       return 1;
     }
+  /* Changing credentials clears the parent-death signal. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () == 1)
+    return 70;
   bus = bus_connect (argv[0]);
   channel = qipc_channel_new_for_bus (bus, argv[1], &error);
-  if (channel != NULL)
-    g_signal_connect (channel, "received", G_CALLBACK (print_received), NULL);
   if (error == NULL)
     qipc_channel_send_for_bus (bus, argv[2], "hello", NULL, &error);
   if (error == NULL)
     qipc_channel_flush_for_bus (bus, &error);
   say (error != NULL ? error_code_name (error) : "ok");
   g_clear_error (&error);
+  /* Only what arrives from now on is printed. */
+  if (channel != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (print_received), NULL);
   g_main_loop_run (g_main_loop_new (NULL, FALSE));
   return 1;
 }
