@@ -269,8 +269,13 @@ name_error (GError     **error,
             const char  *name,
             const char  *reason)
 {
-  g_autofree char *shown = g_utf8_validate (name, -1, NULL)
-                           ? g_strndup (name, 64) : g_strdup ("(not UTF-8)");
+  /* The message may travel to a peer as an ERROR frame's string: cut a
+   * long name after 64 characters, not bytes, to keep it UTF-8. (Not
+   * g_utf8_substring(), which reads past the end of a shorter name.) */
+  char shown[64 * 4 + 1] = "(not UTF-8)";
+
+  if (g_utf8_validate (name, -1, NULL))
+    g_utf8_strncpy (shown, name, 64);
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME,
                "Invalid %s \"%s\": %s", what, shown, reason);
   return FALSE;
