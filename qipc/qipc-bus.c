@@ -963,8 +963,8 @@ on_ready_read (QipcSocket *socket,
 {
   QipcBus *self = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QipcSocket) keep = g_object_ref (socket);
-  g_autoptr(QipcBus) keep_self = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcSocket) keep = g_object_ref (socket);
+  G_GNUC_UNUSED g_autoptr(QipcBus) keep_self = g_object_ref (self);
   const guint8 *data;
   gsize size, used;
 
@@ -1098,7 +1098,7 @@ on_disconnected (QipcSocket *socket,
                  gpointer    user_data)
 {
   QipcBus *self = user_data;
-  g_autoptr(QipcBus) keep = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcBus) keep = g_object_ref (self);
 
   /* Frames that came with the end are still worth reading. */
   on_ready_read (socket, self);

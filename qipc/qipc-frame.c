@@ -269,8 +269,13 @@ name_error (GError     **error,
             const char  *name,
             const char  *reason)
 {
-  g_autofree char *shown = g_utf8_validate (name, -1, NULL)
-                           ? g_strndup (name, 64) : g_strdup ("(not UTF-8)");
+  /* The message may travel to a peer as an ERROR frame's string: cut a
+   * long name after 64 characters, not bytes, to keep it UTF-8. (Not
+   * g_utf8_substring(), which reads past the end of a shorter name.) */
+  char shown[64 * 4 + 1] = "(not UTF-8)";
+
+  if (g_utf8_validate (name, -1, NULL))
+    g_utf8_strncpy (shown, name, 64);
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME,
                "Invalid %s \"%s\": %s", what, shown, reason);
   return FALSE;
@@ -617,6 +622,20 @@ check_string (const guint8 *body,
          memchr (body + start, '\0', end - start - 1) == NULL;
 }
 
+/* Whether the valid type string @type is that of a value: '*', '?' and
+ * 'r' make a type indefinite, and only there. The receiver builds the
+ * data with g_variant_new_from_bytes(), which aborts on such a type
+ * (GVariant's own reading of "(ssmv)" takes the data as () instead). */
+static gboolean
+type_is_definite (const char *type,
+                  gsize       length)
+{
+  for (gsize i = 0; i < length; i++)
+    if (type[i] == '*' || type[i] == '?' || type[i] == 'r')
+      return FALSE;
+  return TRUE;
+}
+
 gboolean
 _qipc_frame_parse_send_body (const guint8   *body,
                              gsize           size,
@@ -676,6 +695,8 @@ _qipc_frame_parse_send_body (const guint8   *body,
         !g_variant_type_string_scan (out->type_string, out->type_string + out->type_length, &end) ||
         end != out->type_string + out->type_length)
       return send_body_error (error, "the data's type is not one complete type");
+    if (!type_is_definite (out->type_string, out->type_length))
+      return send_body_error (error, "the data's type is not definite");
   }
   out->has_data = TRUE;
   return TRUE;

@@ -348,7 +348,6 @@ connect_done_cb (GObject      *source,
   g_autoptr(QipcTcpSocket) self = weak_ref_take (user_data);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) gio_error = NULL;
-  g_autoptr(GError) error = NULL;
   GIOStream *tls;
 
   connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &gio_error);

@@ -113,6 +113,13 @@ test_send_body_rejects (void)
     copy[0] = '*';                     /* a pattern as the target */
     check_rejected (copy, size);
   }
+  for (const char *c = "*?r"; *c != '\0'; c++)
+    {
+      g_autofree guint8 *copy = g_memdup2 (body, size);
+
+      copy[size - 4] = *c;             /* an indefinite type: no value has it */
+      check_rejected (copy, size);
+    }
 }
 
 static void
