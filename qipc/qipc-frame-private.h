@@ -77,7 +77,7 @@ void      _qipc_frame_header_write   (guint8               *data,
                                       guint32               body_length,
                                       guint32               serial);
 /* Header and body in one buffer, ready to write. @body may be NULL for
- * an empty body; it is consumed if floating. */
+ * the unit body "()"; it is consumed if floating. */
 GBytes   *_qipc_frame_build          (QipcFrameType         type,
                                       guint16               flags,
                                       guint32               serial,

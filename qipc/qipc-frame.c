@@ -138,16 +138,16 @@ _qipc_frame_build (QipcFrameType  type,
                    guint32        serial,
                    GVariant      *body)
 {
-  g_autoptr(GVariant) owned = body != NULL ? g_variant_ref_sink (body) : NULL;
-  gsize body_size = owned != NULL ? g_variant_get_size (owned) : 0;
+  /* An empty body is the unit "()", whose normal form is one zero byte. */
+  g_autoptr(GVariant) owned = g_variant_ref_sink (body != NULL ? body : g_variant_new ("()"));
+  gsize body_size = g_variant_get_size (owned);
   guint8 *data;
 
   g_return_val_if_fail (body_size <= QIPC_FRAME_MAX_BODY, NULL);
 
   data = g_malloc (QIPC_FRAME_HEADER_SIZE + body_size);
   _qipc_frame_header_write (data, type, flags, body_size, serial);
-  if (owned != NULL)
-    g_variant_store (owned, data + QIPC_FRAME_HEADER_SIZE);
+  g_variant_store (owned, data + QIPC_FRAME_HEADER_SIZE);
   return g_bytes_new_take (data, QIPC_FRAME_HEADER_SIZE + body_size);
 }
 

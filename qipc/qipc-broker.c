@@ -1,0 +1,1240 @@
+/* qipc-broker.c: the channel broker, as an object
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+/**
+ * QipcBroker:
+ *
+ * The broker of qipc's native channel protocol, as an object that runs
+ * on the thread-default [struct@GLib.MainContext] of the thread that
+ * created it, so an application can host the channels of its clients in
+ * its own main loop, as the QWS server of Qt for Embedded Linux hosted
+ * QCOP. The `qipc-broker` daemon is a thin program around it.
+ *
+ * ```c
+ * g_autoptr(QipcBroker) broker = qipc_broker_new ();
+ *
+ * if (!qipc_broker_listen (broker, "unix:path=/run/user/1000/qipc/bus", &error))
+ *   g_error ("%s", error->message);
+ * g_main_loop_run (loop);
+ * ```
+ *
+ * Every client that registered a channel matching a message's channel
+ * name gets the message once, in the order each sender sent it. The
+ * broker never waits for a slow receiver: it queues up to
+ * [property@Broker:max-queued-bytes] for each one, drops what comes
+ * beyond that, and tells the receiver how many messages it missed once
+ * its queue has drained (the client's [signal@Bus::messages-lost]).
+ *
+ * Peers are checked against the policy (see the security guide): by
+ * default only the broker's own user may connect. A peer that breaks the
+ * protocol is disconnected with a logged reason; the others go on.
+ */
+
+#include "qipc-broker.h"
+#include "qipc-address-private.h"
+#include "qipc-bus.h"
+#include "qipc-frame-private.h"
+#include "qipc-local-server.h"
+#include "qipc-local-socket.h"
+#include "qipc-policy-private.h"
+#include "qipc-server-private.h"
+#include "qipc-socket-private.h"
+#include "qipc-tcp-server.h"
+#include "qipc-version.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* Subscriptions one client may hold. */
+#define MAX_SUBSCRIPTIONS 1024
+/* File descriptors a client may send ahead of the frames that use them. */
+#define MAX_PENDING_FDS 16
+#define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
+
+typedef struct _Peer Peer;
+
+typedef struct
+{
+  Peer *peer;
+  guint32 id;
+  char *pattern;
+} Subscription;
+
+struct _Peer
+{
+  QipcBroker *broker;
+  QipcSocket *socket;
+  guint64 id;
+  pid_t pid;
+  char *name;
+  gboolean welcomed;
+  gboolean dropped;
+  gboolean monitor;
+  const QipcPolicyGrant *grant;
+  GHashTable *subscriptions;  /* id -> Subscription */
+  GQueue fds;                 /* received fds (GINT_TO_POINTER) */
+  guint64 lost;
+  guint64 generation;         /* the last message delivered to it */
+  gulong bytes_written_id;
+};
+
+typedef struct
+{
+  QipcServer *server;
+  char *lock_path;
+  int lock_fd;
+} Listener;
+
+struct _QipcBroker
+{
+  GObject parent_instance;
+
+  QipcPolicy *policy;
+  GPtrArray *listeners;       /* Listener */
+  GHashTable *peers;          /* Peer * -> Peer * */
+  guint64 next_peer_id;
+  guint64 generation;
+  gsize max_queued_bytes;
+
+  GHashTable *exact;          /* name -> GPtrArray of Subscription */
+  GPtrArray *patterns;        /* Subscription with wildcards */
+  GHashTable *listener_counts;/* name or pattern -> count */
+  GPtrArray *monitors;        /* Peer */
+};
+
+enum {
+  CHANNEL_ADDED,
+  CHANNEL_REMOVED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+enum {
+  PROP_0,
+  PROP_N_CLIENTS,
+  PROP_MAX_QUEUED_BYTES,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (QipcBroker, qipc_broker, G_TYPE_OBJECT)
+
+static void peer_drop (Peer *peer, const char *reason);
+
+/* ------------------------------------------------------------------ */
+/* Listeners                                                           */
+
+static void
+listener_free (gpointer data)
+{
+  Listener *listener = data;
+
+  qipc_server_close (listener->server);
+  g_object_unref (listener->server);
+  if (listener->lock_fd >= 0)
+    close (listener->lock_fd);
+  g_free (listener->lock_path);
+  g_free (listener);
+}
+
+/* ------------------------------------------------------------------ */
+/* Subscriptions                                                       */
+
+static void
+count_listener (QipcBroker *self,
+                const char *pattern,
+                int         delta)
+{
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->listener_counts, pattern));
+
+  if (delta > 0 && count++ == 0)
+    {
+      g_hash_table_insert (self->listener_counts, g_strdup (pattern), GUINT_TO_POINTER (count));
+      g_signal_emit (self, signals[CHANNEL_ADDED], 0, pattern);
+      return;
+    }
+  if (delta < 0 && --count == 0)
+    {
+      g_autofree char *name = g_strdup (pattern);
+
+      g_hash_table_remove (self->listener_counts, pattern);
+      g_signal_emit (self, signals[CHANNEL_REMOVED], 0, name);
+      return;
+    }
+  g_hash_table_insert (self->listener_counts, g_strdup (pattern), GUINT_TO_POINTER (count));
+}
+
+static void
+subscription_add (QipcBroker   *self,
+                  Subscription *sub)
+{
+  if (_qipc_channel_name_is_pattern (sub->pattern))
+    {
+      g_ptr_array_add (self->patterns, sub);
+    }
+  else
+    {
+      GPtrArray *list = g_hash_table_lookup (self->exact, sub->pattern);
+
+      if (list == NULL)
+        {
+          list = g_ptr_array_new ();
+          g_hash_table_insert (self->exact, g_strdup (sub->pattern), list);
+        }
+      g_ptr_array_add (list, sub);
+    }
+  count_listener (self, sub->pattern, +1);
+}
+
+static void
+subscription_remove (QipcBroker   *self,
+                     Subscription *sub)
+{
+  if (_qipc_channel_name_is_pattern (sub->pattern))
+    {
+      g_ptr_array_remove_fast (self->patterns, sub);
+    }
+  else
+    {
+      GPtrArray *list = g_hash_table_lookup (self->exact, sub->pattern);
+
+      g_ptr_array_remove_fast (list, sub);
+      if (list->len == 0)
+        g_hash_table_remove (self->exact, sub->pattern);
+    }
+  count_listener (self, sub->pattern, -1);
+}
+
+/* Called by the peer's subscription table as entries go. */
+static void
+subscription_free (gpointer data)
+{
+  Subscription *sub = data;
+
+  if (sub->peer->broker != NULL)
+    subscription_remove (sub->peer->broker, sub);
+  g_free (sub->pattern);
+  g_free (sub);
+}
+
+static gboolean
+name_is_registered (QipcBroker *self,
+                    const char *name)
+{
+  if (g_hash_table_contains (self->exact, name))
+    return TRUE;
+  for (guint i = 0; i < self->patterns->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (self->patterns, i);
+
+      if (_qipc_channel_pattern_match (sub->pattern, name))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing to peers                                                    */
+
+static void
+peer_write_frame (Peer          *peer,
+                  QipcFrameType  type,
+                  guint32        serial,
+                  GVariant      *body)
+{
+  g_autoptr(GBytes) frame = _qipc_frame_build (type, 0, serial, body);
+
+  qipc_socket_write (peer->socket, frame, NULL);
+}
+
+static void
+peer_write_error (Peer       *peer,
+                  guint32     serial,
+                  int         code,
+                  const char *message)
+{
+  peer_write_frame (peer, QIPC_FRAME_ERROR, serial,
+                    g_variant_new ("(us)", (guint32) code, message));
+}
+
+static void
+on_bytes_written (QipcSocket *socket,
+                  gint64      bytes,
+                  gpointer    user_data)
+{
+  Peer *peer = user_data;
+
+  if (qipc_socket_bytes_to_write (socket) > peer->broker->max_queued_bytes / 2)
+    return;
+  g_debug ("Client %" G_GUINT64_FORMAT " lost %" G_GUINT64_FORMAT " messages",
+           peer->id, peer->lost);
+  peer_write_frame (peer, QIPC_FRAME_LOST, 0, g_variant_new ("(t)", peer->lost));
+  peer->lost = 0;
+  g_clear_signal_handler (&peer->bytes_written_id, socket);
+}
+
+/* Counts a message the peer's full queue cannot take; the count goes
+ * out in a LOST frame once the queue has drained to half. */
+static void
+peer_lose (Peer *peer)
+{
+  peer->lost++;
+  if (peer->bytes_written_id == 0)
+    peer->bytes_written_id = g_signal_connect (peer->socket, "bytes-written",
+                                               G_CALLBACK (on_bytes_written), peer);
+}
+
+typedef struct
+{
+  const guint8 *frame;
+  gsize size;
+  int fd;                     /* the payload memfd, or -1 */
+} Message;
+
+static void
+peer_deliver (Peer          *peer,
+              const Message *message)
+{
+  guint8 header[QIPC_FRAME_HEADER_SIZE];
+  g_autoptr(GError) error = NULL;
+
+  if (peer->dropped || peer->generation == peer->broker->generation)
+    return;
+  peer->generation = peer->broker->generation;
+
+  if (peer->lost > 0 ||
+      qipc_socket_bytes_to_write (peer->socket) >= peer->broker->max_queued_bytes)
+    {
+      peer_lose (peer);
+      return;
+    }
+
+  memcpy (header, message->frame, QIPC_FRAME_HEADER_SIZE);
+  header[3] = QIPC_FRAME_DELIVER;
+
+  if (message->fd >= 0)
+    {
+      g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+      g_autoptr(GByteArray) frame = g_byte_array_sized_new (message->size);
+      g_autoptr(GBytes) bytes = NULL;
+
+      if (!QIPC_IS_LOCAL_SOCKET (peer->socket))
+        {
+          g_message ("Client %" G_GUINT64_FORMAT " is on TCP and cannot take a memfd payload; "
+                     "counted as lost", peer->id);
+          peer_lose (peer);
+          return;
+        }
+      g_byte_array_append (frame, header, sizeof header);
+      g_byte_array_append (frame, message->frame + sizeof header, message->size - sizeof header);
+      bytes = g_byte_array_free_to_bytes (g_steal_pointer (&frame));
+      if (g_unix_fd_list_append (fds, message->fd, &error) < 0 ||
+          !qipc_local_socket_write_with_fds (QIPC_LOCAL_SOCKET (peer->socket), bytes, fds, &error))
+        {
+          g_message ("Cannot pass a payload to client %" G_GUINT64_FORMAT ": %s",
+                     peer->id, error->message);
+          peer_lose (peer);
+        }
+      return;
+    }
+
+  qipc_socket_write_data (peer->socket, header, sizeof header, NULL);
+  qipc_socket_write_data (peer->socket, message->frame + sizeof header,
+                          message->size - sizeof header, NULL);
+}
+
+static void
+route (QipcBroker    *self,
+       const char    *channel,
+       const Message *message)
+{
+  GPtrArray *list = g_hash_table_lookup (self->exact, channel);
+
+  self->generation++;
+  if (list != NULL)
+    for (guint i = 0; i < list->len; i++)
+      {
+        Subscription *sub = g_ptr_array_index (list, i);
+
+        if (_qipc_policy_may_receive (sub->peer->grant, channel))
+          peer_deliver (sub->peer, message);
+      }
+  for (guint i = 0; i < self->patterns->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (self->patterns, i);
+
+      if (_qipc_channel_pattern_match (sub->pattern, channel) &&
+          _qipc_policy_may_receive (sub->peer->grant, channel))
+        peer_deliver (sub->peer, message);
+    }
+  for (guint i = 0; i < self->monitors->len; i++)
+    peer_deliver (g_ptr_array_index (self->monitors, i), message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames from clients                                                 */
+
+static gboolean
+protocol_error (GError    **error,
+                const char *format,
+                ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
+protocol_error (GError    **error,
+                const char *format,
+                ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  *error = g_error_new_valist (QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL, format, args);
+  va_end (args);
+  return FALSE;
+}
+
+static gboolean
+handle_hello (Peer                   *peer,
+              const QipcFrameHeader  *header,
+              GVariant               *body,
+              GError                **error)
+{
+  guint8 min_version, max_version;
+  const char *name;
+
+  g_variant_get (body, "(yy&s)", &min_version, &max_version, &name);
+  if (peer->welcomed)
+    return protocol_error (error, "HELLO sent twice");
+  if (min_version > QIPC_PROTOCOL_VERSION || max_version < QIPC_PROTOCOL_VERSION)
+    {
+      *error = g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                            "Client speaks protocol versions %u to %u; this broker speaks %u",
+                            min_version, max_version, QIPC_PROTOCOL_VERSION);
+      return FALSE;
+    }
+  peer->welcomed = TRUE;
+  peer->name = g_strdup (name);
+  peer_write_frame (peer, QIPC_FRAME_WELCOME, header->serial,
+                    g_variant_new ("(yts)", QIPC_PROTOCOL_VERSION, peer->id,
+                                   "qipc-broker " QIPC_VERSION_S));
+  g_debug ("Client %" G_GUINT64_FORMAT " (pid %d) is \"%s\"", peer->id, (int) peer->pid, name);
+  return TRUE;
+}
+
+static gboolean
+handle_subscribe (Peer                   *peer,
+                  const QipcFrameHeader  *header,
+                  GVariant               *body)
+{
+  Subscription *sub;
+  guint32 id;
+  const char *pattern;
+
+  g_variant_get (body, "(u&s)", &id, &pattern);
+  if (g_hash_table_size (peer->subscriptions) >= MAX_SUBSCRIPTIONS)
+    {
+      peer_write_error (peer, header->serial, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+                        "A client may hold at most 1024 channels");
+      return TRUE;
+    }
+  if (g_hash_table_contains (peer->subscriptions, GUINT_TO_POINTER (id)))
+    {
+      peer_write_error (peer, header->serial, QIPC_BUS_ERROR_FAILED,
+                        "The subscription id is in use");
+      return TRUE;
+    }
+  sub = g_new0 (Subscription, 1);
+  sub->peer = peer;
+  sub->id = id;
+  sub->pattern = g_strdup (pattern);
+  g_hash_table_insert (peer->subscriptions, GUINT_TO_POINTER (id), sub);
+  subscription_add (peer->broker, sub);
+  return TRUE;
+}
+
+/* A SEND frame: route it as it is, with its memfd if it has one. */
+static gboolean
+handle_send (Peer                   *peer,
+             const QipcFrameHeader  *header,
+             const guint8           *frame,
+             GVariant               *body,
+             GError                **error)
+{
+  Message message = { frame, QIPC_FRAME_HEADER_SIZE + header->body_length, -1 };
+  const char *channel;
+
+  g_variant_get_child (body, 0, "&s", &channel);
+  if (header->flags & QIPC_FRAME_FLAG_MEMFD)
+    {
+      guint64 size;
+
+      g_variant_get_child (body, 2, "t", &size);
+      if (g_queue_is_empty (&peer->fds))
+        return protocol_error (error, "A memfd frame came without its file descriptor");
+      message.fd = GPOINTER_TO_INT (g_queue_pop_head (&peer->fds));
+      if (!_qipc_payload_memfd_check (message.fd, size, error))
+        {
+          close (message.fd);
+          return FALSE;
+        }
+    }
+
+  if (!_qipc_policy_may_send (peer->grant, channel))
+    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
+                      "The broker's policy does not allow this client to send on this channel");
+  else
+    route (peer->broker, channel, &message);
+
+  if (message.fd >= 0)
+    close (message.fd);
+  return TRUE;
+}
+
+static GVariant *
+list_channels (QipcBroker *self)
+{
+  GVariantBuilder builder;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(su)"));
+  g_hash_table_iter_init (&iter, self->listener_counts);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_variant_builder_add (&builder, "(su)", key, GPOINTER_TO_UINT (value));
+  return g_variant_builder_end (&builder);
+}
+
+static gboolean
+handle_monitor (Peer                   *peer,
+                const QipcFrameHeader  *header)
+{
+  if (!_qipc_policy_may_monitor (peer->grant))
+    {
+      peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
+                        "The broker's policy does not allow this client to monitor");
+      return TRUE;
+    }
+  if (!peer->monitor)
+    {
+      peer->monitor = TRUE;
+      g_ptr_array_add (peer->broker->monitors, peer);
+    }
+  peer_write_frame (peer, QIPC_FRAME_PONG, header->serial, NULL);
+  return TRUE;
+}
+
+static gboolean
+handle_frame (const QipcFrameHeader  *header,
+              const guint8           *frame,
+              gpointer                user_data,
+              GError                **error)
+{
+  Peer *peer = user_data;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GVariant) body = NULL;
+
+  if (peer->dropped)
+    return FALSE;
+  if (!peer->welcomed && header->type != QIPC_FRAME_HELLO)
+    return protocol_error (error, "The first frame must be HELLO, not type %u", header->type);
+
+  bytes = g_bytes_new_static (frame + QIPC_FRAME_HEADER_SIZE, header->body_length);
+  body = _qipc_frame_parse_body (header, bytes, error);
+  if (body == NULL)
+    return FALSE;
+
+  switch ((QipcFrameType) header->type)
+    {
+    case QIPC_FRAME_HELLO:
+      return handle_hello (peer, header, body, error);
+    case QIPC_FRAME_SUBSCRIBE:
+      return handle_subscribe (peer, header, body);
+    case QIPC_FRAME_UNSUBSCRIBE:
+      {
+        guint32 id;
+        g_variant_get (body, "(u)", &id);
+        g_hash_table_remove (peer->subscriptions, GUINT_TO_POINTER (id));
+        return TRUE;
+      }
+    case QIPC_FRAME_SEND:
+      return handle_send (peer, header, frame, body, error);
+    case QIPC_FRAME_QUERY:
+      {
+        const char *channel;
+        g_variant_get (body, "(&s)", &channel);
+        peer_write_frame (peer, QIPC_FRAME_REPLY, header->serial,
+                          g_variant_new ("(b)", name_is_registered (peer->broker, channel)));
+        return TRUE;
+      }
+    case QIPC_FRAME_PING:
+      peer_write_frame (peer, QIPC_FRAME_PONG, header->serial, NULL);
+      return TRUE;
+    case QIPC_FRAME_LIST:
+      peer_write_frame (peer, QIPC_FRAME_CHANNELS, header->serial,
+                        list_channels (peer->broker));
+      return TRUE;
+    case QIPC_FRAME_MONITOR:
+      return handle_monitor (peer, header);
+    default:
+      /* _qipc_frame_header_parse() lets only client frames through. */
+      g_assert_not_reached ();
+    }
+}
+
+static gboolean
+take_fds (Peer    *peer,
+          GError **error)
+{
+  g_autoptr(GUnixFDList) list = NULL;
+  int *fds;
+  int n_fds;
+
+  if (!QIPC_IS_LOCAL_SOCKET (peer->socket))
+    return TRUE;
+  list = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (peer->socket));
+  if (list == NULL)
+    return TRUE;
+  fds = g_unix_fd_list_steal_fds (list, &n_fds);
+  for (int i = 0; i < n_fds; i++)
+    g_queue_push_tail (&peer->fds, GINT_TO_POINTER (fds[i]));
+  g_free (fds);
+  if (g_queue_get_length (&peer->fds) > MAX_PENDING_FDS)
+    return protocol_error (error, "More than %d file descriptors sent ahead of their frames",
+                           MAX_PENDING_FDS);
+  return TRUE;
+}
+
+static void
+on_ready_read (QipcSocket *socket,
+               gpointer    user_data)
+{
+  Peer *peer = user_data;
+  g_autoptr(GError) error = NULL;
+  const guint8 *data;
+  gsize size, used;
+
+  if (peer->dropped)
+    return;
+  if (!take_fds (peer, &error))
+    {
+      peer_drop (peer, error->message);
+      return;
+    }
+  data = _qipc_socket_peek_buffer (socket, &size);
+  used = _qipc_frame_split (data, size, QIPC_FRAME_FROM_CLIENT, handle_frame, peer, &error);
+  if (error != NULL)
+    {
+      peer_drop (peer, error->message);
+      return;
+    }
+  _qipc_socket_consume (socket, used);
+}
+
+/* ------------------------------------------------------------------ */
+/* Peers                                                               */
+
+static void
+peer_free (Peer *peer)
+{
+  g_signal_handlers_disconnect_by_data (peer->socket, peer);
+  g_clear_pointer (&peer->subscriptions, g_hash_table_unref);
+  while (!g_queue_is_empty (&peer->fds))
+    close (GPOINTER_TO_INT (g_queue_pop_head (&peer->fds)));
+  g_object_unref (peer->socket);
+  g_free (peer->name);
+  g_free (peer);
+}
+
+/* Takes @peer out of the routing tables at once; the object goes when
+ * its connection has ended. */
+static void
+peer_detach (Peer *peer)
+{
+  QipcBroker *self = peer->broker;
+
+  peer->dropped = TRUE;
+  g_hash_table_remove_all (peer->subscriptions);
+  if (peer->monitor)
+    g_ptr_array_remove_fast (self->monitors, peer);
+  peer->monitor = FALSE;
+}
+
+static void
+on_disconnected (QipcSocket *socket,
+                 gpointer    user_data)
+{
+  Peer *peer = user_data;
+  QipcBroker *self = peer->broker;
+
+  g_debug ("Client %" G_GUINT64_FORMAT " disconnected", peer->id);
+  peer_detach (peer);
+  g_hash_table_remove (self->peers, peer);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
+}
+
+static void
+peer_drop (Peer       *peer,
+           const char *reason)
+{
+  g_message ("Disconnecting client %" G_GUINT64_FORMAT " (pid %d): %s",
+             peer->id, (int) peer->pid, reason);
+  peer_detach (peer);
+  peer_write_error (peer, 0, QIPC_BUS_ERROR_PROTOCOL, reason);
+  qipc_socket_close (peer->socket);
+}
+
+static GCredentials *
+peer_credentials (QipcSocket *socket)
+{
+  if (!QIPC_IS_LOCAL_SOCKET (socket))
+    return NULL;
+  return qipc_local_socket_get_peer_credentials (QIPC_LOCAL_SOCKET (socket), NULL);
+}
+
+static void
+add_peer (QipcBroker *self,
+          QipcSocket *socket)
+{
+  g_autoptr(GCredentials) credentials = peer_credentials (socket);
+  Peer *peer = g_new0 (Peer, 1);
+
+  peer->broker = self;
+  peer->socket = socket;
+  peer->id = ++self->next_peer_id;
+  peer->pid = credentials != NULL ? g_credentials_get_unix_pid (credentials, NULL) : -1;
+  peer->subscriptions = g_hash_table_new_full (NULL, NULL, NULL, subscription_free);
+  g_hash_table_add (self->peers, peer);
+  g_signal_connect (socket, "ready-read", G_CALLBACK (on_ready_read), peer);
+  g_signal_connect (socket, "disconnected", G_CALLBACK (on_disconnected), peer);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
+
+  if (QIPC_IS_LOCAL_SOCKET (socket) && credentials == NULL)
+    {
+      peer_drop (peer, "its credentials cannot be read");
+      return;
+    }
+  peer->grant = _qipc_policy_lookup (self->policy, credentials);
+  if (peer->grant == NULL)
+    {
+      g_message ("Refusing client %" G_GUINT64_FORMAT " (pid %d, uid %d): not allowed by the policy",
+                 peer->id, (int) peer->pid,
+                 credentials != NULL ? (int) g_credentials_get_unix_user (credentials, NULL) : -1);
+      peer_detach (peer);
+      peer_write_error (peer, 0, QIPC_BUS_ERROR_ACCESS_DENIED,
+                        "The broker's policy does not allow this user to connect");
+      qipc_socket_close (socket);
+      return;
+    }
+  /* Frames may already wait behind the connection. */
+  if (qipc_socket_bytes_available (socket) > 0)
+    on_ready_read (socket, peer);
+}
+
+static void
+on_new_connection (QipcServer *server,
+                   gpointer    user_data)
+{
+  QipcBroker *self = user_data;
+  QipcSocket *socket;
+
+  while ((socket = qipc_server_next_pending_connection (server)) != NULL)
+    add_peer (self, socket);
+}
+
+/* ------------------------------------------------------------------ */
+/* GObject                                                             */
+
+static void
+qipc_broker_dispose (GObject *object)
+{
+  QipcBroker *self = QIPC_BROKER (object);
+
+  qipc_broker_close (self);
+  G_OBJECT_CLASS (qipc_broker_parent_class)->dispose (object);
+}
+
+static void
+qipc_broker_finalize (GObject *object)
+{
+  QipcBroker *self = QIPC_BROKER (object);
+
+  g_ptr_array_unref (self->listeners);
+  g_hash_table_unref (self->peers);
+  g_hash_table_unref (self->exact);
+  g_ptr_array_unref (self->patterns);
+  g_hash_table_unref (self->listener_counts);
+  g_ptr_array_unref (self->monitors);
+  _qipc_policy_free (self->policy);
+  G_OBJECT_CLASS (qipc_broker_parent_class)->finalize (object);
+}
+
+static void
+qipc_broker_get_property (GObject    *object,
+                          guint       prop_id,
+                          GValue     *value,
+                          GParamSpec *pspec)
+{
+  QipcBroker *self = QIPC_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_N_CLIENTS:
+      g_value_set_uint (value, qipc_broker_get_n_clients (self));
+      break;
+    case PROP_MAX_QUEUED_BYTES:
+      g_value_set_uint64 (value, self->max_queued_bytes);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+qipc_broker_set_property (GObject      *object,
+                          guint         prop_id,
+                          const GValue *value,
+                          GParamSpec   *pspec)
+{
+  QipcBroker *self = QIPC_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_QUEUED_BYTES:
+      qipc_broker_set_max_queued_bytes (self, g_value_get_uint64 (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+qipc_broker_class_init (QipcBrokerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = qipc_broker_dispose;
+  object_class->finalize = qipc_broker_finalize;
+  object_class->get_property = qipc_broker_get_property;
+  object_class->set_property = qipc_broker_set_property;
+
+  /**
+   * QipcBroker:n-clients:
+   *
+   * How many clients are connected.
+   */
+  properties[PROP_N_CLIENTS] =
+    g_param_spec_uint ("n-clients", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * QipcBroker:max-queued-bytes:
+   *
+   * How many bytes the broker queues for one receiver before it drops
+   * the messages that follow (and counts them, see
+   * [signal@Bus::messages-lost]). 8 MiB by default.
+   */
+  properties[PROP_MAX_QUEUED_BYTES] =
+    g_param_spec_uint64 ("max-queued-bytes", NULL, NULL, 4096, G_MAXSIZE,
+                         DEFAULT_MAX_QUEUED_BYTES,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * QipcBroker::channel-added:
+   * @self: the broker
+   * @name: the channel name or pattern
+   *
+   * Emitted when a channel name or pattern gets its first listener.
+   */
+  signals[CHANNEL_ADDED] =
+    g_signal_new ("channel-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+
+  /**
+   * QipcBroker::channel-removed:
+   * @self: the broker
+   * @name: the channel name or pattern
+   *
+   * Emitted when a channel name or pattern loses its last listener.
+   */
+  signals[CHANNEL_REMOVED] =
+    g_signal_new ("channel-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static void
+qipc_broker_init (QipcBroker *self)
+{
+  self->policy = _qipc_policy_new_default (getuid ());
+  self->listeners = g_ptr_array_new_with_free_func (listener_free);
+  self->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
+  self->max_queued_bytes = DEFAULT_MAX_QUEUED_BYTES;
+  self->exact = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) g_ptr_array_unref);
+  self->patterns = g_ptr_array_new ();
+  self->listener_counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->monitors = g_ptr_array_new ();
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+
+/**
+ * qipc_broker_new:
+ *
+ * Creates a broker with the default policy (only this process's user may
+ * connect). It accepts clients once [method@Broker.listen] succeeds.
+ *
+ * Returns: (transfer full): a new #QipcBroker
+ */
+QipcBroker *
+qipc_broker_new (void)
+{
+  return g_object_new (QIPC_TYPE_BROKER, NULL);
+}
+
+static void
+add_server (QipcBroker *self,
+            QipcServer *server,
+            char       *lock_path,
+            int         lock_fd)
+{
+  Listener *listener = g_new0 (Listener, 1);
+
+  listener->server = server;
+  listener->lock_path = lock_path;
+  listener->lock_fd = lock_fd;
+  g_signal_connect (server, "new-connection", G_CALLBACK (on_new_connection), self);
+  g_ptr_array_add (self->listeners, listener);
+}
+
+/* One broker per socket path: whoever holds "<path>.lock" owns the path,
+ * so a stale socket file can be replaced without racing another broker
+ * that is starting at the same moment. */
+static int
+lock_path (const char  *path,
+           char       **lock_name,
+           GError     **error)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *name = g_strconcat (path, ".lock", NULL);
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Cannot create the broker's directory %s: %s", dir, g_strerror (saved_errno));
+      return -1;
+    }
+  fd = open (name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Cannot open the lock file %s: %s", name, g_strerror (saved_errno));
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      close (fd);
+      g_set_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_ADDRESS_IN_USE,
+                   "Another broker serves %s", path);
+      return -1;
+    }
+  *lock_name = g_steal_pointer (&name);
+  return fd;
+}
+
+static gboolean
+listen_local (QipcBroker         *self,
+              const QipcAddress  *address,
+              GError            **error)
+{
+  g_autoptr(QipcLocalServer) server = qipc_local_server_new ();
+  g_autofree char *name = _qipc_address_local_name (address);
+  char *lock_name = NULL;
+  int lock_fd = -1;
+
+  if (address->kind == QIPC_ADDRESS_UNIX_PATH)
+    {
+      lock_fd = lock_path (address->path, &lock_name, error);
+      if (lock_fd < 0)
+        return FALSE;
+    }
+  qipc_local_server_set_socket_options (server,
+                                        _qipc_policy_admits_others (self->policy)
+                                        ? QIPC_LOCAL_SERVER_OPTIONS_WORLD_ACCESS
+                                        : QIPC_LOCAL_SERVER_OPTIONS_USER_ACCESS);
+  if (!qipc_local_server_listen (server, name, error))
+    {
+      if (lock_fd >= 0)
+        close (lock_fd);
+      g_free (lock_name);
+      return FALSE;
+    }
+  add_server (self, QIPC_SERVER (g_steal_pointer (&server)), lock_name, lock_fd);
+  return TRUE;
+}
+
+static gboolean
+listen_tcp (QipcBroker         *self,
+            const QipcAddress  *address,
+            GError            **error)
+{
+  g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+
+  if (!qipc_tcp_server_listen (server, address->host, address->port, error))
+    return FALSE;
+  add_server (self, QIPC_SERVER (g_steal_pointer (&server)), NULL, -1);
+  return TRUE;
+}
+
+/**
+ * qipc_broker_listen:
+ * @self: a #QipcBroker
+ * @address: where to listen: `unix:path=…`, `unix:abstract=…` or
+ *   `tcp:host=…,port=…`
+ * @error: return location for a #GError
+ *
+ * Starts accepting clients at @address; a broker may listen at several.
+ *
+ * A socket path's directory is created with mode 0700 when missing. Only
+ * one broker serves a path at a time: it holds a lock on `<path>.lock`,
+ * so a stale socket left by a crashed broker is replaced safely, and a
+ * second broker fails with %QIPC_SOCKET_ERROR_ADDRESS_IN_USE while the
+ * first runs (which lets several processes start a broker on demand at
+ * the same moment). Set the policy before listening: it decides who may
+ * reach the socket.
+ *
+ * TCP clients have no credentials: the default policy refuses them, and
+ * a policy rule with `"anonymous": true` admits them.
+ *
+ * Returns: %TRUE when listening
+ */
+gboolean
+qipc_broker_listen (QipcBroker  *self,
+                    const char  *address,
+                    GError     **error)
+{
+  QipcAddress parsed;
+  gboolean ok;
+
+  g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (address != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!_qipc_address_parse (address, &parsed, error))
+    return FALSE;
+  if (parsed.kind == QIPC_ADDRESS_TCP)
+    ok = listen_tcp (self, &parsed, error);
+  else
+    ok = listen_local (self, &parsed, error);
+  _qipc_address_clear (&parsed);
+  if (ok)
+    g_debug ("Listening at %s", address);
+  return ok;
+}
+
+/**
+ * qipc_broker_listen_socket:
+ * @self: a #QipcBroker
+ * @socket: a bound, listening Unix stream socket
+ * @error: return location for a #GError
+ *
+ * Accepts clients on a socket made by someone else, such as systemd's
+ * socket activation.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+qipc_broker_listen_socket (QipcBroker  *self,
+                           GSocket     *socket,
+                           GError     **error)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+    {
+      g_set_error_literal (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS,
+                           "Only Unix domain sockets can be handed to the broker");
+      return FALSE;
+    }
+  {
+    QipcLocalServer *server = qipc_local_server_new ();
+
+    _qipc_server_add_listener (QIPC_SERVER (server), socket);
+    add_server (self, QIPC_SERVER (server), NULL, -1);
+  }
+  return TRUE;
+}
+
+static gboolean
+set_policy (QipcBroker  *self,
+            const char  *data,
+            gssize       length,
+            GError     **error)
+{
+  QipcPolicy *policy = _qipc_policy_new_from_data (getuid (), data, length, error);
+
+  if (policy == NULL)
+    return FALSE;
+  if (g_hash_table_size (self->peers) > 0)
+    {
+      _qipc_policy_free (policy);
+      g_set_error_literal (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                           "The policy cannot change while clients are connected");
+      return FALSE;
+    }
+  _qipc_policy_free (self->policy);
+  self->policy = policy;
+  return TRUE;
+}
+
+/**
+ * qipc_broker_set_policy_from_data:
+ * @self: a #QipcBroker
+ * @data: the policy, as JSON
+ * @length: the length of @data, or -1 if it is NUL-terminated
+ * @error: return location for a #GError
+ *
+ * Replaces the default policy (only this user may connect) with one that
+ * also admits other users, groups or TCP clients, for sending or
+ * receiving on channel patterns. The format is in the security guide.
+ * Set it before [method@Broker.listen].
+ *
+ * Returns: %TRUE if the policy was valid and is now in force
+ */
+gboolean
+qipc_broker_set_policy_from_data (QipcBroker  *self,
+                                  const char  *data,
+                                  gssize       length,
+                                  GError     **error)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return set_policy (self, data, length, error);
+}
+
+/**
+ * qipc_broker_set_policy_from_file:
+ * @self: a #QipcBroker
+ * @path: (type filename): a JSON policy file
+ * @error: return location for a #GError
+ *
+ * Reads the policy from @path, as [method@Broker.set_policy_from_data].
+ *
+ * Returns: %TRUE if the policy was valid and is now in force
+ */
+gboolean
+qipc_broker_set_policy_from_file (QipcBroker  *self,
+                                  const char  *path,
+                                  GError     **error)
+{
+  g_autofree char *data = NULL;
+  gsize length;
+
+  g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!g_file_get_contents (path, &data, &length, error))
+    return FALSE;
+  return set_policy (self, data, length, error);
+}
+
+/**
+ * qipc_broker_get_n_clients:
+ * @self: a #QipcBroker
+ *
+ * Gets how many clients are connected.
+ *
+ * Returns: the number of connected clients
+ */
+guint
+qipc_broker_get_n_clients (QipcBroker *self)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), 0);
+
+  return g_hash_table_size (self->peers);
+}
+
+/**
+ * qipc_broker_get_max_queued_bytes:
+ * @self: a #QipcBroker
+ *
+ * Gets [property@Broker:max-queued-bytes].
+ *
+ * Returns: the bytes queued for one receiver before messages are dropped
+ */
+gsize
+qipc_broker_get_max_queued_bytes (QipcBroker *self)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), 0);
+
+  return self->max_queued_bytes;
+}
+
+/**
+ * qipc_broker_set_max_queued_bytes:
+ * @self: a #QipcBroker
+ * @max_queued_bytes: bytes, at least 4096
+ *
+ * Sets [property@Broker:max-queued-bytes].
+ */
+void
+qipc_broker_set_max_queued_bytes (QipcBroker *self,
+                                  gsize       max_queued_bytes)
+{
+  g_return_if_fail (QIPC_IS_BROKER (self));
+  g_return_if_fail (max_queued_bytes >= 4096);
+
+  if (self->max_queued_bytes == max_queued_bytes)
+    return;
+  self->max_queued_bytes = max_queued_bytes;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_QUEUED_BYTES]);
+}
+
+/**
+ * qipc_broker_close:
+ * @self: a #QipcBroker
+ *
+ * Stops listening (removing socket files and locks) and disconnects every
+ * client. The clients' buses will reconnect to the next broker at the
+ * same address.
+ */
+void
+qipc_broker_close (QipcBroker *self)
+{
+  GHashTableIter iter;
+  Peer *peer;
+
+  g_return_if_fail (QIPC_IS_BROKER (self));
+
+  g_ptr_array_set_size (self->listeners, 0);
+  g_hash_table_iter_init (&iter, self->peers);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &peer, NULL))
+    {
+      peer_detach (peer);
+      peer->broker = NULL;
+      g_signal_handlers_disconnect_by_data (peer->socket, peer);
+      qipc_socket_abort (peer->socket);
+    }
+  if (g_hash_table_size (self->peers) > 0)
+    {
+      g_hash_table_remove_all (self->peers);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
+    }
+}
