@@ -556,7 +556,11 @@ qipc_child_echo (const ChildArgs *a)
   g_main_loop_run (loop);
 }
 
-/* a->count connections, each with a channel of its own, then nothing. */
+/* a->count connections, each with a channel of its own, then nothing.
+ * Each connection is flushed (a round trip to the broker) before the
+ * next one opens, as a GDBus connection waits for its Hello: opening
+ * them all at once overflows the broker's listen backlog (30), and
+ * qipc_bus_new_for_address() then fails with EAGAIN. */
 static void
 qipc_child_idle (const ChildArgs *a)
 {
@@ -571,9 +575,8 @@ qipc_child_idle (const ChildArgs *a)
 
       g_ptr_array_add (objects, qipc_child_channel (bus, name));
       g_ptr_array_add (objects, bus);
+      qipc_child_flush (bus);
     }
-  for (i = 0; i < a->count; i++)
-    qipc_child_flush (g_ptr_array_index (objects, 2 * i + 1));
   run_until_ctl_closed (a, loop);
 }
 
