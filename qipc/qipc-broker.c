@@ -56,6 +56,7 @@
 /* File descriptors a client may send ahead of the frames that use them. */
 #define MAX_PENDING_FDS 16
 #define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
+#define MAX_BACKLOG 4096
 
 typedef struct _Peer Peer;
 
@@ -497,6 +498,28 @@ handle_send (Peer                   *peer,
   return TRUE;
 }
 
+/* The path of nearly every frame: only the names are read, and the
+ * frame goes on as it came. */
+static gboolean
+handle_plain_send (Peer                   *peer,
+                   const QipcFrameHeader  *header,
+                   const guint8           *frame,
+                   GError                **error)
+{
+  Message message = { frame, QIPC_FRAME_HEADER_SIZE + header->body_length, -1 };
+  QipcSendBody body;
+
+  if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
+                                    &body, error))
+    return FALSE;
+  if (!_qipc_policy_may_send (peer->grant, body.channel))
+    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
+                      "The broker's policy does not allow this client to send on this channel");
+  else
+    route (peer->broker, body.channel, &message);
+  return TRUE;
+}
+
 static GVariant *
 list_channels (QipcBroker *self)
 {
@@ -544,6 +567,8 @@ handle_frame (const QipcFrameHeader  *header,
     return FALSE;
   if (!peer->welcomed && header->type != QIPC_FRAME_HELLO)
     return protocol_error (error, "The first frame must be HELLO, not type %u", header->type);
+  if (header->type == QIPC_FRAME_SEND && !(header->flags & QIPC_FRAME_FLAG_MEMFD))
+    return handle_plain_send (peer, header, frame, error);
 
   bytes = g_bytes_new_static (frame + QIPC_FRAME_HEADER_SIZE, header->body_length);
   body = _qipc_frame_parse_body (header, bytes, error);
@@ -970,6 +995,9 @@ listen_local (QipcBroker         *self,
       if (lock_fd < 0)
         return FALSE;
     }
+  /* The broker takes every connection as it comes; a long system
+   * backlog lets a thousand clients start at once. */
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MAX_BACKLOG);
   qipc_local_server_set_socket_options (server,
                                         _qipc_policy_admits_others (self->policy)
                                         ? QIPC_LOCAL_SERVER_OPTIONS_WORLD_ACCESS
@@ -991,6 +1019,8 @@ listen_tcp (QipcBroker         *self,
             GError            **error)
 {
   g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MAX_BACKLOG);
 
   if (!qipc_tcp_server_listen (server, address->host, address->port, error))
     return FALSE;

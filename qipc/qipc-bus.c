@@ -91,7 +91,7 @@ struct _QipcBus
   guint retry_source;
   guint retry_ms;
   gboolean broker_spawned;
-  gboolean refused;
+  GError *refusal;            /* why the broker refused us, for good */
 
   GHashTable *registrations;  /* id -> Registration */
   guint32 next_registration;
@@ -105,6 +105,7 @@ struct _QipcBus
   GError *send_error;         /* refused sends, reported by the next flush */
 
   GQueue fds;                 /* received payload fds, in order */
+  GByteArray *scratch;        /* the frame being built */
   guint64 messages_lost;
 };
 
@@ -171,6 +172,33 @@ registration_free (gpointer data)
 /* ------------------------------------------------------------------ */
 /* Connecting                                                          */
 
+/* A full backlog (EAGAIN) means a live broker that has not accepted
+ * yet: try again for a while, as a blocking connect() would wait. */
+static GSocketConnection *
+connect_local (GSocketClient   *client,
+               GSocketAddress  *address,
+               GError         **error)
+{
+  gint64 deadline = g_get_monotonic_time () + CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
+
+  while (TRUE)
+    {
+      g_autoptr(GError) local_error = NULL;
+      GSocketConnection *connection =
+        g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &local_error);
+
+      if (connection != NULL)
+        return connection;
+      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK) ||
+          g_get_monotonic_time () > deadline)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      g_usleep (1000);
+    }
+}
+
 static GSocketConnection *
 open_connection (QipcBus  *self,
                  GError  **error)
@@ -189,7 +217,7 @@ open_connection (QipcBus  *self,
   address = _qipc_local_address_new (name, NULL, error);
   if (address == NULL)
     return NULL;
-  return g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, error);
+  return connect_local (client, address, error);
 }
 
 /* The HELLO goes out first; the broker's WELCOME (or refusal) is read
@@ -374,6 +402,11 @@ check_not_closed (QipcBus  *self,
 {
   if (!self->closed)
     return TRUE;
+  if (self->refusal != NULL)
+    {
+      g_propagate_error (error, g_error_copy (self->refusal));
+      return FALSE;
+    }
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
                "The bus to %s is closed", self->address_string);
   return FALSE;
@@ -445,6 +478,31 @@ build_send_frame (QipcBus     *self,
                             g_variant_new ("(sst)", channel, message, (guint64) payload_size));
 }
 
+/* Most messages: the frame is written straight into the socket's
+ * queue, with no GVariant container built. */
+static gboolean
+send_plain (QipcBus     *self,
+            const char  *channel,
+            const char  *message,
+            GVariant    *data,
+            GError     **error)
+{
+  g_autoptr(GBytes) frame = NULL;
+
+  g_byte_array_set_size (self->scratch, 0);
+  _qipc_frame_append_send (self->scratch, QIPC_FRAME_SEND, ++self->next_serial,
+                           channel, message, data);
+  if (self->connected)
+    {
+      if (!check_socket_room (self, error))
+        return FALSE;
+      qipc_socket_write_data (self->socket, self->scratch->data, self->scratch->len, NULL);
+      return TRUE;
+    }
+  frame = g_bytes_new (self->scratch->data, self->scratch->len);
+  return enqueue (self, frame, -1, error);
+}
+
 gboolean
 _qipc_bus_send (QipcBus     *self,
                 const char  *channel,
@@ -461,10 +519,11 @@ _qipc_bus_send (QipcBus     *self,
       !_qipc_message_name_validate (message, error) ||
       !check_not_closed (self, error))
     return FALSE;
+  if (data == NULL || g_variant_get_size (data) < QIPC_FRAME_MEMFD_THRESHOLD - 512)
+    return send_plain (self, channel, message, data, error);
 
   payload = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
-                                                     data != NULL ? g_variant_new_variant (data)
-                                                                  : NULL));
+                                                     g_variant_new_variant (data)));
   frame = build_send_frame (self, channel, message, payload, &fd, error);
   if (frame == NULL)
     return FALSE;
@@ -676,13 +735,51 @@ payload_data (QipcBus                *self,
   return boxed != NULL ? g_variant_get_variant (boxed) : NULL;
 }
 
+/* Up to this many channels of one process get a message without an
+ * allocation. */
+#define TARGETS_ON_STACK 16
+
+static void
+dispatch (QipcBus    *self,
+          const char *channel,
+          const char *message,
+          GVariant   *data)
+{
+  QipcChannel *on_stack[TARGETS_ON_STACK];
+  g_autoptr(GPtrArray) on_heap = NULL;
+  GPtrArray *list = g_hash_table_lookup (self->exact, channel);
+  guint n = 0;
+
+  /* References first: a handler may drop any of these channels. */
+  if (list != NULL)
+    for (guint i = 0; i < list->len && n < TARGETS_ON_STACK; i++)
+      on_stack[n++] = g_object_ref (g_ptr_array_index (list, i));
+  if ((list != NULL && list->len > TARGETS_ON_STACK) || self->pattern_regs->len > 0)
+    {
+      on_heap = g_ptr_array_new_with_free_func (g_object_unref);
+      collect_channels (self, channel, on_heap);
+      for (guint i = 0; i < n; i++)
+        g_object_unref (on_stack[i]);
+      n = 0;
+    }
+
+  if (on_heap != NULL)
+    for (guint i = 0; i < on_heap->len; i++)
+      _qipc_channel_dispatch (g_ptr_array_index (on_heap, i), message, data);
+  for (guint i = 0; i < n; i++)
+    {
+      _qipc_channel_dispatch (on_stack[i], message, data);
+      g_object_unref (on_stack[i]);
+    }
+}
+
+/* A DELIVER whose data came in a memfd. */
 static gboolean
 handle_deliver (QipcBus                *self,
                 const QipcFrameHeader  *header,
                 GVariant               *body,
                 GError                **error)
 {
-  g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GVariant) data = NULL;
   g_autoptr(GError) local_error = NULL;
   const char *channel, *message;
@@ -695,10 +792,7 @@ handle_deliver (QipcBus                *self,
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-
-  collect_channels (self, channel, targets);
-  for (guint i = 0; i < targets->len; i++)
-    _qipc_channel_dispatch (g_ptr_array_index (targets, i), message, data);
+  dispatch (self, channel, message, data);
   return TRUE;
 }
 
@@ -720,9 +814,10 @@ handle_error_frame (QipcBus  *self,
     {
       /* The broker ends the connection: a refusal is final. */
       g_message ("The broker at %s closes the connection: %s", self->address_string, message);
-      if (code == QIPC_BUS_ERROR_ACCESS_DENIED)
-        self->refused = TRUE;
-      g_error_free (error);
+      if (code == QIPC_BUS_ERROR_ACCESS_DENIED && self->refusal == NULL)
+        self->refusal = error;
+      else
+        g_error_free (error);
       return;
     }
   call = find_call (self, serial);
@@ -739,6 +834,39 @@ handle_error_frame (QipcBus  *self,
 }
 
 static gboolean
+handle_plain_deliver (QipcBus                *self,
+                      const QipcFrameHeader  *header,
+                      const guint8           *frame,
+                      GError                **error)
+{
+  g_autoptr(GVariant) data = NULL;
+  QipcSendBody body;
+
+  if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
+                                    &body, error))
+    return FALSE;
+  if (body.has_data)
+    {
+      char type_buffer[64];
+      g_autofree char *type_heap = NULL;
+      const char *type = type_buffer;
+      g_autoptr(GBytes) value = g_bytes_new (body.value, body.value_size);
+
+      if (body.type_length < sizeof type_buffer)
+        {
+          memcpy (type_buffer, body.type_string, body.type_length);
+          type_buffer[body.type_length] = '\0';
+        }
+      else
+        type = type_heap = g_strndup (body.type_string, body.type_length);
+      /* Not trusted: GVariant reads malformed data as defaults, safely. */
+      data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), value, FALSE));
+    }
+  dispatch (self, body.channel, body.message, data);
+  return TRUE;
+}
+
+static gboolean
 handle_frame (const QipcFrameHeader  *header,
               const guint8           *frame,
               gpointer                user_data,
@@ -748,6 +876,13 @@ handle_frame (const QipcFrameHeader  *header,
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GVariant) body = NULL;
   Call *call;
+
+  if (header->type == QIPC_FRAME_DELIVER && !(header->flags & QIPC_FRAME_FLAG_MEMFD))
+    {
+      if (!handle_plain_deliver (self, header, frame, error))
+        return FALSE;
+      return self->socket != NULL && self->connected;
+    }
 
   /* Received data may outlive the read buffer (a handler keeps it). */
   bytes = g_bytes_new (frame + QIPC_FRAME_HEADER_SIZE, header->body_length);
@@ -946,7 +1081,7 @@ lose_connection (QipcBus      *self,
   drop_socket (self);
   if (self->closed)
     return;
-  if (self->refused)
+  if (self->refusal != NULL)
     {
       qipc_bus_close (self);
       return;
@@ -1087,6 +1222,8 @@ qipc_bus_finalize (GObject *object)
   g_hash_table_unref (self->exact);
   g_ptr_array_unref (self->pattern_regs);
   g_clear_error (&self->send_error);
+  g_clear_error (&self->refusal);
+  g_byte_array_unref (self->scratch);
   G_OBJECT_CLASS (qipc_bus_parent_class)->finalize (object);
 }
 
@@ -1209,6 +1346,7 @@ qipc_bus_init (QipcBus *self)
   self->exact = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) g_ptr_array_unref);
   self->pattern_regs = g_ptr_array_new ();
+  self->scratch = g_byte_array_new ();
 }
 
 /* ------------------------------------------------------------------ */
@@ -1405,8 +1543,10 @@ qipc_bus_close (QipcBus *self)
   drop_socket (self);
   g_queue_clear_full (&self->outbox, outgoing_free);
   self->outbox_bytes = 0;
-  error = g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
-                       "The bus to %s was closed", self->address_string);
+  /* After a refusal, everything fails with the broker's reason. */
+  error = self->refusal != NULL ? g_error_copy (self->refusal)
+                                : g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
+                                               "The bus to %s was closed", self->address_string);
   fail_calls (self, error);
   if (was_connected)
     g_signal_emit (self, signals[DISCONNECTED], 0);

@@ -111,6 +111,33 @@ gsize     _qipc_frame_split          (const guint8         *data,
                                       gpointer              user_data,
                                       GError              **error);
 
+/* The fast path for the body of SEND and DELIVER frames without a memfd,
+ * the "(ssmv)" of every message: encoded and decoded in place. */
+typedef struct {
+  const char   *channel;
+  const char   *message;
+  gboolean      has_data;
+  const guint8 *value;        /* the data's serialized value */
+  gsize         value_size;
+  const char   *type_string;  /* the data's type, not NUL-terminated */
+  gsize         type_length;
+} QipcSendBody;
+
+/* Appends a whole frame (header and "(ssmv)" body) to @out. The names
+ * must be valid; @data may be NULL. */
+void      _qipc_frame_append_send    (GByteArray           *out,
+                                      QipcFrameType         type,
+                                      guint32               serial,
+                                      const char           *channel,
+                                      const char           *message,
+                                      GVariant             *data);
+/* Splits a "(ssmv)" body into its parts (pointing into @body), checking
+ * the framing, the names and the data's type string, not the data. */
+gboolean  _qipc_frame_parse_send_body (const guint8        *body,
+                                       gsize                size,
+                                       QipcSendBody        *out,
+                                       GError             **error);
+
 /* Channel names: UTF-8, at most QIPC_FRAME_MAX_NAME bytes, segments
  * separated by single '/', none empty; with @allow_pattern a segment may
  * be "*" and the last one "**". */

@@ -78,9 +78,12 @@ _qipc_frame_header_parse (const guint8        *data,
       return FALSE;
     }
 
+  /* Frames follow each other at any offset: no aligned loads. */
   header->type = data[3];
-  header->flags = GUINT16_FROM_LE (*(guint16 *) (data + 4));
-  reserved = GUINT16_FROM_LE (*(guint16 *) (data + 6));
+  memcpy (&header->flags, data + 4, 2);
+  header->flags = GUINT16_FROM_LE (header->flags);
+  memcpy (&reserved, data + 6, 2);
+  reserved = GUINT16_FROM_LE (reserved);
   memcpy (&header->body_length, data + 8, 4);
   header->body_length = GUINT32_FROM_LE (header->body_length);
   memcpy (&header->serial, data + 12, 4);
@@ -301,7 +304,7 @@ _qipc_channel_name_validate (const char  *name,
       if (memchr (segment, '*', seg_length) != NULL)
         {
           gboolean is_star = seg_length == 1;
-          gboolean is_star_star = seg_length == 2 && segment[1] == '*';
+          gboolean is_star_star = seg_length == 2 && segment[0] == '*' && segment[1] == '*';
 
           if (!allow_pattern)
             return name_error (error, what, name, "'*' is only allowed in patterns");
@@ -504,4 +507,176 @@ _qipc_frame_split (const guint8        *data,
         break;
     }
   return offset;
+}
+
+/* ------------------------------------------------------------------ */
+/* The SEND/DELIVER body "(ssmv)", by hand                             */
+/*
+ * Every message goes through this codec three times (sender, broker,
+ * receiver), so it does not build GVariant containers: it writes and
+ * reads GVariant's serialization of "(ssmv)" directly. The layout is
+ * the channel and message strings (NUL-terminated), zero padding to a
+ * multiple of 8, then the maybe: empty for Nothing, or the variant's
+ * value, a zero byte, its type string and the maybe's zero byte; last,
+ * the end offsets of the two strings, in reverse order, each 1, 2, 4 or
+ * 8 bytes wide, the smallest width that can address the whole body.
+ * tests/test-frame.c checks it against g_variant_store().
+ */
+
+static gsize
+offset_size_for (gsize content_size)
+{
+  if (content_size + 2 <= G_MAXUINT8)
+    return 1;
+  if (content_size + 4 <= G_MAXUINT16)
+    return 2;
+  if (content_size + 8 <= G_MAXUINT32)
+    return 4;
+  return 8;
+}
+
+static void
+write_offset (guint8 *out,
+              gsize   value,
+              gsize   width)
+{
+  guint64 le = GUINT64_TO_LE (value);
+
+  memcpy (out, &le, width);
+}
+
+static gsize
+read_offset (const guint8 *in,
+             gsize         width)
+{
+  guint64 le = 0;
+
+  memcpy (&le, in, width);
+  return GUINT64_FROM_LE (le);
+}
+
+void
+_qipc_frame_append_send (GByteArray    *out,
+                         QipcFrameType  type,
+                         guint32        serial,
+                         const char    *channel,
+                         const char    *message,
+                         GVariant      *data)
+{
+  gsize channel_end = strlen (channel) + 1;
+  gsize message_end = channel_end + strlen (message) + 1;
+  gsize maybe_start = (message_end + 7) & ~(gsize) 7;
+  gsize value_size = data != NULL ? g_variant_get_size (data) : 0;
+  const char *type_string = data != NULL ? g_variant_get_type_string (data) : "";
+  gsize type_length = strlen (type_string);
+  gsize maybe_size = data != NULL ? value_size + 1 + type_length + 1 : 0;
+  gsize content = maybe_start + maybe_size;
+  gsize width = offset_size_for (content);
+  gsize body_size = content + 2 * width;
+  guint origin = out->len;
+  guint8 *p;
+
+  g_byte_array_set_size (out, origin + QIPC_FRAME_HEADER_SIZE + body_size);
+  p = out->data + origin;
+  _qipc_frame_header_write (p, type, 0, body_size, serial);
+  p += QIPC_FRAME_HEADER_SIZE;
+
+  memcpy (p, channel, channel_end);
+  memcpy (p + channel_end, message, message_end - channel_end);
+  memset (p + message_end, 0, maybe_start - message_end);
+  if (data != NULL)
+    {
+      guint8 *v = p + maybe_start;
+
+      g_variant_store (data, v);
+      v[value_size] = 0;
+      memcpy (v + value_size + 1, type_string, type_length);
+      v[value_size + 1 + type_length] = 0;
+    }
+  write_offset (p + content, message_end, width);
+  write_offset (p + content + width, channel_end, width);
+}
+
+static gboolean
+send_body_error (GError     **error,
+                 const char  *reason)
+{
+  g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+               "Malformed message frame: %s", reason);
+  return FALSE;
+}
+
+/* A string of the tuple: from @start to @end, NUL-terminated, with no
+ * NUL before (GVariant's normal form). */
+static gboolean
+check_string (const guint8 *body,
+              gsize         start,
+              gsize         end)
+{
+  return end > start && body[end - 1] == '\0' &&
+         memchr (body + start, '\0', end - start - 1) == NULL;
+}
+
+gboolean
+_qipc_frame_parse_send_body (const guint8   *body,
+                             gsize           size,
+                             QipcSendBody   *out,
+                             GError        **error)
+{
+  gsize width, content, channel_end, message_end, maybe_start;
+  const guint8 *v, *zero;
+  gsize maybe_size;
+
+  memset (out, 0, sizeof *out);
+  if (size == 0)
+    return send_body_error (error, "empty body");
+  /* As GLib reads it: the width follows from the total size. */
+  width = size <= G_MAXUINT8 ? 1 : size <= G_MAXUINT16 ? 2 : size <= G_MAXUINT32 ? 4 : 8;
+  if (size < 2 * width)
+    return send_body_error (error, "too short");
+  content = size - 2 * width;
+  channel_end = read_offset (body + size - width, width);
+  message_end = read_offset (body + content, width);
+  if (channel_end > message_end || message_end > content)
+    return send_body_error (error, "string offsets out of range");
+  if (!check_string (body, 0, channel_end) || !check_string (body, channel_end, message_end))
+    return send_body_error (error, "a name is not a NUL-terminated string");
+
+  maybe_start = (message_end + 7) & ~(gsize) 7;
+  if (maybe_start > content && content != message_end)
+    return send_body_error (error, "bad padding");
+  for (gsize i = message_end; i < MIN (maybe_start, content); i++)
+    if (body[i] != 0)
+      return send_body_error (error, "non-zero padding");
+
+  out->channel = (const char *) body;
+  out->message = (const char *) body + channel_end;
+  if (!_qipc_channel_name_validate (out->channel, FALSE, error) ||
+      !_qipc_message_name_validate (out->message, error))
+    return FALSE;
+
+  maybe_size = content > maybe_start ? content - maybe_start : 0;
+  if (maybe_size == 0)
+    return TRUE;
+  v = body + maybe_start;
+  if (v[maybe_size - 1] != 0)
+    return send_body_error (error, "the data is not a maybe");
+  /* The variant: value, a zero byte, the type string. */
+  zero = memrchr (v, '\0', maybe_size - 1);
+  if (zero == NULL)
+    return send_body_error (error, "the data has no type");
+  out->value = v;
+  out->value_size = zero - v;
+  out->type_string = (const char *) zero + 1;
+  out->type_length = maybe_size - 1 - (out->value_size + 1);
+  {
+    const char *end = NULL;
+
+    if (out->type_length == 0 ||
+        !g_variant_type_string_scan (out->type_string, out->type_string + out->type_length, &end) ||
+        end != out->type_string + out->type_length)
+      return send_body_error (error, "the data's type is not one complete type");
+  }
+  out->has_data = TRUE;
+  return TRUE;
 }

@@ -53,6 +53,8 @@
 
 /* How much one read takes from the kernel at most. */
 #define READ_CHUNK_SIZE (64 * 1024)
+/* An empty read buffer larger than this is freed. */
+#define READ_KEEP_SIZE (16 * 1024)
 
 /* Writes smaller than this are copied into a shared buffer, so that many
  * small messages leave in one system call; larger ones are sent from the
@@ -83,6 +85,7 @@ typedef struct
   QipcSocketWriteFunc write_func;
 
   GByteArray *read_buffer;
+  gsize read_allocated;
   gsize read_start;
   gsize read_buffer_size;
   GSource *read_source;
@@ -682,6 +685,7 @@ read_available (QipcSocket  *self,
         }
 
       g_byte_array_set_size (priv->read_buffer, old_len + room);
+      priv->read_allocated = MAX (priv->read_allocated, old_len + room);
       n = priv->read_func (self, priv->read_buffer->data + old_len, room, &local_error);
       g_byte_array_set_size (priv->read_buffer, old_len + MAX (n, 0));
 
@@ -778,6 +782,14 @@ consumed (QipcSocket *self)
 
   if (buffered (priv) == 0)
     {
+      /* A read makes room for 64 KiB; an empty buffer gives that back,
+       * so idle connections stay small. */
+      if (priv->read_allocated > READ_KEEP_SIZE)
+        {
+          g_byte_array_unref (priv->read_buffer);
+          priv->read_buffer = g_byte_array_new ();
+          priv->read_allocated = 0;
+        }
       g_byte_array_set_size (priv->read_buffer, 0);
       priv->read_start = 0;
     }
@@ -871,8 +883,10 @@ static void
 retire_chunk (QipcSocketPrivate *priv,
               WriteChunk        *chunk)
 {
+  /* Only a chunk that stayed small is kept: an idle connection (a
+   * broker holds thousands) must not sit on 64 KiB of spare buffer. */
   if (chunk->array == NULL || chunk->fds != NULL || priv->spare_chunk != NULL ||
-      chunk->array->len > COALESCE_BUFFER_SIZE)
+      chunk->array->len > COALESCE_MAX_WRITE)
     {
       write_chunk_free (chunk);
       return;

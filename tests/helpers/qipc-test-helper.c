@@ -307,6 +307,7 @@ error_code_name (const GError *error)
   GType type = error->domain == QIPC_SHARED_MEMORY_ERROR ? QIPC_TYPE_SHARED_MEMORY_ERROR
              : error->domain == QIPC_SYSTEM_SEMAPHORE_ERROR ? QIPC_TYPE_SYSTEM_SEMAPHORE_ERROR
              : error->domain == QIPC_SOCKET_ERROR ? QIPC_TYPE_SOCKET_ERROR
+             : error->domain == QIPC_BUS_ERROR ? QIPC_TYPE_BUS_ERROR
              : G_TYPE_INVALID;
   g_autoptr(GEnumClass) klass = NULL;
   GEnumValue *value;
@@ -565,6 +566,233 @@ tcp_tls_echo_server (char **argv)
   return run_tcp_echo_server (certificate);
 }
 
+/* ------------------------------------------------------------------ */
+/* Channels                                                            */
+
+static QipcBus *
+bus_connect (const char *address)
+{
+  GError *error = NULL;
+  QipcBus *bus = qipc_bus_new_for_address (address, &error);
+
+  if (bus == NULL)
+    exit (fail (error));
+  return bus;
+}
+
+static QipcChannel *
+channel_listen (QipcBus    *bus,
+                const char *name)
+{
+  GError *error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  if (channel == NULL)
+    exit (fail (error));
+  /* Registered once the broker has handled everything sent so far. */
+  if (!qipc_channel_flush_for_bus (bus, &error))
+    exit (fail (error));
+  return channel;
+}
+
+/* broker ADDRESS: host a broker, say "listening", run until killed. */
+static int
+broker (char **argv)
+{
+  g_autoptr(QipcBroker) broker = qipc_broker_new ();
+  GError *error = NULL;
+
+  if (!qipc_broker_listen (broker, argv[0], &error))
+    return fail (error);
+  say ("listening");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+static void
+print_received (QipcChannel *channel,
+                const char  *message,
+                GVariant    *data,
+                gpointer     user_data)
+{
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+  g_autofree char *line = g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel),
+                                           message, text);
+
+  say (line);
+}
+
+static void
+say_event (QipcBus  *bus,
+           gpointer  user_data)
+{
+  say (user_data);
+}
+
+static void
+say_flushed (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  GError *error = NULL;
+
+  if (!qipc_channel_flush_finish (result, &error))
+    exit (fail (error));
+  say (user_data);
+}
+
+/* Says "connected" once the broker has our channels again. */
+static void
+say_reconnected (QipcBus  *bus,
+                 gpointer  user_data)
+{
+  qipc_channel_flush_async (bus, NULL, say_flushed, (gpointer) "connected");
+}
+
+/* channel-listen ADDRESS NAME: listen on NAME (a pattern too), say
+ * "ready", then print "NAME MESSAGE DATA" for each message, and
+ * "disconnected"/"connected" as the broker goes and comes back (once
+ * the channel is registered again), until killed. */
+static int
+channel_listen_cmd (char **argv)
+{
+  g_autoptr(QipcBus) bus = bus_connect (argv[0]);
+  g_autoptr(QipcChannel) channel = channel_listen (bus, argv[1]);
+
+  g_signal_connect (channel, "received", G_CALLBACK (print_received), NULL);
+  g_signal_connect (bus, "disconnected", G_CALLBACK (say_event), "disconnected");
+  g_signal_connect (bus, "connected", G_CALLBACK (say_reconnected), NULL);
+  say ("ready");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+typedef struct
+{
+  guint32 expected;
+  guint32 count;
+  guint64 lost;
+  gboolean done;
+  gboolean disorder;
+} Counter;
+
+static void
+count_received (QipcChannel *channel,
+                const char  *message,
+                GVariant    *data,
+                gpointer     user_data)
+{
+  Counter *counter = user_data;
+  guint32 value;
+
+  if (g_str_equal (message, "end"))
+    {
+      counter->done = TRUE;
+      return;
+    }
+  value = g_variant_get_uint32 (data);
+  /* With losses, values may skip ahead, never go back. */
+  if (value < counter->expected || (counter->lost == 0 && value != counter->expected))
+    counter->disorder = TRUE;
+  counter->expected = value + 1;
+  counter->count++;
+}
+
+static void
+count_lost (QipcBus  *bus,
+            guint64   lost,
+            gpointer  user_data)
+{
+  Counter *counter = user_data;
+
+  counter->lost += lost;
+}
+
+/* channel-count ADDRESS NAME N fast|slow: listen on NAME, say "ready";
+ * with "slow", wait for a line on stdin before reading anything (the
+ * broker's queue for us overflows meanwhile). Count the "n" messages
+ * (data: a uint32 counting up) and the lost ones until they make N or
+ * an "end" comes, then say "received R lost L" and "ordered" or
+ * "disorder". */
+static int
+channel_count (char **argv)
+{
+  g_autoptr(QipcBus) bus = bus_connect (argv[0]);
+  g_autoptr(QipcChannel) channel = channel_listen (bus, argv[1]);
+  Counter counter = { 0, };
+  guint64 n = g_ascii_strtoull (argv[2], NULL, 10);
+  g_autofree char *line = NULL;
+  char buffer[64];
+
+  g_signal_connect (channel, "received", G_CALLBACK (count_received), &counter);
+  g_signal_connect (bus, "messages-lost", G_CALLBACK (count_lost), &counter);
+  say ("ready");
+  if (g_str_equal (argv[3], "slow") && fgets (buffer, sizeof buffer, stdin) == NULL)
+    return 1;
+  while (!counter.done && counter.count + counter.lost < n)
+    g_main_context_iteration (NULL, TRUE);
+  line = g_strdup_printf ("received %u lost %" G_GUINT64_FORMAT, counter.count, counter.lost);
+  say (line);
+  say (counter.disorder ? "disorder" : "ordered");
+  return 0;
+}
+
+/* channel-send ADDRESS NAME N: send N "n" messages (data: 0…N-1 as
+ * uint32) and an "end", flush, say "sent". */
+static int
+channel_send (char **argv)
+{
+  g_autoptr(QipcBus) bus = bus_connect (argv[0]);
+  guint64 n = g_ascii_strtoull (argv[2], NULL, 10);
+  GError *error = NULL;
+
+  for (guint64 i = 0; i < n; i++)
+    {
+      if (!qipc_channel_send_for_bus (bus, argv[1], "n", g_variant_new_uint32 (i), &error))
+        return fail (error);
+      /* Let the main loop write out now and then, as a real sender's
+       * does, instead of queueing everything first. */
+      if (i % 256 == 255)
+        while (g_main_context_iteration (NULL, FALSE))
+          ;
+    }
+  if (!qipc_channel_send_for_bus (bus, argv[1], "end", NULL, &error) ||
+      !qipc_channel_flush_for_bus (bus, &error))
+    return fail (error);
+  say ("sent");
+  return 0;
+}
+
+/* channel-as-nobody ADDRESS LISTEN SEND: become the user nobody,
+ * connect, listen on LISTEN, send "hello" on SEND and flush; say "ok"
+ * or the error code's nick; then print each received message as
+ * channel-listen does, until killed. Needs root. */
+static int
+channel_as_nobody (char **argv)
+{
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcChannel) channel = NULL;
+  GError *error = NULL;
+
+  if (setgroups (0, NULL) < 0 || setgid (65534) < 0 || setuid (65534) < 0)
+    {
+      say (g_strerror (errno));
+      return 1;
+    }
+  bus = bus_connect (argv[0]);
+  channel = qipc_channel_new_for_bus (bus, argv[1], &error);
+  if (channel != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (print_received), NULL);
+  if (error == NULL)
+    qipc_channel_send_for_bus (bus, argv[2], "hello", NULL, &error);
+  if (error == NULL)
+    qipc_channel_flush_for_bus (bus, &error);
+  say (error != NULL ? error_code_name (error) : "ok");
+  g_clear_error (&error);
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -588,6 +816,11 @@ static const struct {
   { "local-connect", 1, local_connect },
   { "local-send-memfd", 2, local_send_memfd },
   { "tcp-echo-server", 0, tcp_echo_server },
+  { "broker", 1, broker },
+  { "channel-listen", 2, channel_listen_cmd },
+  { "channel-count", 4, channel_count },
+  { "channel-send", 3, channel_send },
+  { "channel-as-nobody", 3, channel_as_nobody },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
 };
 

@@ -1,0 +1,827 @@
+/* test-channel.c: QipcBroker, QipcBus and QipcChannel across processes
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <qipc.h>
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+
+#include "test-utils.h"
+
+#define WAIT_SECONDS 20
+
+typedef struct
+{
+  GPtrArray *messages;        /* "name message data" lines */
+} Inbox;
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  Inbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+}
+
+static Inbox *
+inbox_new (void)
+{
+  Inbox *inbox = g_new0 (Inbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+static void
+inbox_free (Inbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
+
+static gboolean
+timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wait_for_count (Inbox *inbox,
+                guint  count)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
+static void
+settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+static char *
+abstract_address (const char *what)
+{
+  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
+                          g_random_int ());
+}
+
+/* A broker in this process, and a bus connected to it. */
+typedef struct
+{
+  char *address;
+  QipcBroker *broker;
+  QipcBus *bus;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->address = abstract_address ("fixture");
+  fixture->broker = qipc_broker_new ();
+  g_assert_true (qipc_broker_listen (fixture->broker, fixture->address, &error));
+  g_assert_no_error (error);
+  fixture->bus = qipc_bus_new_for_address (fixture->address, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_object (&fixture->bus);
+  g_clear_object (&fixture->broker);
+  g_free (fixture->address);
+}
+
+static QipcChannel *
+listen_on (QipcBus    *bus,
+           const char *name,
+           Inbox      *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  return channel;
+}
+
+static void
+send_ok (QipcBus    *bus,
+         const char *channel,
+         const char *message,
+         GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+static void
+flush_ok (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_names_invalid (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  const char *bad_names[] = { "", "/a", "a/", "a//b", "a/b*", "a/**/b", "**x", "a\xff" };
+  const char *bad_targets[] = { "a/*", "a/**", "" };
+  g_autofree char *long_name = g_strnfill (256, 'x');
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad_names); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QipcChannel) channel = qipc_channel_new_for_bus (fixture->bus, bad_names[i], &error);
+
+      g_assert_null (channel);
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+      g_assert_nonnull (strstr (error->message, "Invalid channel pattern"));
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (bad_targets); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_false (qipc_channel_send_for_bus (fixture->bus, bad_targets[i], "m", NULL, &error));
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+    }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (qipc_channel_send_for_bus (fixture->bus, long_name, "m", NULL, &error));
+    g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+    g_assert_nonnull (strstr (error->message, "255 bytes"));
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (qipc_channel_send_for_bus (fixture->bus, "a/b", "", NULL, &error));
+    g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+    g_assert_nonnull (strstr (error->message, "message name"));
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (qipc_channel_is_registered_for_bus (fixture->bus, "a/*", &error));
+    g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+  }
+}
+
+static void
+test_address_invalid (void)
+{
+  const char *bad[] = { "", "unix", "unix:", "unix:path=relative", "unix:path=/a,abstract=b",
+                        "tcp:host=127.0.0.1", "tcp:host=x,port=99999", "dbus:foo=bar",
+                        "unix:path=/a,path=/b" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QipcBus) bus = qipc_bus_new_for_address (bad[i], &error);
+
+      g_assert_null (bus);
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS);
+      g_assert_nonnull (strstr (error->message, "Invalid bus address"));
+    }
+}
+
+static void
+test_address_no_broker (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address = abstract_address ("nobody");
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+
+  g_assert_null (bus);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+}
+
+static void
+test_own_message (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/settings", inbox);
+
+  send_ok (fixture->bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
+  send_ok (fixture->bus, "app/settings", "reset", NULL);
+  send_ok (fixture->bus, "app/other", "setValue", NULL);
+  wait_for_count (inbox, 2);
+  settle (50);
+  g_assert_cmpuint (inbox->messages->len, ==, 2);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/settings setValue (42, 'x')");
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/settings reset none");
+}
+
+static void
+count_detail (QipcChannel *channel,
+              const char  *message,
+              GVariant    *data,
+              gpointer     user_data)
+{
+  g_assert_cmpstr (message, ==, "setValue");
+  (*(guint *) user_data)++;
+}
+
+static void
+test_detail (Fixture       *fixture,
+             gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/settings", inbox);
+  guint detailed = 0;
+
+  g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
+  send_ok (fixture->bus, "app/settings", "other", NULL);
+  send_ok (fixture->bus, "app/settings", "setValue", g_variant_new_int32 (1));
+  send_ok (fixture->bus, "app/settings", "never-connected-as-detail", NULL);
+  wait_for_count (inbox, 3);
+  g_assert_cmpuint (detailed, ==, 1);
+  /* A message name nobody used as a detail does not become a quark. */
+  g_assert_cmpuint (g_quark_try_string ("never-connected-as-detail"), ==, 0);
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+static void
+test_patterns (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) one = listen_on (fixture->bus, "a/*", inbox);
+  g_autoptr(QipcChannel) deep = listen_on (fixture->bus, "a/**", inbox);
+  g_autoptr(QipcChannel) middle = listen_on (fixture->bus, "x/*/z", inbox);
+  g_autoptr(QipcChannel) exact = listen_on (fixture->bus, "a/b", inbox);
+  g_autoptr(GPtrArray) sorted = NULL;
+
+  send_ok (fixture->bus, "a/b", "m1", NULL);     /* three of them */
+  send_ok (fixture->bus, "a/b/c", "m2", NULL);   /* the deep one */
+  send_ok (fixture->bus, "a", "m3", NULL);       /* none: ** needs a segment */
+  send_ok (fixture->bus, "x/y/z", "m4", NULL);   /* x/ * /z */
+  send_ok (fixture->bus, "x/y/y/z", "m5", NULL); /* none */
+  send_ok (fixture->bus, "b/a", "m6", NULL);     /* none */
+  flush_ok (fixture->bus);
+  wait_for_count (inbox, 5);
+  settle (50);
+
+  g_assert_cmpuint (inbox->messages->len, ==, 5);
+  g_ptr_array_sort (inbox->messages, compare_strings);
+  sorted = g_ptr_array_ref (inbox->messages);
+  g_assert_cmpstr (g_ptr_array_index (sorted, 0), ==, "a/* m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 1), ==, "a/** m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 2), ==, "a/** m2 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 3), ==, "a/b m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 4), ==, "x/*/z m4 none");
+}
+
+static void
+test_unregister_on_finalize (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  QipcChannel *channel = listen_on (fixture->bus, "gone/soon", inbox);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_is_registered_for_bus (fixture->bus, "gone/soon", &error));
+  g_object_unref (channel);
+  g_assert_false (qipc_channel_is_registered_for_bus (fixture->bus, "gone/soon", &error));
+  g_assert_no_error (error);
+}
+
+static void
+on_channel_event (QipcBroker *broker,
+                  const char *name,
+                  gpointer    user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (name));
+}
+
+static void
+test_broker_signals (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GPtrArray) added = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  QipcChannel *first, *second;
+
+  g_signal_connect (fixture->broker, "channel-added", G_CALLBACK (on_channel_event), added);
+  g_signal_connect (fixture->broker, "channel-removed", G_CALLBACK (on_channel_event), removed);
+  first = listen_on (fixture->bus, "s/x", inbox);
+  second = listen_on (fixture->bus, "s/x", inbox);
+  flush_ok (fixture->bus);
+  g_assert_cmpuint (added->len, ==, 1);
+  g_assert_cmpstr (added->pdata[0], ==, "s/x");
+  g_object_unref (first);
+  flush_ok (fixture->bus);
+  g_assert_cmpuint (removed->len, ==, 0);
+  g_object_unref (second);
+  flush_ok (fixture->bus);
+  g_assert_cmpuint (removed->len, ==, 1);
+  g_assert_cmpstr (removed->pdata[0], ==, "s/x");
+  g_assert_cmpuint (qipc_broker_get_n_clients (fixture->broker), ==, 1);
+}
+
+static void
+test_flush_async (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(GAsyncResult) flushed = NULL;
+  g_autoptr(GAsyncResult) registered = NULL;
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "f/x", inbox);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < 1000; i++)
+    send_ok (fixture->bus, "f/x", "m", g_variant_new_uint32 (i));
+  qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &flushed);
+  qipc_channel_is_registered_async (fixture->bus, "f/x", NULL, qipc_test_store_result, &registered);
+  qipc_test_wait_for_result (&flushed);
+  g_assert_true (qipc_channel_flush_finish (flushed, &error));
+  g_assert_no_error (error);
+  qipc_test_wait_for_result (&registered);
+  g_assert_true (qipc_channel_is_registered_finish (registered, &error));
+  g_assert_no_error (error);
+  /* The broker queued the deliveries to us before it answered. */
+  wait_for_count (inbox, 1000);
+}
+
+static void
+test_cancelled_call (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_cancellable_cancel (cancellable);
+  qipc_channel_flush_async (fixture->bus, cancellable, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_assert_false (qipc_channel_flush_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static void
+test_closed_bus (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcChannel) channel = NULL;
+
+  qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &result);
+  qipc_bus_close (fixture->bus);
+  qipc_test_wait_for_result (&result);
+  g_assert_false (qipc_channel_flush_finish (result, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_clear_error (&error);
+
+  g_assert_false (qipc_bus_is_connected (fixture->bus));
+  g_assert_false (qipc_channel_send_for_bus (fixture->bus, "a/b", "m", NULL, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_clear_error (&error);
+  channel = qipc_channel_new_for_bus (fixture->bus, "a/b", &error);
+  g_assert_null (channel);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+}
+
+static void
+test_channel_limit (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcChannel) one_too_many = NULL;
+
+  for (guint i = 0; i < 1024; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("limit/%u", i);
+      QipcChannel *channel = qipc_channel_new_for_bus (fixture->bus, name, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (channels, channel);
+    }
+  one_too_many = qipc_channel_new_for_bus (fixture->bus, "limit/x", &error);
+  g_assert_null (one_too_many);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
+  g_clear_error (&error);
+  flush_ok (fixture->bus);
+}
+
+/* ------------------------------------------------------------------ */
+/* Across processes                                                    */
+
+static QipcTestChild *
+spawn_broker (const char *address)
+{
+  QipcTestChild *child = qipc_test_child_spawn ("broker", address, NULL);
+
+  qipc_test_child_expect (child, "listening");
+  return child;
+}
+
+static void
+test_fan_out (void)
+{
+  g_autofree char *address = abstract_address ("fan-out");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(QipcTestChild) exact = qipc_test_child_spawn ("channel-listen", address, "news/sport", NULL);
+  g_autoptr(QipcTestChild) pattern = qipc_test_child_spawn ("channel-listen", address, "news/*", NULL);
+  g_autoptr(QipcTestChild) other = qipc_test_child_spawn ("channel-listen", address, "weather", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) own = NULL;
+
+  g_assert_no_error (error);
+  qipc_test_child_expect (exact, "ready");
+  qipc_test_child_expect (pattern, "ready");
+  qipc_test_child_expect (other, "ready");
+  own = listen_on (bus, "news/sport", inbox);
+
+  send_ok (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
+  send_ok (bus, "weather", "rain", NULL);
+  qipc_test_child_expect (exact, "news/sport goal ('home', 1)");
+  qipc_test_child_expect (pattern, "news/* goal ('home', 1)");
+  qipc_test_child_expect (other, "weather rain none");
+  wait_for_count (inbox, 1);
+  settle (50);
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "news/sport goal ('home', 1)");
+
+  qipc_test_child_kill (exact);
+  qipc_test_child_kill (pattern);
+  qipc_test_child_kill (other);
+  qipc_test_child_kill (broker);
+}
+
+static void
+test_order (void)
+{
+  g_autofree char *address = abstract_address ("order");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(QipcTestChild) receiver =
+    qipc_test_child_spawn ("channel-count", address, "order/x", "100000", "fast", NULL);
+  g_autoptr(QipcTestChild) sender = NULL;
+
+  qipc_test_child_expect (receiver, "ready");
+  sender = qipc_test_child_spawn ("channel-send", address, "order/x", "100000", NULL);
+  qipc_test_child_expect (sender, "sent");
+  qipc_test_child_expect (receiver, "received 100000 lost 0");
+  qipc_test_child_expect (receiver, "ordered");
+  g_assert_cmpint (qipc_test_child_wait (receiver), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (sender), ==, 0);
+  qipc_test_child_kill (broker);
+}
+
+static gboolean
+is_registered (QipcBus    *bus,
+               const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
+}
+
+static void
+test_is_registered (void)
+{
+  g_autofree char *address = abstract_address ("registered");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(QipcTestChild) listener = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  gint64 deadline;
+
+  g_assert_no_error (error);
+  g_assert_false (is_registered (bus, "svc/clock"));
+  listener = qipc_test_child_spawn ("channel-listen", address, "svc/*", NULL);
+  qipc_test_child_expect (listener, "ready");
+  g_assert_true (is_registered (bus, "svc/clock"));
+  g_assert_false (is_registered (bus, "svc/clock/x"));
+
+  qipc_test_child_kill (listener);
+  /* The broker sees the connection end when its main loop runs next. */
+  deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+  while (is_registered (bus, "svc/clock"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  qipc_test_child_kill (broker);
+}
+
+static void
+keep_data (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  *(GVariant **) user_data = g_variant_ref (data);
+}
+
+static void
+test_large_payload (void)
+{
+  g_autofree char *address = abstract_address ("large");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  g_autoptr(QipcChannel) channel = NULL;
+  g_autoptr(GVariant) received = NULL;
+  gsize size = 64 * 1024 * 1024;
+  g_autofree guint8 *data = g_malloc (size);
+  g_autofree char *sent_sum = NULL;
+  g_autofree char *received_sum = NULL;
+  gconstpointer received_data;
+  gsize received_size;
+  guint timeout;
+
+  g_assert_no_error (error);
+  for (gsize i = 0; i < size; i++)
+    data[i] = (i * 7 + i / 4096) & 0xff;
+  sent_sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, data, size);
+  channel = qipc_channel_new_for_bus (bus, "big/x", &error);
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
+
+  /* Sent to ourselves through the broker's process: the payload goes
+   * out and comes back as a sealed memfd. */
+  send_ok (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
+  g_clear_pointer (&data, g_free);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  while (received == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+
+  received_data = g_variant_get_fixed_array (received, &received_size, 1);
+  g_assert_cmpuint (received_size, ==, size);
+  received_sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, received_data, received_size);
+  g_assert_cmpstr (received_sum, ==, sent_sum);
+  qipc_test_child_kill (broker);
+}
+
+static void
+test_slow_receiver (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(QipcTestChild) receiver =
+    qipc_test_child_spawn ("channel-count", fixture->address, "slow/x", "20000", "slow", NULL);
+  g_autofree char *line = NULL;
+  guint received, lost;
+
+  qipc_broker_set_max_queued_bytes (fixture->broker, 64 * 1024);
+  qipc_test_child_expect (receiver, "ready");
+  for (guint i = 0; i < 20000; i++)
+    {
+      send_ok (fixture->bus, "slow/x", "n", g_variant_new_uint32 (i));
+      if (i % 256 == 255)
+        while (g_main_context_iteration (NULL, FALSE))
+          ;
+    }
+  flush_ok (fixture->bus);
+  qipc_test_child_send (receiver, "go");
+  line = qipc_test_child_read_line (receiver);
+  g_assert_cmpint (sscanf (line, "received %u lost %u", &received, &lost), ==, 2);
+  g_test_message ("slow receiver: %u received, %u lost", received, lost);
+  g_assert_cmpuint (received + lost, ==, 20000);
+  g_assert_cmpuint (lost, >, 0);
+  g_assert_cmpuint (received, >, 0);
+  qipc_test_child_expect (receiver, "ordered");
+  g_assert_cmpint (qipc_test_child_wait (receiver), ==, 0);
+}
+
+static void
+on_bus_event (QipcBus  *bus,
+              gpointer  user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+test_broker_restart (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("qipc-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "bus", NULL);
+  g_autofree char *lock = g_strconcat (path, ".lock", NULL);
+  g_autofree char *address = g_strconcat ("unix:path=", path, NULL);
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address, "r/x", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) own = NULL;
+  guint disconnects = 0, connects = 0;
+  guint timeout;
+
+  g_assert_no_error (error);
+  qipc_test_child_expect (listener, "ready");
+  own = listen_on (bus, "r/*", inbox);
+  g_signal_connect (bus, "disconnected", G_CALLBACK (on_bus_event), &disconnects);
+  g_signal_connect (bus, "connected", G_CALLBACK (on_bus_event), &connects);
+  send_ok (bus, "r/x", "before", NULL);
+  qipc_test_child_expect (listener, "r/x before none");
+  wait_for_count (inbox, 1);
+
+  qipc_test_child_kill (broker);
+  g_clear_pointer (&broker, qipc_test_child_free);
+  qipc_test_child_expect (listener, "disconnected");
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "disconnected");
+  while (disconnects == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  g_assert_false (qipc_bus_is_connected (bus));
+
+  /* Sent while no broker runs: queued, and delivered after. */
+  send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
+
+  broker = spawn_broker (address);
+  qipc_test_child_expect (listener, "connected");
+  /* Our queued message reaches our own channel (re-registered before the
+   * queue is sent); the listener gets it only if it was back first. */
+  wait_for_count (inbox, 2);
+  g_assert_cmpuint (connects, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/* meanwhile 7");
+
+  /* The channels came back: both processes are registered again. */
+  send_ok (bus, "r/x", "after", NULL);
+  {
+    g_autofree char *line = qipc_test_child_read_line (listener);
+
+    if (g_str_equal (line, "r/x meanwhile 7"))
+      qipc_test_child_expect (listener, "r/x after none");
+    else
+      g_assert_cmpstr (line, ==, "r/x after none");
+  }
+  wait_for_count (inbox, 3);
+
+  qipc_test_child_kill (listener);
+  qipc_test_child_kill (broker);
+  g_unlink (path);
+  g_unlink (lock);
+  g_rmdir (dir);
+}
+
+static void
+test_queue_full (void)
+{
+  g_autofree char *address = abstract_address ("queue-full");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  guint disconnects = 0;
+  guint sent = 0;
+  guint timeout;
+
+  g_assert_no_error (error);
+  g_signal_connect (bus, "disconnected", G_CALLBACK (on_bus_event), &disconnects);
+  qipc_bus_set_max_queued (bus, 4096);
+  qipc_test_child_kill (broker);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "disconnected");
+  while (disconnects == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+
+  while (qipc_channel_send_for_bus (bus, "q/x", "m", g_variant_new_uint32 (sent), &error))
+    sent++;
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_QUEUE_FULL);
+  g_assert_cmpuint (sent, >, 10);
+  g_assert_cmpuint (sent, <, 4096);
+}
+
+/* Raw bytes to the broker, as a broken or hostile client would send. */
+static void
+send_raw (const char *address,
+          const void *data,
+          gsize       size,
+          gboolean    expect_close)
+{
+  g_autoptr(QipcLocalSocket) socket = qipc_local_socket_new ();
+  g_autoptr(GBytes) bytes = g_bytes_new (data, size);
+  g_autoptr(GError) error = NULL;
+  const char *name = address + strlen ("unix:abstract=");
+  g_autofree char *local_name = g_strconcat ("@", name, NULL);
+
+  qipc_local_socket_connect_to_server (socket, local_name);
+  g_assert_true (qipc_socket_wait_for_connected (QIPC_SOCKET (socket), 5000, &error));
+  g_assert_true (qipc_socket_write (QIPC_SOCKET (socket), bytes, &error));
+  g_assert_no_error (error);
+  if (expect_close)
+    g_assert_true (qipc_socket_wait_for_disconnected (QIPC_SOCKET (socket), 5000, NULL));
+  else
+    qipc_socket_close (QIPC_SOCKET (socket));
+}
+
+static void
+test_garbage (void)
+{
+  g_autofree char *address = abstract_address ("garbage");
+  g_autoptr(QipcTestChild) broker = spawn_broker (address);
+  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address, "g/x", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+  /* A HELLO of protocol version 1, then frames with faults. */
+  static const guint8 hello[] = { 'Q', 'C', 1, 1, 0, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0,
+                                  1, 1, 't', 0 };
+  guint8 frame[64];
+  char junk[4096];
+  guint8 huge[16] = { 'Q', 'C', 1, 6, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 2, 0, 0, 0 };
+  guint8 bad_version[16] = { 'Q', 'C', 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+  guint8 broker_frame[16] = { 'Q', 'C', 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+
+  g_assert_no_error (error);
+  qipc_test_child_expect (listener, "ready");
+
+  for (gsize i = 0; i < sizeof junk; i++)
+    junk[i] = (char) g_random_int ();
+  send_raw (address, junk, sizeof junk, TRUE);
+  send_raw (address, "QC", 2, FALSE);                    /* truncated header */
+  send_raw (address, hello, 10, FALSE);                  /* truncated body */
+  send_raw (address, huge, sizeof huge, TRUE);           /* body over the limit */
+  send_raw (address, bad_version, sizeof bad_version, TRUE);
+  send_raw (address, broker_frame, sizeof broker_frame, TRUE); /* DELIVER from a client */
+  /* A valid HELLO, then a SEND whose body is not (ssmv). */
+  memcpy (frame, hello, sizeof hello);
+  memcpy (frame + sizeof hello, (guint8[]) { 'Q', 'C', 1, 6, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0,
+                                             'a', 'b', 'c' }, 19);
+  send_raw (address, frame, sizeof hello + 19, TRUE);
+  /* A SEND before HELLO. */
+  send_raw (address, frame + sizeof hello, 19, TRUE);
+
+  /* Everyone else goes on. */
+  send_ok (bus, "g/x", "still-here", NULL);
+  qipc_test_child_expect (listener, "g/x still-here none");
+  g_assert_true (is_registered (bus, "g/x"));
+  qipc_test_child_kill (listener);
+  qipc_test_child_kill (broker);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add ("/channel/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("names/invalid", test_names_invalid);
+  ADD ("send/own-message", test_own_message);
+  ADD ("send/detail", test_detail);
+  ADD ("send/patterns", test_patterns);
+  ADD ("register/unregister-on-finalize", test_unregister_on_finalize);
+  ADD ("register/limit", test_channel_limit);
+  ADD ("broker/channel-signals", test_broker_signals);
+  ADD ("flush/async", test_flush_async);
+  ADD ("flush/cancelled", test_cancelled_call);
+  ADD ("bus/closed", test_closed_bus);
+  ADD ("slow-receiver/loses-and-is-told", test_slow_receiver);
+#undef ADD
+  g_test_add_func ("/channel/address/invalid", test_address_invalid);
+  g_test_add_func ("/channel/address/no-broker", test_address_no_broker);
+  g_test_add_func ("/channel/processes/fan-out", test_fan_out);
+  g_test_add_func ("/channel/processes/order-100000", test_order);
+  g_test_add_func ("/channel/processes/is-registered", test_is_registered);
+  g_test_add_func ("/channel/processes/payload-64mib", test_large_payload);
+  g_test_add_func ("/channel/processes/broker-restart", test_broker_restart);
+  g_test_add_func ("/channel/processes/queue-full", test_queue_full);
+  g_test_add_func ("/channel/processes/garbage", test_garbage);
+
+  return g_test_run ();
+}
