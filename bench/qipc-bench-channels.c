@@ -50,6 +50,7 @@
 #include <math.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1301,6 +1302,47 @@ raw_child_echo (const ChildArgs *a)
   g_free (t);
 }
 
+/* Between the two sides of a round trip through a relay: fds are in 1,
+ * out 1, in 2, out 2. Forwards what comes on each input to its output,
+ * with a poll() before each read, until both inputs end: the least a
+ * broker does for each message. */
+static void
+raw_child_relay (const ChildArgs *a)
+{
+  struct pollfd pfds[2] = { { a->fds[0], POLLIN, 0 }, { a->fds[2], POLLIN, 0 } };
+  char *buf = g_malloc (64 * 1024);
+  int open_inputs = 2, i;
+
+  ctl_printf (a->ctl, "ready\n");
+  while (open_inputs > 0)
+    {
+      if (poll (pfds, 2, -1) < 0)
+        {
+          if (errno != EINTR)
+            bench_die ("relay: poll: %s", strerror (errno));
+          continue;
+        }
+      for (i = 0; i < 2; i++)
+        {
+          ssize_t n;
+
+          if (pfds[i].fd < 0 || pfds[i].revents == 0)
+            continue;
+          n = read (pfds[i].fd, buf, 64 * 1024);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            {
+              pfds[i].fd = -1;
+              open_inputs--;
+              continue;
+            }
+          write_all (a->fds[2 * i + 1], buf, (size_t) n);
+        }
+    }
+  g_free (buf);
+}
+
 /* ---- Child: dispatch ------------------------------------------------ */
 
 typedef void (*ChildFunc) (const ChildArgs *a);
@@ -1315,6 +1357,7 @@ typedef struct
   ChildFunc ping;
   ChildFunc echo;
   ChildFunc idle;
+  ChildFunc relay;
 } ChanImpl;
 
 static const ChanImpl impls[] = {
@@ -1330,6 +1373,8 @@ static const ChanImpl impls[] = {
     zmq_child_ping, zmq_child_echo, NULL },
   { "raw", "raw AF_UNIX socket pairs (limit)", raw_child_send, raw_child_recv,
     raw_child_ping, raw_child_echo, NULL },
+  { "raw-relay", "raw AF_UNIX through a relay process", NULL, NULL,
+    raw_child_ping, raw_child_echo, NULL, raw_child_relay },
 };
 
 static const ChanImpl *
@@ -1400,6 +1445,8 @@ child_main (int    argc,
     func = impl->echo;
   else if (strcmp (a.role, "idle") == 0)
     func = impl->idle;
+  else if (strcmp (a.role, "relay") == 0)
+    func = impl->relay;
   if (func == NULL)
     bench_die ("child: %s has no role %s", a.impl, a.role);
   func (&a);
@@ -1877,30 +1924,46 @@ roundtrip_round (Env        *env,
                  long        warmup)
 {
   g_autofree char *address = env_address (env, impl, "rt");
-  gboolean raw = strcmp (impl, "raw") == 0;
-  int there[2], back[2], ping_fds[2], echo_fds[2];
-  Child ping, echo;
+  gboolean raw = g_str_has_prefix (impl, "raw");
+  gboolean relay = strcmp (impl, "raw-relay") == 0;
+  int pairs[4][2], ping_fds[2] = { -1, -1 }, echo_fds[2] = { -1, -1 }, relay_fds[4];
+  int n_pairs = relay ? 4 : raw ? 2 : 0, i;
+  Child ping, echo, relay_child = { 0 };
   char line[256];
 
-  if (raw && (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, there) < 0 ||
-              socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, back) < 0))
-    bench_die ("socketpair: %s", strerror (errno));
-  if (raw)
+  for (i = 0; i < n_pairs; i++)
+    if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0)
+      bench_die ("socketpair: %s", strerror (errno));
+  if (relay)
     {
-      ping_fds[0] = there[0];
-      ping_fds[1] = back[1];
-      echo_fds[0] = back[0];
-      echo_fds[1] = there[1];
+      /* ping -0-> relay -1-> echo -2-> relay -3-> ping */
+      ping_fds[0] = pairs[0][0];
+      ping_fds[1] = pairs[3][1];
+      relay_fds[0] = pairs[0][1];
+      relay_fds[1] = pairs[1][0];
+      relay_fds[2] = pairs[2][1];
+      relay_fds[3] = pairs[3][0];
+      echo_fds[0] = pairs[2][0];
+      echo_fds[1] = pairs[1][1];
+      relay_child = child_spawn ("relay", impl, NULL, 0, 0, relay_fds, 4);
+    }
+  else if (raw)
+    {
+      /* ping -0-> echo -1-> ping */
+      ping_fds[0] = pairs[0][0];
+      ping_fds[1] = pairs[1][1];
+      echo_fds[0] = pairs[1][0];
+      echo_fds[1] = pairs[0][1];
     }
   echo = child_spawn ("echo", impl, address, 0, 0, echo_fds, raw ? 2 : 0);
   ping = child_spawn ("ping", impl, address, trips, warmup, ping_fds, raw ? 2 : 0);
-  if (raw)
+  for (i = 0; i < n_pairs; i++)
     {
-      close (there[0]);
-      close (there[1]);
-      close (back[0]);
-      close (back[1]);
+      close (pairs[i][0]);
+      close (pairs[i][1]);
     }
+  if (relay)
+    child_wait_ready (&relay_child);
   child_wait_ready (&echo);
   child_wait_ready (&ping);
 
@@ -1910,6 +1973,8 @@ roundtrip_round (Env        *env,
   alarm (0);
   child_finish (&ping);
   child_finish (&echo);
+  if (relay)
+    child_finish (&relay_child);
 
   record (env->phase, "roundtrip", impl, result_get (line, "median") / 1000.0, "us");
   record (env->phase, "roundtrip-p99", impl, result_get (line, "p99") / 1000.0, "us");
@@ -2253,12 +2318,14 @@ print_ratios (void)
       g_autofree char *l2 = g_strdup_printf ("qipc round trip / gdbus signals %s:", phases[p]);
       g_autofree char *l3 = g_strdup_printf ("qipc round trip / zeromq %s:", phases[p]);
       g_autofree char *l4 = g_strdup_printf ("qipc round trip / raw %s:", phases[p]);
+      g_autofree char *l6 = g_strdup_printf ("qipc round trip / raw relay %s:", phases[p]);
       g_autofree char *l5 = g_strdup_printf ("qipc p99 round trip / gdbus method p99 %s:", phases[p]);
 
       print_ratio (l1, q / median (phases[p], "roundtrip", "gdbus-method"), 2, "", "<=", 1.0 / 3);
       print_ratio (l2, q / median (phases[p], "roundtrip", "gdbus"), 2, "", "", 0);
       print_ratio (l3, q / median (phases[p], "roundtrip", "zeromq"), 2, "", "", 0);
       print_ratio (l4, q / median (phases[p], "roundtrip", "raw"), 2, "", "", 0);
+      print_ratio (l6, q / median (phases[p], "roundtrip", "raw-relay"), 2, "", "", 0);
       print_ratio (l5, q99 / median (phases[p], "roundtrip-p99", "gdbus-method"), 2, "", "", 0);
     }
   print_ratio ("dbus-daemon KiB per idle client:",
