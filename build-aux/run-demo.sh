@@ -1,6 +1,8 @@
 #!/bin/sh
-# Builds qipc and runs the demo: two processes sharing memory under a
-# crash-safe lock, with change notification and a semaphore.
+# Builds qipc and runs the demo: processes sharing memory under a
+# crash-safe lock, with change notification and a semaphore; a memfd
+# handed over a local socket; and a thermostat process answering messages
+# on a channel, through a broker the demo hosts on its main loop.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -8,9 +8,12 @@
  * to ::changed on its main loop, reads under the lock, and acknowledges
  * through the semaphore. Then a third process takes the lock and is
  * killed with SIGKILL while holding it; the producer still gets the lock
- * and is told by ::lock-recovered. Last, a client connects to the
+ * and is told by ::lock-recovered. Then a client connects to the
  * producer's local server, learns who it talks to from the kernel, and
- * receives a memfd over the socket.
+ * receives a memfd over the socket. Finally the producer hosts a channel
+ * broker on its main loop and starts a thermostat (--thermostat) that
+ * listens on the channel "demo/thermostat": each setTarget message sent
+ * there is answered with a targetChanged message on "demo/events".
  */
 #include <qipc.h>
 
@@ -42,7 +45,7 @@ say (const char *format,
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
-  printf ("[%-8s %6d] %s\n", role, (int) getpid (), message);
+  printf ("[%-10s %6d] %s\n", role, (int) getpid (), message);
   fflush (stdout);
 }
 
@@ -189,6 +192,96 @@ run_socket_client (const char *name)
 }
 
 /* ------------------------------------------------------------------ */
+/* The thermostat, on a channel                                        */
+
+typedef struct
+{
+  QipcBus *bus;
+  GMainLoop *loop;
+  double target;
+} Thermostat;
+
+static void
+on_set_target (QipcChannel *channel,
+               const char  *message,
+               GVariant    *data,
+               gpointer     user_data)
+{
+  Thermostat *thermostat = user_data;
+  GVariantBuilder reply;
+  GError *error = NULL;
+  double target;
+
+  if (data == NULL || !g_variant_is_of_type (data, G_VARIANT_TYPE_DOUBLE))
+    {
+      say ("ignoring a setTarget without a double");
+      return;
+    }
+  target = g_variant_get_double (data);
+  say ("received setTarget %.1f on \"%s\"; the target was %.1f",
+       target, qipc_channel_get_name (channel), thermostat->target);
+
+  g_variant_builder_init (&reply, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&reply, "{sv}", "target", g_variant_new_double (target));
+  g_variant_builder_add (&reply, "{sv}", "previous", g_variant_new_double (thermostat->target));
+  g_variant_builder_add (&reply, "{sv}", "heating", g_variant_new_boolean (target > thermostat->target));
+  thermostat->target = target;
+  /* Said first: once sent, the answer may be printed by the other side. */
+  say ("answering with targetChanged on \"demo/events\"");
+  check (qipc_channel_send_for_bus (thermostat->bus, "demo/events", "targetChanged",
+                                    g_variant_builder_end (&reply), &error), error);
+}
+
+static void
+on_quit (QipcChannel *channel,
+         const char  *message,
+         GVariant    *data,
+         gpointer     user_data)
+{
+  Thermostat *thermostat = user_data;
+
+  say ("received quit; leaving");
+  g_main_loop_quit (thermostat->loop);
+}
+
+static gboolean
+on_thermostat_patience (gpointer user_data)
+{
+  say ("error: nobody told the thermostat to quit within 10 s");
+  exit (1);
+  return G_SOURCE_REMOVE;
+}
+
+static int
+run_thermostat (const char *address)
+{
+  Thermostat thermostat = { .target = 19.0 };
+  g_autoptr(QipcChannel) channel = NULL;
+  GError *error = NULL;
+
+  role = "thermostat";
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  thermostat.bus = qipc_bus_new_for_address (address, &error);
+  check (thermostat.bus != NULL, error);
+  say ("listening on \"demo/thermostat\" for setTarget and quit; the target is %.1f",
+       thermostat.target);
+  channel = qipc_channel_new_for_bus (thermostat.bus, "demo/thermostat", &error);
+  check (channel != NULL, error);
+  g_signal_connect (channel, "received::setTarget", G_CALLBACK (on_set_target), &thermostat);
+  g_signal_connect (channel, "received::quit", G_CALLBACK (on_quit), &thermostat);
+
+  thermostat.loop = g_main_loop_new (NULL, FALSE);
+  g_timeout_add_seconds (10, on_thermostat_patience, NULL);
+  g_main_loop_run (thermostat.loop);
+
+  g_main_loop_unref (thermostat.loop);
+  g_clear_object (&channel);
+  qipc_bus_close (thermostat.bus);
+  g_object_unref (thermostat.bus);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* The producer                                                        */
 
 static GSubprocess *
@@ -318,6 +411,148 @@ show_fd_passing (const char *self)
   check (g_subprocess_wait_check (client, NULL, &error), error);
 }
 
+typedef struct
+{
+  gboolean thermostat_listening;
+  gboolean thermostat_gone;
+  gboolean answered;
+  GVariant *answer;
+} ChannelDemo;
+
+static gboolean
+on_wait_timeout (gpointer user_data)
+{
+  gboolean *timed_out = user_data;
+
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context (and so the broker it hosts) until *DONE, for at
+ * most 10 s. */
+static void
+run_until (const gboolean *done,
+           const char     *what)
+{
+  gboolean timed_out = FALSE;
+  guint source = g_timeout_add_seconds (10, on_wait_timeout, &timed_out);
+
+  while (!*done && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  if (timed_out)
+    {
+      say ("error: %s did not happen within 10 s", what);
+      exit (1);
+    }
+  g_source_remove (source);
+}
+
+static void
+on_channel_added (QipcBroker *broker,
+                  const char *name,
+                  gpointer    user_data)
+{
+  ChannelDemo *demo = user_data;
+
+  say ("broker: \"%s\" has its first listener", name);
+  if (g_str_equal (name, "demo/thermostat"))
+    demo->thermostat_listening = TRUE;
+}
+
+static void
+on_channel_removed (QipcBroker *broker,
+                    const char *name,
+                    gpointer    user_data)
+{
+  ChannelDemo *demo = user_data;
+
+  say ("broker: \"%s\" has no listener any more", name);
+  if (g_str_equal (name, "demo/thermostat"))
+    demo->thermostat_gone = TRUE;
+}
+
+static void
+on_target_changed (QipcChannel *channel,
+                   const char  *message,
+                   GVariant    *data,
+                   gpointer     user_data)
+{
+  ChannelDemo *demo = user_data;
+
+  g_clear_pointer (&demo->answer, g_variant_unref);
+  demo->answer = g_variant_ref_sink (data != NULL ? data : g_variant_new ("a{sv}", NULL));
+  demo->answered = TRUE;
+}
+
+static void
+set_target (QipcBus     *bus,
+            ChannelDemo *demo,
+            double       target)
+{
+  GError *error = NULL;
+  double previous = 0;
+  gboolean heating = FALSE;
+
+  demo->answered = FALSE;
+  say ("sending setTarget %.1f on \"demo/thermostat\"", target);
+  check (qipc_channel_send_for_bus (bus, "demo/thermostat", "setTarget",
+                                    g_variant_new_double (target), &error), error);
+  run_until (&demo->answered, "the answer to setTarget");
+  check (g_variant_lookup (demo->answer, "target", "d", &target) &&
+         g_variant_lookup (demo->answer, "previous", "d", &previous) &&
+         g_variant_lookup (demo->answer, "heating", "b", &heating), NULL);
+  say ("received targetChanged on \"demo/events\": %.1f, was %.1f, %s",
+       target, previous, heating ? "heating" : "not heating");
+}
+
+static void
+show_channels (const char *self)
+{
+  g_autofree char *address = g_strdup_printf ("unix:abstract=qipc-demo-%d-bus", (int) getpid ());
+  g_autoptr(QipcBroker) broker = qipc_broker_new ();
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcChannel) events = NULL;
+  g_autoptr(GSubprocess) thermostat = NULL;
+  ChannelDemo demo = { 0 };
+  GError *error = NULL;
+  gboolean registered;
+
+  /* The broker serves its clients whenever this process runs its main
+   * context, as the QWS server of Qt for Embedded Linux hosted QCOP. */
+  check (qipc_broker_listen (broker, address, &error), error);
+  g_signal_connect (broker, "channel-added", G_CALLBACK (on_channel_added), &demo);
+  g_signal_connect (broker, "channel-removed", G_CALLBACK (on_channel_removed), &demo);
+  say ("hosting a channel broker at \"%s\" on this process's main loop", address);
+
+  bus = qipc_bus_new_for_address (address, &error);
+  check (bus != NULL, error);
+  events = qipc_channel_new_for_bus (bus, "demo/events", &error);
+  check (events != NULL, error);
+  g_signal_connect (events, "received::targetChanged", G_CALLBACK (on_target_changed), &demo);
+  /* Once flushed, the broker has the registration. */
+  check (qipc_channel_flush_for_bus (bus, &error), error);
+
+  thermostat = spawn_self (self, "--thermostat", address, NULL);
+  run_until (&demo.thermostat_listening, "the thermostat's registration");
+  registered = qipc_channel_is_registered_for_bus (bus, "demo/thermostat", &error);
+  check (registered || error == NULL, error);
+  say ("is_registered (\"demo/thermostat\"): %s", registered ? "yes" : "no");
+
+  set_target (bus, &demo, 21.5);
+  set_target (bus, &demo, 18.0);
+
+  say ("sending quit on \"demo/thermostat\"");
+  check (qipc_channel_send_for_bus (bus, "demo/thermostat", "quit", NULL, &error), error);
+  run_until (&demo.thermostat_gone, "the thermostat's departure");
+  check (g_subprocess_wait_check (thermostat, NULL, &error), error);
+  say ("the thermostat exited cleanly");
+
+  g_clear_pointer (&demo.answer, g_variant_unref);
+  g_clear_object (&events);
+  qipc_bus_close (bus);
+  qipc_broker_close (broker);
+}
+
 static int
 run_producer (const char *self)
 {
@@ -356,6 +591,7 @@ run_producer (const char *self)
 
   show_recovery (self, board, board_key);
   show_fd_passing (self);
+  show_channels (self);
 
   say ("done; the segment and the semaphore go away with this process");
   return 0;
@@ -371,9 +607,11 @@ main (int    argc,
     return run_holder (argv[2]);
   if (argc == 3 && g_str_equal (argv[1], "--socket-client"))
     return run_socket_client (argv[2]);
+  if (argc == 3 && g_str_equal (argv[1], "--thermostat"))
+    return run_thermostat (argv[2]);
   if (argc == 1)
     {
-      /* The consumer and the holder are this same program. */
+      /* The other processes are this same program. */
       g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
 
       return run_producer (self != NULL ? self : argv[0]);

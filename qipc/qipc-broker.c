@@ -1109,14 +1109,12 @@ qipc_broker_listen_socket (QipcBroker  *self,
   return TRUE;
 }
 
+/* Takes @policy, which is NULL when it could not be read. */
 static gboolean
 set_policy (QipcBroker  *self,
-            const char  *data,
-            gssize       length,
+            QipcPolicy  *policy,
             GError     **error)
 {
-  QipcPolicy *policy = _qipc_policy_new_from_data (getuid (), data, length, error);
-
   if (policy == NULL)
     return FALSE;
   if (g_hash_table_size (self->peers) > 0)
@@ -1140,7 +1138,8 @@ set_policy (QipcBroker  *self,
  *
  * Replaces the default policy (only this user may connect) with one that
  * also admits other users, groups or TCP clients, for sending or
- * receiving on channel patterns. The format is in the security guide.
+ * receiving on channel patterns. The format is in the
+ * [security guide](security.html).
  * Set it before [method@Broker.listen].
  *
  * Returns: %TRUE if the policy was valid and is now in force
@@ -1155,7 +1154,7 @@ qipc_broker_set_policy_from_data (QipcBroker  *self,
   g_return_val_if_fail (data != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return set_policy (self, data, length, error);
+  return set_policy (self, _qipc_policy_new_from_data (getuid (), data, length, error), error);
 }
 
 /**
@@ -1165,6 +1164,8 @@ qipc_broker_set_policy_from_data (QipcBroker  *self,
  * @error: return location for a #GError
  *
  * Reads the policy from @path, as [method@Broker.set_policy_from_data].
+ * Error messages name the file, and the line and column or the rule and
+ * key that are wrong; a file that cannot be read gives a %G_FILE_ERROR.
  *
  * Returns: %TRUE if the policy was valid and is now in force
  */
@@ -1173,16 +1174,12 @@ qipc_broker_set_policy_from_file (QipcBroker  *self,
                                   const char  *path,
                                   GError     **error)
 {
-  g_autofree char *data = NULL;
-  gsize length;
-
   g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!g_file_get_contents (path, &data, &length, error))
-    return FALSE;
-  return set_policy (self, data, length, error);
+  /* Read by the policy itself, so that its messages name the file. */
+  return set_policy (self, _qipc_policy_new_from_file (getuid (), path, error), error);
 }
 
 /**

@@ -303,21 +303,24 @@ test_bad_policy (void)
   g_autofree char *path = g_build_filename (dir, "policy.json", NULL);
   g_autofree char *address = abstract_address ("bad-policy");
   g_autoptr(GError) error = NULL;
+  g_autofree char *expected = NULL;
   g_autofree char *err = NULL;
   int status;
 
   g_file_set_contents (path, "{\n  \"allow\": [\n    { \"uid\": 10x }\n  ]\n}\n", -1, &error);
   g_assert_no_error (error);
+  /* The file, then line 3, where the bad value is. */
+  expected = g_strdup_printf ("Invalid policy: %s:3:", path);
   status = run_broker (&err, "--policy", path, "--address", address, NULL);
-  assert_failed_with (status, err, "Invalid policy: ");
-  /* Line 3 is where the bad value is. */
-  assert_failed_with (status, err, ":3:");
+  assert_failed_with (status, err, expected);
   g_clear_pointer (&err, g_free);
+  g_clear_pointer (&expected, g_free);
 
   g_file_set_contents (path, "{ \"allow\": [ { \"uid\": 1000, \"sned\": [\"a\"] } ] }", -1, &error);
   g_assert_no_error (error);
+  expected = g_strdup_printf ("Invalid policy: %s: allow[0]: unknown key \"sned\"", path);
   status = run_broker (&err, "--policy", path, "--address", address, NULL);
-  assert_failed_with (status, err, "allow[0]: unknown key \"sned\"");
+  assert_failed_with (status, err, expected);
   g_clear_pointer (&err, g_free);
 
   g_unlink (path);

@@ -124,6 +124,8 @@ default_address (void)
   return g_strdup_printf ("unix:path=%s/qipc/bus", g_get_user_runtime_dir ());
 }
 
+/* The broker reports a socket path that another broker owns through
+ * its lock file, and a taken name or port as the server found it. */
 static gboolean
 is_address_in_use (const GError *error)
 {
@@ -320,6 +322,14 @@ main (int    argc,
     g_log_set_debug_enabled (TRUE);
 
   broker = qipc_broker_new ();
+  loop = g_main_loop_new (NULL, FALSE);
+  daemon.broker = broker;
+  daemon.loop = loop;
+  /* Before listening: a client may make a service manager stop us as
+   * soon as it can connect, and that must be a clean exit. */
+  g_unix_signal_add (SIGTERM, on_signal, &daemon);
+  g_unix_signal_add (SIGINT, on_signal, &daemon);
+
   if (!configure (broker, &error))
     return fail (error);
   if (!listen_all (broker, &error))
@@ -335,15 +345,10 @@ main (int    argc,
         g_debug ("Cannot change to /: %s", g_strerror (errno));
     }
 
-  loop = g_main_loop_new (NULL, FALSE);
-  daemon.broker = broker;
-  daemon.loop = loop;
   daemon.idle_timeout_s = opt_idle_timeout >= 0 ? opt_idle_timeout
                           : opt_autostart ? DEFAULT_IDLE_TIMEOUT_S : 0;
   g_signal_connect (broker, "notify::n-clients", G_CALLBACK (on_n_clients), &daemon);
   update_idle_timer (&daemon);
-  g_unix_signal_add (SIGTERM, on_signal, &daemon);
-  g_unix_signal_add (SIGINT, on_signal, &daemon);
 
   g_main_loop_run (loop);
 

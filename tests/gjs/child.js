@@ -62,11 +62,22 @@ function serveEcho(server) {
             clients.push(socket);
         }
     });
+    runUntilStdinCloses();
+}
+
+// Runs the main loop until stdin closes (or PATIENCE_MS pass).
+function runUntilStdinCloses() {
     const loop = new GLib.MainLoop(null, false);
     const input = new Gio.UnixInputStream({fd: 0, close_fd: false});
     input.read_bytes_async(1, GLib.PRIORITY_DEFAULT, null, () => loop.quit());
     GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => loop.quit());
     loop.run();
+}
+
+// A message's data as one word: "none", or the GVariant text format with
+// types.
+function describe(data) {
+    return data === null ? 'none' : data.print(true);
 }
 
 const commands = {
@@ -208,6 +219,28 @@ const commands = {
         say('waiting');
         sem.acquire();
         say('acquired');
+    },
+
+    // Connects to the broker at ADDRESS and listens on each NAME (names or
+    // patterns); says "listening" once the broker has the registrations,
+    // then "received NAME MESSAGE DATA" for each message, until stdin
+    // closes.
+    'channel-listen'(address, ...names) {
+        const bus = Qipc.Bus.new_for_address(address);
+        const channels = names.map(name => {
+            const channel = Qipc.Channel.new_for_bus(bus, name);
+            channel.connect('received', (_channel, message, data) =>
+                say('received', name, message, describe(data)));
+            return channel;
+        });
+        // The broker handles a client's frames in order: once the flush is
+        // answered, it has the registrations.
+        Qipc.Channel.flush_for_bus(bus);
+        say('listening');
+        runUntilStdinCloses();
+        // The channels are used up to here, so they listen up to here.
+        channels.length = 0;
+        bus.close();
     },
 };
 

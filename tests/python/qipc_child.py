@@ -8,8 +8,10 @@
 # Each command prints one line per step it reaches, flushed at once, so the
 # test (conftest.Child) can follow it; commands that hold something wait for
 # lines on stdin and exit normally at end of input. A failure prints
-# "error DOMAIN CODE MESSAGE" and exits with status 2.
+# "error DOMAIN CODE MESSAGE" and exits with status 2; an exception in a
+# callback ends the child with status 4.
 
+import hashlib
 import os
 import sys
 
@@ -227,6 +229,124 @@ def cmd_local_send_memfd(name, text):
     socket.wait_for_disconnected(PATIENCE_MS)
 
 
+def serve_stdin(on_line):
+    """Runs the main loop, calling ON_LINE with each line read from stdin,
+    until stdin closes (or PATIENCE_MS pass)."""
+    loop = GLib.MainLoop()
+    pending = bytearray()
+
+    def on_input(fd, condition):
+        chunk = os.read(fd, 4096) if condition & GLib.IOCondition.IN else b''
+        if not chunk:
+            loop.quit()
+            return GLib.SOURCE_REMOVE
+        pending.extend(chunk)
+        while b'\n' in pending:
+            line, _, rest = bytes(pending).partition(b'\n')
+            pending[:] = rest
+            on_line(line.decode().strip())
+        return GLib.SOURCE_CONTINUE
+
+    # Raw reads: a buffered sys.stdin could swallow lines the watch never
+    # reports.
+    GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, 0,
+                          GLib.IOCondition.IN | GLib.IOCondition.HUP, on_input)
+    GLib.timeout_add(PATIENCE_MS, loop.quit)
+    loop.run()
+
+
+def cmd_channel_broker(address, max_queued_bytes=None):
+    """Hosts a QipcBroker at ADDRESS, says "listening", serves until stdin
+    closes."""
+    broker = Qipc.Broker.new()
+    if max_queued_bytes is not None:
+        broker.props.max_queued_bytes = int(max_queued_bytes)
+    broker.listen(address)
+    say('listening')
+    serve_stdin(lambda line: None)
+    broker.close()
+
+
+def describe(data):
+    """A message's data as one word: "none", "ay:LENGTH:SHA256" for large
+    byte arrays, else the GVariant text format with types."""
+    if data is None:
+        return 'none'
+    if data.get_type_string() == 'ay' and data.get_size() > 4096:
+        raw = data.get_data_as_bytes().get_data()
+        return f'ay:{len(raw)}:{hashlib.sha256(raw).hexdigest()}'
+    return data.print_(True)
+
+
+def channel_commands(bus):
+    """Obeys stdin: "send CHANNEL MESSAGE [DATA]" (DATA in the GVariant text
+    format) sends, flushes and says "sent"."""
+    def on_flushed(source, result):
+        try:
+            Qipc.Channel.flush_finish(result)
+            say('sent')
+        except GLib.Error as e:
+            say('error', e.domain, e.code, e.message)
+
+    def on_line(line):
+        words = line.split(' ', 3)
+        if words[0] == 'send':
+            data = GLib.Variant.parse(None, words[3], None, None) if len(words) > 3 else None
+            Qipc.Channel.send_for_bus(bus, words[1], words[2], data)
+            Qipc.Channel.flush_async(bus, None, on_flushed)
+    serve_stdin(on_line)
+
+
+def cmd_channel_listen(address, *names):
+    """Connects to the broker at ADDRESS and listens on each NAME (names or
+    patterns); says "listening" once the broker has the registrations, then
+    "received NAME MESSAGE DATA" for each message (see describe()) while
+    obeying channel_commands()."""
+    bus = Qipc.Bus.new_for_address(address)
+    channels = []
+    for name in names:
+        channel = Qipc.Channel.new_for_bus(bus, name)
+        channel.connect('received', lambda channel, message, data: say(
+            'received', channel.get_name(), message, describe(data)))
+        channels.append(channel)
+    # The broker handles a client's frames in order: once the flush is
+    # answered, it has the registrations.
+    Qipc.Channel.flush_for_bus(bus)
+    say('listening')
+    channel_commands(bus)
+    bus.close()
+
+
+def cmd_channel_echo(address, name, reply_channel):
+    """Listens on NAME and sends every message back to REPLY_CHANNEL, with
+    the same message name and data; says "listening" when registered."""
+    bus = Qipc.Bus.new_for_address(address)
+
+    def on_received(channel, message, data):
+        Qipc.Channel.send_for_bus(bus, reply_channel, message, data)
+
+    channel = Qipc.Channel.new_for_bus(bus, name)
+    channel.connect('received', on_received)
+    Qipc.Channel.flush_for_bus(bus)
+    say('listening')
+    channel_commands(bus)
+    bus.close()
+
+
+def cmd_channel_close_after_broker(address):
+    """Hosts a broker at ADDRESS and connects a bus; closes the broker, sends
+    a message the bus queues before it notices, closes the bus and says
+    "closed"."""
+    broker = Qipc.Broker.new()
+    broker.listen(address)
+    bus = Qipc.Bus.new_for_address(address)
+    Qipc.Channel.flush_for_bus(bus)
+    broker.close()
+    Qipc.Channel.send_for_bus(bus, 'a/b', 'm', None)
+    bus.close()
+    say('closed')
+
+
 COMMANDS = {
     'local-echo-server': cmd_local_echo_server,
     'tcp-echo-server': cmd_tcp_echo_server,
@@ -241,10 +361,24 @@ COMMANDS = {
     'sem-release': cmd_sem_release,
     'sem-ping-pong': cmd_sem_ping_pong,
     'sem-acquire': cmd_sem_acquire,
+    'channel-broker': cmd_channel_broker,
+    'channel-listen': cmd_channel_listen,
+    'channel-echo': cmd_channel_echo,
+    'channel-close-after-broker': cmd_channel_close_after_broker,
 }
 
 
+def exit_on_exception(kind, value, traceback):
+    """PyGObject reports an exception raised in a callback here and goes
+    on; a child stops at once instead, so the test sees a clear failure
+    rather than a missing line."""
+    sys.__excepthook__(kind, value, traceback)
+    sys.stdout.flush()
+    os._exit(4)
+
+
 def main():
+    sys.excepthook = exit_on_exception
     command = COMMANDS[sys.argv[1]]
     try:
         command(*sys.argv[2:])
