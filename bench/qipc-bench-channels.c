@@ -29,7 +29,8 @@
  * hosted in a child process), "gdbus" (GDBus signals through a private
  * dbus-daemon), "gdbus-method" (round trip only: a GDBus method call),
  * "zeromq" (PUB/SUB over ipc://), "raw" (AF_UNIX socket pairs between the
- * processes, no broker: the limit).
+ * processes, no broker: the limit), "raw-relay" (round trip only: the
+ * same through a process that forwards, the floor of any broker).
  *
  * Every message carries the same 64 bytes (a bench-util.h frame: length,
  * sequence number, fill), which receivers check for order and content.
@@ -559,9 +560,8 @@ qipc_child_echo (const ChildArgs *a)
 
 /* a->count connections, each with a channel of its own, then nothing.
  * Each connection is flushed (a round trip to the broker) before the
- * next one opens, as a GDBus connection waits for its Hello: opening
- * them all at once overflows the broker's listen backlog (30), and
- * qipc_bus_new_for_address() then fails with EAGAIN. */
+ * next one opens, as a GDBus connection waits for the answer to its
+ * Hello, so that both peers' clients come up the same way. */
 static void
 qipc_child_idle (const ChildArgs *a)
 {
@@ -2397,7 +2397,8 @@ parse_options (Options  *o,
         usage ();
       i++;
     }
-  if (o->rounds < 1 || o->messages < CHAN_MAX_RECEIVERS || o->trips < 1 || o->clients < CHAN_IDLE_PROCESSES ||
+  if (o->rounds < 1 || o->messages < CHAN_MAX_RECEIVERS || o->trips < 1 ||
+      o->clients < CHAN_IDLE_PROCESSES ||
       pin_cpu < 0 || pin_cpu >= CPU_SETSIZE)
     usage ();
   if (only != NULL && impl_find (only) == NULL)
