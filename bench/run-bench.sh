@@ -16,9 +16,17 @@
 #   BENCH_MESSAGES socket throughput: messages per round (200000)
 #   BENCH_PIN_CPU the CPU of the pinned runs (0)
 #   BENCH_SUITES  which benchmarks run: "shm" (shared memory lock and
-#                 semaphore ping-pong), "socket" (local sockets); both by
-#                 default
+#                 semaphore ping-pong), "socket" (local sockets), "channels"
+#                 (qipc channels next to GDBus, ZeroMQ and raw socket
+#                 pairs); all three by default
+#   BENCH_CHANNEL_ROUNDS   channels: rounds of each measurement (3)
+#   BENCH_CHANNEL_MESSAGES channels: messages delivered per fan-out round
+#                 (96000)
+#   BENCH_CHANNEL_CLIENTS  channels: idle clients of the memory figure (1000)
 #
+# The channels suite is one program (qipc-bench-channels), run once: it
+# measures unpinned and pinned itself and prints its own tables and
+# ratios, which come after the others'.
 # Prints every round's figure as it comes (lines starting with "ROUND"),
 # then the tables, and the ratios as the last lines.
 set -euo pipefail
@@ -30,20 +38,35 @@ rounds=${BENCH_ROUNDS:-5}
 trips=${BENCH_TRIPS:-5000}
 messages=${BENCH_MESSAGES:-200000}
 pin_cpu=${BENCH_PIN_CPU:-0}
-suites=${BENCH_SUITES:-shm socket}
+suites=${BENCH_SUITES:-shm socket channels}
+chan_rounds=${BENCH_CHANNEL_ROUNDS:-3}
+chan_messages=${BENCH_CHANNEL_MESSAGES:-96000}
+chan_clients=${BENCH_CHANNEL_CLIENTS:-1000}
 run_shm=0
 run_socket=0
+run_channels=0
 case " $suites " in *" shm "*) run_shm=1 ;; esac
 case " $suites " in *" socket "*) run_socket=1 ;; esac
+case " $suites " in *" channels "*) run_channels=1 ;; esac
 
-# The peers: Qt 5 needs a C++ compiler and qtbase5-dev.
-sh "$srcdir/build-aux/install-deps.sh" g++ qtbase5-dev
+# The peers: Qt 5 needs a C++ compiler and qtbase5-dev; the channels
+# suite ZeroMQ (libzmq3-dev) and dbus-daemon (dbus).
+sh "$srcdir/build-aux/install-deps.sh" g++ qtbase5-dev libzmq3-dev dbus
 
 if [ ! -f "$builddir/build.ninja" ]; then
   meson setup "$builddir" "$srcdir" -Dbench=enabled
 fi
 
-targets=$(ninja -C "$builddir" -t targets all 2>/dev/null | sed -n 's/^\(bench\/qipc-bench\(-qt\)\{0,1\}\): .*/\1/p')
+bench_targets () {
+  ninja -C "$builddir" -t targets all 2>/dev/null | sed -n 's/^\(bench\/qipc-bench\(-qt\|-channels\)\{0,1\}\): .*/\1/p'
+}
+targets=$(bench_targets)
+# A build directory set up before libzmq was installed has no channel
+# benchmark: look for libzmq again.
+if [ "$run_channels" = 1 ] && ! grep -qx 'bench/qipc-bench-channels' <<<"$targets"; then
+  meson setup --reconfigure "$builddir" "$srcdir" >/dev/null
+  targets=$(bench_targets)
+fi
 if ! grep -qx 'bench/qipc-bench' <<<"$targets"; then
   echo "run-bench.sh: $builddir has no bench/qipc-bench target (configured with -Dbench=disabled?)" >&2
   exit 1
@@ -53,13 +76,19 @@ ninja -C "$builddir" $targets
 
 c_bench=$builddir/bench/qipc-bench
 qt_bench=$builddir/bench/qipc-bench-qt
+chan_bench=$builddir/bench/qipc-bench-channels
 if ! grep -qx 'bench/qipc-bench-qt' <<<"$targets"; then
   echo "run-bench.sh: no Qt 5 peer (needs a C++ compiler and qtbase5-dev); Qt columns stay empty" >&2
   qt_bench=
 fi
+if [ "$run_channels" = 1 ] && ! grep -qx 'bench/qipc-bench-channels' <<<"$targets"; then
+  echo "run-bench.sh: no bench/qipc-bench-channels (needs libzmq3-dev)" >&2
+  exit 1
+fi
 
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+chan_out=$(mktemp)
+trap 'rm -f "$results" "$chan_out"' EXIT
 
 # run TAG PROGRAM ARGS...: runs one program, shows its output, and keeps
 # its ROUND lines prefixed with TAG.
@@ -110,10 +139,18 @@ if [ "$run_socket" = 1 ]; then
   done
 fi
 
+if [ "$run_channels" = 1 ]; then
+  echo "# channels: fan-out, round trip (unpinned and pinned) and broker memory"
+  "$chan_bench" --rounds "$chan_rounds" --messages "$chan_messages" --trips "$trips" \
+    --clients "$chan_clients" --pin "$pin_cpu" | tee "$chan_out"
+fi
+
 echo
+summary=
+if [ "$run_shm" = 1 ] || [ "$run_socket" = 1 ]; then
 # Lines: TAG BENCHMARK IMPL VALUE UNIT. Sorted so that each group's values
 # come in increasing order: the first is the best, the middle the median.
-sort -k1,1 -k2,2 -k3,3 -k4,4g "$results" | awk -v pin_cpu="$pin_cpu" -v cpus="$(nproc)" \
+summary=$(sort -k1,1 -k2,2 -k3,3 -k4,4g "$results" | awk -v pin_cpu="$pin_cpu" -v cpus="$(nproc)" \
     -v run_shm="$run_shm" -v run_socket="$run_socket" '
   {
     key = $1 " " $2 " " $3
@@ -235,3 +272,12 @@ sort -k1,1 -k2,2 -k3,3 -k4,4g "$results" | awk -v pin_cpu="$pin_cpu" -v cpus="$(
     }
   }
 '
+)
+fi
+
+# The tables first (shm and socket, then channels), the ratios last.
+chan_summary=$(sed -n '/^== /,$p' "$chan_out")
+[ -z "$summary" ] || printf '%s\n' "$summary" | sed '/^== Ratios/,$d'
+[ -z "$chan_summary" ] || printf '%s\n' "$chan_summary" | sed '/^== Ratios/,$d'
+[ -z "$summary" ] || printf '%s\n' "$summary" | sed -n '/^== Ratios/,$p'
+[ -z "$chan_summary" ] || printf '%s\n' "$chan_summary" | sed -n '/^== Ratios/,$p'
