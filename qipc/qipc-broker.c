@@ -57,6 +57,8 @@
 #define MAX_PENDING_FDS 16
 #define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
 #define MAX_BACKLOG 4096
+/* Payload memfds queued for one receiver before more are dropped. */
+#define MAX_QUEUED_MEMFDS 64
 
 typedef struct _Peer Peer;
 
@@ -81,6 +83,7 @@ struct _Peer
   GHashTable *subscriptions;  /* id -> Subscription */
   GQueue fds;                 /* received fds (GINT_TO_POINTER) */
   guint64 lost;
+  guint queued_memfds;        /* memfd payloads queued since the queue was empty */
   guint64 generation;         /* the last message delivered to it */
   gulong bytes_written_id;
 };
@@ -267,28 +270,44 @@ peer_write_error (Peer       *peer,
 }
 
 static void
+send_lost (Peer *peer)
+{
+  g_debug ("Client %" G_GUINT64_FORMAT " lost %" G_GUINT64_FORMAT " messages",
+           peer->id, peer->lost);
+  peer_write_frame (peer, QIPC_FRAME_LOST, 0, g_variant_new ("(t)", peer->lost));
+  peer->lost = 0;
+  g_clear_signal_handler (&peer->bytes_written_id, peer->socket);
+}
+
+static gboolean
+queue_has_drained (Peer *peer)
+{
+  return qipc_socket_bytes_to_write (peer->socket) <= peer->broker->max_queued_bytes / 2;
+}
+
+static void
 on_bytes_written (QipcSocket *socket,
                   gint64      bytes,
                   gpointer    user_data)
 {
   Peer *peer = user_data;
 
-  if (qipc_socket_bytes_to_write (socket) > peer->broker->max_queued_bytes / 2)
-    return;
-  g_debug ("Client %" G_GUINT64_FORMAT " lost %" G_GUINT64_FORMAT " messages",
-           peer->id, peer->lost);
-  peer_write_frame (peer, QIPC_FRAME_LOST, 0, g_variant_new ("(t)", peer->lost));
-  peer->lost = 0;
-  g_clear_signal_handler (&peer->bytes_written_id, socket);
+  if (queue_has_drained (peer))
+    send_lost (peer);
 }
 
-/* Counts a message the peer's full queue cannot take; the count goes
- * out in a LOST frame once the queue has drained to half. */
+/* Counts a message the peer cannot take. The count goes out in a LOST
+ * frame once the peer's queue has drained to half, or at once when the
+ * loss had another cause (an unpassable payload) and the queue is short:
+ * until then, later messages are dropped too, so that the gap the
+ * receiver is told about is one gap. */
 static void
 peer_lose (Peer *peer)
 {
   peer->lost++;
-  if (peer->bytes_written_id == 0)
+  if (queue_has_drained (peer))
+    send_lost (peer);
+  else if (peer->bytes_written_id == 0)
     peer->bytes_written_id = g_signal_connect (peer->socket, "bytes-written",
                                                G_CALLBACK (on_bytes_written), peer);
 }
@@ -311,6 +330,8 @@ peer_deliver (Peer          *peer,
     return;
   peer->generation = peer->broker->generation;
 
+  if (qipc_socket_bytes_to_write (peer->socket) == 0)
+    peer->queued_memfds = 0;
   if (peer->lost > 0 ||
       qipc_socket_bytes_to_write (peer->socket) >= peer->broker->max_queued_bytes)
     {
@@ -334,6 +355,14 @@ peer_deliver (Peer          *peer,
           peer_lose (peer);
           return;
         }
+      /* Each queued payload holds a descriptor: a receiver that does not
+       * read must not exhaust the broker's. */
+      if (peer->queued_memfds >= MAX_QUEUED_MEMFDS)
+        {
+          peer_lose (peer);
+          return;
+        }
+      peer->queued_memfds++;
       g_byte_array_append (frame, header, sizeof header);
       g_byte_array_append (frame, message->frame + sizeof header, message->size - sizeof header);
       bytes = g_byte_array_free_to_bytes (g_steal_pointer (&frame));
@@ -946,14 +975,17 @@ add_server (QipcBroker *self,
  * that is starting at the same moment. */
 static int
 lock_path (const char  *path,
+           gboolean     others,
            char       **lock_name,
            GError     **error)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *name = g_strconcat (path, ".lock", NULL);
+  gboolean created = !g_file_test (dir, G_FILE_TEST_EXISTS);
   int fd;
 
-  if (g_mkdir_with_parents (dir, 0700) < 0)
+  if (g_mkdir_with_parents (dir, 0700) < 0 ||
+      (created && others && g_chmod (dir, 0711) < 0))
     {
       int saved_errno = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
@@ -991,7 +1023,8 @@ listen_local (QipcBroker         *self,
 
   if (address->kind == QIPC_ADDRESS_UNIX_PATH)
     {
-      lock_fd = lock_path (address->path, &lock_name, error);
+      lock_fd = lock_path (address->path, _qipc_policy_admits_others (self->policy),
+                           &lock_name, error);
       if (lock_fd < 0)
         return FALSE;
     }
@@ -1037,7 +1070,9 @@ listen_tcp (QipcBroker         *self,
  *
  * Starts accepting clients at @address; a broker may listen at several.
  *
- * A socket path's directory is created with mode 0700 when missing. Only
+ * A socket path's directory is created when missing, with mode 0700, or
+ * 0711 when the policy admits other users (who then reach the socket,
+ * whose credentials the broker checks). Only
  * one broker serves a path at a time: it holds a lock on `<path>.lock`,
  * so a stale socket left by a crashed broker is replaced safely, and a
  * second broker fails with %QIPC_SOCKET_ERROR_ADDRESS_IN_USE while the
@@ -1238,7 +1273,8 @@ qipc_broker_set_max_queued_bytes (QipcBroker *self,
  * qipc_broker_close:
  * @self: a #QipcBroker
  *
- * Stops listening (removing socket files and locks) and disconnects every
+ * Stops listening (removing socket files and releasing their locks; the
+ * empty `<path>.lock` files stay) and disconnects every
  * client. The clients' buses will reconnect to the next broker at the
  * same address.
  */

@@ -90,7 +90,7 @@ struct _QipcBus
   guint32 next_serial;
   guint retry_source;
   guint retry_ms;
-  gboolean broker_spawned;
+  gint64 last_spawn;           /* when this bus last started a broker */
   GError *refusal;            /* why the broker refused us, for good */
 
   GHashTable *registrations;  /* id -> Registration */
@@ -140,6 +140,16 @@ G_DEFINE_FINAL_TYPE (QipcBus, qipc_bus, G_TYPE_OBJECT)
 
 static void lose_connection (QipcBus *self, const GError *error);
 static void write_outgoing (QipcBus *self, GBytes *frame, int fd);
+
+/* Serial 0 is reserved (an ERROR with serial 0 ends the connection), so
+ * the counter skips it when it wraps. */
+static guint32
+next_serial (QipcBus *self)
+{
+  if (++self->next_serial == 0)
+    ++self->next_serial;
+  return self->next_serial;
+}
 
 static void
 outgoing_free (gpointer data)
@@ -230,9 +240,14 @@ send_hello (QipcBus *self)
                                            (int) getpid ());
   g_autoptr(GBytes) hello = NULL;
 
+  if (!g_utf8_validate (name, -1, NULL))
+    {
+      g_free (name);
+      name = g_strdup ("qipc");
+    }
   if (strlen (name) > QIPC_FRAME_MAX_PEER_NAME)
-    name[QIPC_FRAME_MAX_PEER_NAME] = '\0';
-  hello = _qipc_frame_build (QIPC_FRAME_HELLO, 0, ++self->next_serial,
+    *g_utf8_find_prev_char (name, name + QIPC_FRAME_MAX_PEER_NAME + 1) = '\0';
+  hello = _qipc_frame_build (QIPC_FRAME_HELLO, 0, next_serial (self),
                              g_variant_new ("(yys)", QIPC_PROTOCOL_VERSION,
                                             QIPC_PROTOCOL_VERSION, name));
   qipc_socket_write (self->socket, hello, NULL);
@@ -292,10 +307,13 @@ spawn_broker (QipcBus *self)
   const char *argv[] = { broker_program (), "--autostart", "--address",
                          self->address_string, NULL };
 
-  self->broker_spawned = TRUE;
+  self->last_spawn = g_get_monotonic_time ();
   /* Without DO_NOT_REAP_CHILD, GLib forks twice: the broker does not
-   * stay our child (nor a zombie). */
-  if (!g_spawn_async (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+   * stay our child (nor a zombie). Nor does it keep our output open:
+   * whoever reads it (a terminal, a test runner) would wait for the
+   * broker to end. */
+  if (!g_spawn_async (NULL, (char **) argv, NULL,
+                      G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
                       NULL, NULL, NULL, &error))
     g_message ("Cannot start the channel broker %s: %s", argv[0], error->message);
 }
@@ -457,7 +475,7 @@ build_send_frame (QipcBus     *self,
 
   *fd = -1;
   if (payload_size < QIPC_FRAME_MEMFD_THRESHOLD)
-    return _qipc_frame_build (QIPC_FRAME_SEND, 0, ++self->next_serial,
+    return _qipc_frame_build (QIPC_FRAME_SEND, 0, next_serial (self),
                               g_variant_new ("(ss@mv)", channel, message, payload));
   if (!is_local (self))
     {
@@ -468,13 +486,13 @@ build_send_frame (QipcBus     *self,
                        "the limit is 1 MiB", payload_size);
           return NULL;
         }
-      return _qipc_frame_build (QIPC_FRAME_SEND, 0, ++self->next_serial,
+      return _qipc_frame_build (QIPC_FRAME_SEND, 0, next_serial (self),
                                 g_variant_new ("(ss@mv)", channel, message, payload));
     }
   *fd = _qipc_payload_memfd_new (payload, error);
   if (*fd < 0)
     return NULL;
-  return _qipc_frame_build (QIPC_FRAME_SEND, QIPC_FRAME_FLAG_MEMFD, ++self->next_serial,
+  return _qipc_frame_build (QIPC_FRAME_SEND, QIPC_FRAME_FLAG_MEMFD, next_serial (self),
                             g_variant_new ("(sst)", channel, message, (guint64) payload_size));
 }
 
@@ -490,7 +508,7 @@ send_plain (QipcBus     *self,
   g_autoptr(GBytes) frame = NULL;
 
   g_byte_array_set_size (self->scratch, 0);
-  _qipc_frame_append_send (self->scratch, QIPC_FRAME_SEND, ++self->next_serial,
+  _qipc_frame_append_send (self->scratch, QIPC_FRAME_SEND, next_serial (self),
                            channel, message, data);
   if (self->connected)
     {
@@ -625,7 +643,7 @@ _qipc_bus_call_async (QipcBus             *self,
     }
 
   call = g_new0 (Call, 1);
-  call->serial = ++self->next_serial;
+  call->serial = next_serial (self);
   call->reply_type = reply_type_of (type);
   call->frame = _qipc_frame_build (type, 0, call->serial, body);
   call->task = g_object_ref (task);
@@ -1000,7 +1018,7 @@ subscribe (QipcBus      *self,
            guint32       id,
            Registration *reg)
 {
-  g_autoptr(GBytes) frame = _qipc_frame_build (QIPC_FRAME_SUBSCRIBE, 0, ++self->next_serial,
+  g_autoptr(GBytes) frame = _qipc_frame_build (QIPC_FRAME_SUBSCRIBE, 0, next_serial (self),
                                                g_variant_new ("(us)", id, reg->name));
 
   write_outgoing (self, frame, -1);
@@ -1039,13 +1057,15 @@ retry_connect (gpointer user_data)
   if (!connect_once (self, &error))
     {
       g_debug ("Reconnecting to %s: %s", self->address_string, error->message);
-      if (self->autostart && !self->broker_spawned && broker_is_absent (error))
+      /* A broker that was started but died (or never came) is started
+       * again, at most once a second. */
+      if (self->autostart && broker_is_absent (error) &&
+          g_get_monotonic_time () - self->last_spawn > G_USEC_PER_SEC)
         spawn_broker (self);
       schedule_retry (self);
       return G_SOURCE_REMOVE;
     }
   self->retry_ms = MIN_RETRY_MS;
-  self->broker_spawned = FALSE;
   resume (self);
   set_connected (self, TRUE);
   return G_SOURCE_REMOVE;
@@ -1174,7 +1194,7 @@ _qipc_bus_remove_channel (QipcBus *self,
     }
   if (self->connected)
     {
-      g_autoptr(GBytes) frame = _qipc_frame_build (QIPC_FRAME_UNSUBSCRIBE, 0, ++self->next_serial,
+      g_autoptr(GBytes) frame = _qipc_frame_build (QIPC_FRAME_UNSUBSCRIBE, 0, next_serial (self),
                                                    g_variant_new ("(u)", id));
       write_outgoing (self, frame, -1);
     }
@@ -1194,7 +1214,8 @@ flush_socket (QipcBus *self)
   if (self->socket == NULL || !self->connected)
     return;
   qipc_socket_flush (self->socket);
-  while (qipc_socket_bytes_to_write (self->socket) > 0 &&
+  /* Waiting runs the main context: the connection may end meanwhile. */
+  while (self->socket != NULL && qipc_socket_bytes_to_write (self->socket) > 0 &&
          g_get_monotonic_time () < deadline &&
          qipc_socket_wait_for_bytes_written (self->socket, 100, NULL))
     ;
@@ -1378,9 +1399,13 @@ bus_new (const char  *address,
  * the broker has accepted the connection (a few hundred microseconds on
  * a live local broker; at most 5 seconds).
  *
+ * The broker's answer is not awaited (so a process can connect to a
+ * broker it hosts on the same main loop): a broker whose policy refuses
+ * this user closes the bus soon after, and every call then fails with
+ * %QIPC_BUS_ERROR_ACCESS_DENIED.
+ *
  * Returns: (transfer full): a connected bus, or %NULL with @error set
- *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, %QIPC_BUS_ERROR_ACCESS_DENIED, or a
- *   %G_IO_ERROR from connecting)
+ *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, or a %G_IO_ERROR from connecting)
  */
 QipcBus *
 qipc_bus_new_for_address (const char  *address,

@@ -35,8 +35,13 @@
  * Every matching channel object in every process receives each message
  * exactly once while its bus is connected, in the order each sender sent
  * them. Sending never blocks; [func@Channel.flush] waits until what was
- * sent has reached the receivers' queues in the broker. Data of 64 KiB
- * and more travels in a sealed memfd, not through the broker's memory.
+ * sent has reached the receivers' queues in the broker. On a Unix socket
+ * bus, data of 64 KiB and more travels in a sealed memfd, not through
+ * the broker's memory; on TCP it travels inline, up to 1 MiB.
+ *
+ * A channel made with g_object_new() (as a subclass written in Python or
+ * JavaScript is) registers too; if that fails (an invalid name, no
+ * broker), a warning says why, since there is no GError to return.
  *
  * The registration ends when the object is finalized. Signals are
  * emitted on the main context of the channel's [class@Bus].
@@ -71,6 +76,10 @@ typedef struct
 
 G_DEFINE_TYPE_WITH_PRIVATE (QipcChannel, qipc_channel, G_TYPE_OBJECT)
 
+/* Set while channel_new() runs g_object_new(), which then reports a
+ * failure to register as a GError instead of a warning. */
+static GPrivate in_constructor;
+
 /* Registering here lets g_object_new() (and so subclasses written in
  * Python or JavaScript) make working channels; the constructors turn a
  * failure into a GError. */
@@ -87,6 +96,12 @@ qipc_channel_constructed (GObject *object)
   if (priv->bus != NULL)
     priv->registration = _qipc_bus_add_channel (priv->bus, self, priv->name,
                                                 &priv->construct_error);
+  /* The constructors turn the failure into a GError; made with
+   * g_object_new() (a subclass in Python or JavaScript), the object has
+   * no other way to tell. */
+  if (priv->construct_error != NULL && !g_private_get (&in_constructor))
+    g_warning ("QipcChannel \"%s\" is not registered: %s",
+               priv->name != NULL ? priv->name : "(null)", priv->construct_error->message);
 }
 
 static void
@@ -158,11 +173,19 @@ qipc_channel_set_property (GObject      *object,
 }
 
 static void
+qipc_channel_real_receive (QipcChannel *self,
+                           const char  *message,
+                           GVariant    *data)
+{
+}
+
+static void
 qipc_channel_class_init (QipcChannelClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->constructed = qipc_channel_constructed;
+  klass->receive = qipc_channel_real_receive;
   object_class->dispose = qipc_channel_dispose;
   object_class->finalize = qipc_channel_finalize;
   object_class->get_property = qipc_channel_get_property;
@@ -228,8 +251,13 @@ channel_new (QipcBus     *bus,
              const char  *name,
              GError     **error)
 {
-  g_autoptr(QipcChannel) self = g_object_new (QIPC_TYPE_CHANNEL, "bus", bus, "name", name, NULL);
-  QipcChannelPrivate *priv = qipc_channel_get_instance_private (self);
+  g_autoptr(QipcChannel) self = NULL;
+  QipcChannelPrivate *priv;
+
+  g_private_set (&in_constructor, GINT_TO_POINTER (TRUE));
+  self = g_object_new (QIPC_TYPE_CHANNEL, "bus", bus, "name", name, NULL);
+  g_private_set (&in_constructor, NULL);
+  priv = qipc_channel_get_instance_private (self);
 
   if (priv->construct_error != NULL)
     {

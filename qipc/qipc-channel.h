@@ -28,6 +28,17 @@ G_DECLARE_DERIVABLE_TYPE (QipcChannel, qipc_channel, QIPC, CHANNEL, GObject)
  *
  * The class of [class@Channel]; subclasses override @receive.
  */
+
+/**
+ * QipcChannelClass::receive:
+ * @self: the channel
+ * @message: the message name
+ * @data: (nullable): the message's data
+ *
+ * Called for every message on a matching channel, after the handlers of
+ * [signal@Channel::received] connected before it. The default does
+ * nothing, so overrides may chain up or not.
+ */
 struct _QipcChannelClass
 {
   GObjectClass parent_class;

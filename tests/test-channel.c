@@ -936,6 +936,47 @@ test_tcp (void)
   }
 }
 
+/* Several processes find no broker at the same moment: each starts one,
+ * one of those serves, and every process ends up on it. */
+static void
+test_autostart_race (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("qipc-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "qipc", "bus", NULL);
+  g_autofree char *address = g_strconcat ("unix:path=", path, NULL);
+  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) qipc_test_child_free);
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *lock = g_strconcat (path, ".lock", NULL);
+  g_autofree char *qipc_dir = g_path_get_dirname (path);
+
+  g_assert_nonnull (g_getenv ("QIPC_BROKER"));
+  g_setenv ("QIPC_BUS_ADDRESS", address, TRUE);
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("race/%u", i);
+
+      g_ptr_array_add (children, qipc_test_child_spawn ("channel-default", name, NULL));
+    }
+  for (guint i = 0; i < children->len; i++)
+    qipc_test_child_expect (children->pdata[i], "ready");
+
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < children->len; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("race/%u", i);
+
+      g_assert_true (is_registered (bus, name));
+    }
+  g_unsetenv ("QIPC_BUS_ADDRESS");
+  for (guint i = 0; i < children->len; i++)
+    qipc_test_child_kill (children->pdata[i]);
+  g_clear_object (&bus);
+  /* The broker exits by itself when idle; its files may stay a moment. */
+  g_unlink (lock);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -969,6 +1010,7 @@ main (int    argc,
   g_test_add_func ("/channel/processes/garbage", test_garbage);
   g_test_add_func ("/channel/policy/invalid", test_policy_invalid);
   g_test_add_func ("/channel/tcp", test_tcp);
+  g_test_add_func ("/channel/autostart/race", test_autostart_race);
 
   return g_test_run ();
 }

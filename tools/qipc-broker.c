@@ -19,6 +19,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define PROGRAM "qipc-broker"
@@ -299,6 +300,21 @@ configure (QipcBroker  *broker,
   return TRUE;
 }
 
+/* Every client is a descriptor, and so is every payload memfd on its
+ * way: take all the descriptors the hard limit allows (the soft limit
+ * is often 1024). */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &limit);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -321,6 +337,7 @@ main (int    argc,
   if (opt_verbose)
     g_log_set_debug_enabled (TRUE);
 
+  raise_fd_limit ();
   broker = qipc_broker_new ();
   loop = g_main_loop_new (NULL, FALSE);
   daemon.broker = broker;

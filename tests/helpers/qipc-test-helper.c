@@ -798,6 +798,21 @@ channel_as_nobody (char **argv)
   return 1;
 }
 
+/* channel-default NAME: on the default bus (started on demand when no
+ * broker runs), listen on NAME, say "ready", then wait to be killed. */
+static int
+channel_default (char **argv)
+{
+  GError *error = NULL;
+  g_autoptr(QipcChannel) channel = qipc_channel_new (argv[0], &error);
+
+  if (channel == NULL || !qipc_channel_flush (&error))
+    return fail (error);
+  say ("ready");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -826,6 +841,7 @@ static const struct {
   { "channel-count", 4, channel_count },
   { "channel-send", 3, channel_send },
   { "channel-as-nobody", 3, channel_as_nobody },
+  { "channel-default", 1, channel_default },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
 };
 
