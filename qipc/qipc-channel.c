@@ -49,6 +49,7 @@
 
 #include "qipc-channel.h"
 #include "qipc-bus-private.h"
+#include "qipc-marshal.h"
 
 enum {
   RECEIVED,
@@ -225,9 +226,11 @@ qipc_channel_class_init (QipcChannelClass *klass)
     g_signal_new ("received", G_TYPE_FROM_CLASS (klass),
                   G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,
                   G_STRUCT_OFFSET (QipcChannelClass, receive),
-                  NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  NULL, NULL, _qipc_marshal_VOID__STRING_VARIANT, G_TYPE_NONE, 2,
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
                   G_TYPE_VARIANT);
+  g_signal_set_va_marshaller (signals[RECEIVED], G_TYPE_FROM_CLASS (klass),
+                              _qipc_marshal_VOID__STRING_VARIANTv);
 }
 
 static void
