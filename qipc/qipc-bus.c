@@ -955,32 +955,6 @@ handle_frame (const QipcFrameHeader  *header,
   return self->socket != NULL && self->connected;
 }
 
-/* Payload fds come with the first byte of their frame: queued here, they
- * are taken in order by the memfd frames. */
-static void
-take_fds (QipcBus *self)
-{
-  g_autoptr(GUnixFDList) list = NULL;
-  g_autofree int *fds = NULL;
-  int n_fds;
-
-  if (!QIPC_IS_LOCAL_SOCKET (self->socket))
-    return;
-  list = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (self->socket));
-  if (list == NULL)
-    return;
-  fds = g_unix_fd_list_steal_fds (list, &n_fds);
-  for (int i = 0; i < n_fds; i++)
-    g_queue_push_tail (&self->fds, GINT_TO_POINTER (fds[i]));
-}
-
-static void
-close_fds (GQueue *fds)
-{
-  while (!g_queue_is_empty (fds))
-    close (GPOINTER_TO_INT (g_queue_pop_head (fds)));
-}
-
 static void
 on_ready_read (QipcSocket *socket,
                gpointer    user_data)
@@ -990,11 +964,13 @@ on_ready_read (QipcSocket *socket,
   G_GNUC_UNUSED g_autoptr(QipcSocket) keep = g_object_ref (socket);
   G_GNUC_UNUSED g_autoptr(QipcBus) keep_self = g_object_ref (self);
   const guint8 *data;
-  gsize size, used;
+  gsize size, used = 0;
 
-  take_fds (self);
-  data = _qipc_socket_peek_buffer (socket, &size);
-  used = _qipc_frame_split (data, size, QIPC_FRAME_FROM_BROKER, handle_frame, self, &error);
+  if (_qipc_payload_fds_take (socket, &self->fds, &error))
+    {
+      data = _qipc_socket_peek_buffer (socket, &size);
+      used = _qipc_frame_split (data, size, QIPC_FRAME_FROM_BROKER, handle_frame, self, &error);
+    }
   if (error != NULL)
     {
       g_message ("Dropping the connection to %s: %s", self->address_string, error->message);
@@ -1099,7 +1075,7 @@ drop_socket (QipcBus *self)
   g_signal_handlers_disconnect_by_data (self->socket, self);
   qipc_socket_abort (self->socket);
   g_clear_object (&self->socket);
-  close_fds (&self->fds);
+  _qipc_payload_fds_clear (&self->fds);
 }
 
 static void
