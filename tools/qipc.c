@@ -117,10 +117,35 @@ parse_command_line (const char          *command,
                                     "(listen, monitor), 2 usage error, 3 malformed data, 4 no broker, "
                                     "5 permission refused, 6 other error. See qipc(1).");
   g_option_context_add_main_entries (context, entries, NULL);
+  /* A negative number is data, not an unknown option: unknown options
+   * are left in place, and told apart below. */
+  g_option_context_set_ignore_unknown_options (context, TRUE);
   if (!g_option_context_parse (context, argc, argv, &error))
     {
       *status = usage_error (command, "%s", error->message);
       return FALSE;
+    }
+
+  /* Keep the arguments; drop the first "--", after which anything is
+   * an argument. */
+  for (int i = 1, after_dashes = FALSE; i < *argc; i++)
+    {
+      const char *arg = (*argv)[i];
+
+      if (!after_dashes && strcmp (arg, "--") == 0)
+        {
+          after_dashes = TRUE;
+          memmove (*argv + i, *argv + i + 1, (*argc - i) * sizeof (char *));
+          (*argc)--;
+          i--;
+          continue;
+        }
+      if (!after_dashes && arg[0] == '-' && arg[1] != '\0' &&
+          !g_ascii_isdigit (arg[1]) && arg[1] != '.')
+        {
+          *status = usage_error (command, "Unknown option %s", arg);
+          return FALSE;
+        }
     }
   return TRUE;
 }
