@@ -45,6 +45,7 @@ GError   *_qipc_bus_take_send_error (QipcBus              *self);
 
 /* In qipc-channel.c: emits received on @self. */
 void      _qipc_channel_dispatch    (QipcChannel          *self,
+                                     const char           *channel,
                                      const char           *message,
                                      GVariant             *data);
 

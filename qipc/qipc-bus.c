@@ -808,10 +808,10 @@ dispatch (QipcBus    *self,
 
   if (on_heap != NULL)
     for (guint i = 0; i < on_heap->len; i++)
-      _qipc_channel_dispatch (g_ptr_array_index (on_heap, i), message, data);
+      _qipc_channel_dispatch (g_ptr_array_index (on_heap, i), channel, message, data);
   for (guint i = 0; i < n; i++)
     {
-      _qipc_channel_dispatch (on_stack[i], message, data);
+      _qipc_channel_dispatch (on_stack[i], channel, message, data);
       g_object_unref (on_stack[i]);
     }
 }

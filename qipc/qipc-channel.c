@@ -73,6 +73,7 @@ typedef struct
   QipcBus *bus;
   guint32 registration;
   GError *construct_error;
+  const char *message_channel; /* during received */
 } QipcChannelPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (QipcChannel, qipc_channel, G_TYPE_OBJECT)
@@ -240,13 +241,19 @@ qipc_channel_init (QipcChannel *self)
 
 void
 _qipc_channel_dispatch (QipcChannel *self,
+                        const char  *channel,
                         const char  *message,
                         GVariant    *data)
 {
+  QipcChannelPrivate *priv = qipc_channel_get_instance_private (self);
+  const char *outer = priv->message_channel;
+
   /* Only an existing quark can have handlers connected with it as the
    * detail; looking it up instead of creating it keeps the names that
    * peers send out of the process-wide quark table. */
+  priv->message_channel = channel;
   g_signal_emit (self, signals[RECEIVED], g_quark_try_string (message), message, data);
+  priv->message_channel = outer;
 }
 
 static QipcChannel *
@@ -335,6 +342,28 @@ qipc_channel_get_name (QipcChannel *self)
   g_return_val_if_fail (QIPC_IS_CHANNEL (self), NULL);
 
   return priv->name;
+}
+
+/**
+ * qipc_channel_get_message_channel:
+ * @self: a #QipcChannel
+ *
+ * Gets the channel name the message being received was sent to: the
+ * same as [property@Channel:name] for a plain name, and the matching
+ * name for a pattern. Only valid in handlers of
+ * [signal@Channel::received] (and in the `receive` vfunc).
+ *
+ * Returns: (nullable): the channel name of the message being received,
+ *   or %NULL outside a [signal@Channel::received] emission
+ */
+const char *
+qipc_channel_get_message_channel (QipcChannel *self)
+{
+  QipcChannelPrivate *priv = qipc_channel_get_instance_private (self);
+
+  g_return_val_if_fail (QIPC_IS_CHANNEL (self), NULL);
+
+  return priv->message_channel;
 }
 
 /**

@@ -62,6 +62,8 @@ QIPC_AVAILABLE_IN_1_0
 const char  *qipc_channel_get_name               (QipcChannel         *self);
 QIPC_AVAILABLE_IN_1_0
 QipcBus     *qipc_channel_get_bus                (QipcChannel         *self);
+QIPC_AVAILABLE_IN_1_0
+const char  *qipc_channel_get_message_channel    (QipcChannel         *self);
 
 QIPC_AVAILABLE_IN_1_0
 gboolean     qipc_channel_send                   (const char          *channel,

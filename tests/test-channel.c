@@ -28,6 +28,10 @@ inbox_add (QipcChannel *channel,
 
   g_ptr_array_add (inbox->messages,
                    g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+  /* For a plain name it is the name; for a pattern, a match of it. */
+  g_assert_nonnull (qipc_channel_get_message_channel (channel));
+  if (!strchr (qipc_channel_get_name (channel), '*'))
+    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
 }
 
 static Inbox *
@@ -271,6 +275,15 @@ test_detail (Fixture       *fixture,
   g_assert_cmpuint (g_quark_try_string ("never-connected-as-detail"), ==, 0);
 }
 
+static void
+record_message_channel (QipcChannel *channel,
+                        const char  *message,
+                        GVariant    *data,
+                        gpointer     user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (qipc_channel_get_message_channel (channel)));
+}
+
 static int
 compare_strings (gconstpointer a,
                  gconstpointer b)
@@ -288,7 +301,10 @@ test_patterns (Fixture       *fixture,
   g_autoptr(QipcChannel) middle = listen_on (fixture->bus, "x/*/z", inbox);
   g_autoptr(QipcChannel) exact = listen_on (fixture->bus, "a/b", inbox);
   g_autoptr(GPtrArray) sorted = NULL;
+  g_autoptr(GPtrArray) deep_channels = g_ptr_array_new_with_free_func (g_free);
 
+  g_signal_connect (deep, "received", G_CALLBACK (record_message_channel), deep_channels);
+  g_assert_null (qipc_channel_get_message_channel (deep));
   send_ok (fixture->bus, "a/b", "m1", NULL);     /* three of them */
   send_ok (fixture->bus, "a/b/c", "m2", NULL);   /* the deep one */
   send_ok (fixture->bus, "a", "m3", NULL);       /* none: ** needs a segment */
@@ -307,6 +323,11 @@ test_patterns (Fixture       *fixture,
   g_assert_cmpstr (g_ptr_array_index (sorted, 2), ==, "a/** m2 none");
   g_assert_cmpstr (g_ptr_array_index (sorted, 3), ==, "a/b m1 none");
   g_assert_cmpstr (g_ptr_array_index (sorted, 4), ==, "x/*/z m4 none");
+  /* A pattern's handlers learn which channel matched. */
+  g_assert_cmpuint (deep_channels->len, ==, 2);
+  g_assert_cmpstr (deep_channels->pdata[0], ==, "a/b");
+  g_assert_cmpstr (deep_channels->pdata[1], ==, "a/b/c");
+  g_assert_null (qipc_channel_get_message_channel (deep));
 }
 
 static void

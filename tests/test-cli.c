@@ -372,7 +372,7 @@ check_json (const char  *address,
   json_parser_load_from_data (parser, line, -1, &error);
   g_assert_no_error (error);
   object = json_node_get_object (json_parser_get_root (parser));
-  g_assert_cmpstr (json_object_get_string_member (object, "channel"), ==, "json/*");
+  g_assert_cmpstr (json_object_get_string_member (object, "channel"), ==, "json/one");
   g_assert_cmpstr (json_object_get_string_member (object, "message"), ==, "m");
   g_assert_true (json_object_get_double_member (object, "time") > 1.5e9);
   if (expected_type != NULL)
@@ -452,7 +452,7 @@ test_listen_stops (Fixture       *fixture,
   wait_registered (address, "quiet/x");
   g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address, "quiet/x", "m", NULL), ==, 0);
   line = read_line (listener);
-  g_assert_cmpstr (line, ==, "quiet/*\tm");
+  g_assert_cmpstr (line, ==, "quiet/x\tm");
   g_assert_cmpint (wait_exit (listener), ==, 0);
 }
 
@@ -701,7 +701,7 @@ test_broker_command (void)
   wait_registered (address, "own/x");
   g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address, "own/x", "m", "@as []", NULL), ==, 0);
   line = read_line (listener);
-  g_assert_cmpstr (line, ==, "own/*\tm\t@as []");
+  g_assert_cmpstr (line, ==, "own/x\tm\t@as []");
   g_assert_cmpint (wait_exit (listener), ==, 0);
 
   /* A second broker at the same address is refused. */

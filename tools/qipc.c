@@ -983,7 +983,7 @@ on_received (QipcChannel *channel,
              GVariant    *data,
              gpointer     user_data)
 {
-  watch_got (user_data, qipc_channel_get_name (channel), message, data);
+  watch_got (user_data, qipc_channel_get_message_channel (channel), message, data);
 }
 
 static void
