@@ -253,19 +253,32 @@ quit_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Runs until SIGINT, SIGTERM or SIGHUP. */
-static void
-wait_for_signal (void)
+/* Stopping on SIGINT, SIGTERM or SIGHUP: the handlers go in before the
+ * command says it is ready, so that a signal sent on that cue is not
+ * lost. */
+typedef struct
 {
-  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  GMainLoop *loop;
   guint ids[3];
+} SignalWait;
 
-  ids[0] = g_unix_signal_add (SIGINT, quit_cb, loop);
-  ids[1] = g_unix_signal_add (SIGTERM, quit_cb, loop);
-  ids[2] = g_unix_signal_add (SIGHUP, quit_cb, loop);
-  g_main_loop_run (loop);
-  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
-    g_source_remove (ids[i]);
+static void
+signal_wait_init (SignalWait *wait)
+{
+  wait->loop = g_main_loop_new (NULL, FALSE);
+  wait->ids[0] = g_unix_signal_add (SIGINT, quit_cb, wait->loop);
+  wait->ids[1] = g_unix_signal_add (SIGTERM, quit_cb, wait->loop);
+  wait->ids[2] = g_unix_signal_add (SIGHUP, quit_cb, wait->loop);
+}
+
+static void
+signal_wait_clear (SignalWait *wait)
+{
+  if (wait->loop == NULL)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (wait->ids); i++)
+    g_source_remove (wait->ids[i]);
+  g_clear_pointer (&wait->loop, g_main_loop_unref);
 }
 
 static gboolean
@@ -502,6 +515,7 @@ shm_create (int argc, char **argv)
   };
   g_autoptr(QipcSharedMemory) shm = NULL;
   g_autoptr(GError) error = NULL;
+  SignalWait wait = { 0 };
   guint mode = 0600;
   guint64 size;
   int status;
@@ -571,12 +585,14 @@ shm_create (int argc, char **argv)
         }
     }
 
+  signal_wait_init (&wait);
   g_print ("%s\n", qipc_shared_memory_get_native_key (shm));
   fflush (stdout);
-  wait_for_signal ();
+  g_main_loop_run (wait.loop);
   status = EXIT_OK;
 
 out:
+  signal_wait_clear (&wait);
   g_free (mode_text);
   g_free (file);
   return status;
@@ -1078,7 +1094,7 @@ qipc_cmd_shm (int    argc,
 
   if (argc < 2)
     {
-      print_shm_help ();
+      g_printerr ("qipc shm: missing command\nTry “qipc shm --help”.\n");
       return EXIT_USAGE;
     }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
@@ -1170,6 +1186,7 @@ sem_create (int argc, char **argv)
     G_OPTION_ENTRY_NULL
   };
   g_autoptr(GError) error = NULL;
+  SignalWait wait = { 0 };
   QipcSystemSemaphore *sem;
   guint64 value = 0;
   guint mode = 0600;
@@ -1207,11 +1224,14 @@ sem_create (int argc, char **argv)
       goto out;
     }
 
+  if (hold)
+    signal_wait_init (&wait);
   g_print ("%s\n", qipc_system_semaphore_get_native_key (sem));
   fflush (stdout);
   if (hold)
     {
-      wait_for_signal ();
+      g_main_loop_run (wait.loop);
+      signal_wait_clear (&wait);
       g_object_unref (sem);
     }
   else
@@ -1618,7 +1638,7 @@ qipc_cmd_sem (int    argc,
 
   if (argc < 2)
     {
-      print_sem_help ();
+      g_printerr ("qipc sem: missing command\nTry “qipc sem --help”.\n");
       return EXIT_USAGE;
     }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
