@@ -53,8 +53,6 @@
 
 /* Subscriptions one client may hold. */
 #define MAX_SUBSCRIPTIONS 1024
-/* File descriptors a client may send ahead of the frames that use them. */
-#define MAX_PENDING_FDS 16
 #define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
 #define MAX_BACKLOG 4096
 /* Payload memfds queued for one receiver before more are dropped. */
@@ -642,28 +640,6 @@ handle_frame (const QipcFrameHeader  *header,
     }
 }
 
-static gboolean
-take_fds (Peer    *peer,
-          GError **error)
-{
-  g_autoptr(GUnixFDList) list = NULL;
-  int *fds;
-  int n_fds;
-
-  if (!QIPC_IS_LOCAL_SOCKET (peer->socket))
-    return TRUE;
-  list = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (peer->socket));
-  if (list == NULL)
-    return TRUE;
-  fds = g_unix_fd_list_steal_fds (list, &n_fds);
-  for (int i = 0; i < n_fds; i++)
-    g_queue_push_tail (&peer->fds, GINT_TO_POINTER (fds[i]));
-  g_free (fds);
-  if (g_queue_get_length (&peer->fds) > MAX_PENDING_FDS)
-    return protocol_error (error, "More than %d file descriptors sent ahead of their frames",
-                           MAX_PENDING_FDS);
-  return TRUE;
-}
 
 static void
 on_ready_read (QipcSocket *socket,
@@ -676,7 +652,7 @@ on_ready_read (QipcSocket *socket,
 
   if (peer->dropped)
     return;
-  if (!take_fds (peer, &error))
+  if (!_qipc_payload_fds_take (peer->socket, &peer->fds, &error))
     {
       peer_drop (peer, error->message);
       return;
@@ -699,8 +675,7 @@ peer_free (Peer *peer)
 {
   g_signal_handlers_disconnect_by_data (peer->socket, peer);
   g_clear_pointer (&peer->subscriptions, g_hash_table_unref);
-  while (!g_queue_is_empty (&peer->fds))
-    close (GPOINTER_TO_INT (g_queue_pop_head (&peer->fds)));
+  _qipc_payload_fds_clear (&peer->fds);
   g_object_unref (peer->socket);
   g_free (peer->name);
   g_free (peer);

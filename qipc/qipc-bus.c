@@ -36,6 +36,7 @@
 #include "qipc-bus-private.h"
 #include "qipc-frame-private.h"
 #include "qipc-local-socket-private.h"
+#include "qipc-marshal.h"
 #include "qipc-socket-private.h"
 #include "qipc-tcp-socket-private.h"
 #include "qipc-version.h"
@@ -105,6 +106,7 @@ struct _QipcBus
   GError *send_error;         /* refused sends, reported by the next flush */
 
   GQueue fds;                 /* received payload fds, in order */
+  gboolean monitoring;
   GByteArray *scratch;        /* the frame being built */
   guint64 messages_lost;
 };
@@ -113,6 +115,7 @@ enum {
   CONNECTED,
   DISCONNECTED,
   MESSAGES_LOST,
+  MONITORED,
   N_SIGNALS
 };
 
@@ -768,6 +771,9 @@ dispatch (QipcBus    *self,
   GPtrArray *list = g_hash_table_lookup (self->exact, channel);
   guint n = 0;
 
+  if (self->monitoring)
+    g_signal_emit (self, signals[MONITORED], 0, channel, message, data);
+
   /* References first: a handler may drop any of these channels. */
   if (list != NULL)
     for (guint i = 0; i < list->len && n < TARGETS_ON_STACK; i++)
@@ -949,32 +955,6 @@ handle_frame (const QipcFrameHeader  *header,
   return self->socket != NULL && self->connected;
 }
 
-/* Payload fds come with the first byte of their frame: queued here, they
- * are taken in order by the memfd frames. */
-static void
-take_fds (QipcBus *self)
-{
-  g_autoptr(GUnixFDList) list = NULL;
-  g_autofree int *fds = NULL;
-  int n_fds;
-
-  if (!QIPC_IS_LOCAL_SOCKET (self->socket))
-    return;
-  list = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (self->socket));
-  if (list == NULL)
-    return;
-  fds = g_unix_fd_list_steal_fds (list, &n_fds);
-  for (int i = 0; i < n_fds; i++)
-    g_queue_push_tail (&self->fds, GINT_TO_POINTER (fds[i]));
-}
-
-static void
-close_fds (GQueue *fds)
-{
-  while (!g_queue_is_empty (fds))
-    close (GPOINTER_TO_INT (g_queue_pop_head (fds)));
-}
-
 static void
 on_ready_read (QipcSocket *socket,
                gpointer    user_data)
@@ -984,11 +964,13 @@ on_ready_read (QipcSocket *socket,
   G_GNUC_UNUSED g_autoptr(QipcSocket) keep = g_object_ref (socket);
   G_GNUC_UNUSED g_autoptr(QipcBus) keep_self = g_object_ref (self);
   const guint8 *data;
-  gsize size, used;
+  gsize size, used = 0;
 
-  take_fds (self);
-  data = _qipc_socket_peek_buffer (socket, &size);
-  used = _qipc_frame_split (data, size, QIPC_FRAME_FROM_BROKER, handle_frame, self, &error);
+  if (_qipc_payload_fds_take (socket, &self->fds, &error))
+    {
+      data = _qipc_socket_peek_buffer (socket, &size);
+      used = _qipc_frame_split (data, size, QIPC_FRAME_FROM_BROKER, handle_frame, self, &error);
+    }
   if (error != NULL)
     {
       g_message ("Dropping the connection to %s: %s", self->address_string, error->message);
@@ -1043,6 +1025,8 @@ resume (QipcBus *self)
   self->outbox_bytes = 0;
   for (GList *l = self->calls.head; l != NULL; l = l->next)
     write_outgoing (self, ((Call *) l->data)->frame, -1);
+  if (self->monitoring)
+    _qipc_bus_call_async (self, QIPC_FRAME_MONITOR, NULL, NULL, resume, NULL, NULL);
 }
 
 static void schedule_retry (QipcBus *self);
@@ -1091,7 +1075,7 @@ drop_socket (QipcBus *self)
   g_signal_handlers_disconnect_by_data (self->socket, self);
   qipc_socket_abort (self->socket);
   g_clear_object (&self->socket);
-  close_fds (&self->fds);
+  _qipc_payload_fds_clear (&self->fds);
 }
 
 static void
@@ -1355,6 +1339,26 @@ qipc_bus_class_init (QipcBusClass *klass)
   signals[MESSAGES_LOST] =
     g_signal_new ("messages-lost", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);
+
+  /**
+   * QipcBus::monitored:
+   * @self: the bus
+   * @channel: the channel the message was sent to
+   * @message: the message name
+   * @data: (nullable): the message's data
+   *
+   * Emitted, after [method@Bus.start_monitor], for every message the
+   * broker routes, whoever it is for.
+   */
+  signals[MONITORED] =
+    g_signal_new ("monitored", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, _qipc_marshal_VOID__STRING_STRING_VARIANT,
+                  G_TYPE_NONE, 3,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
+                  G_TYPE_VARIANT);
+  g_signal_set_va_marshaller (signals[MONITORED], G_TYPE_FROM_CLASS (klass),
+                              _qipc_marshal_VOID__STRING_STRING_VARIANTv);
 }
 
 static void
@@ -1575,6 +1579,104 @@ qipc_bus_close (QipcBus *self)
   fail_calls (self, error);
   if (was_connected)
     g_signal_emit (self, signals[DISCONNECTED], 0);
+}
+
+/**
+ * qipc_bus_list_channels:
+ * @self: a #QipcBus
+ * @error: return location for a #GError
+ *
+ * Asks the broker which channel names and patterns have listeners, and
+ * how many each. Blocks, running the bus's main context meanwhile, as
+ * [func@Channel.flush_for_bus] does.
+ *
+ * Returns: (transfer full): an `a(su)` of names (or patterns) and
+ *   listener counts, or %NULL with @error set
+ */
+GVariant *
+qipc_bus_list_channels (QipcBus  *self,
+                        GError  **error)
+{
+  g_return_val_if_fail (QIPC_IS_BUS (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return _qipc_bus_call_sync (self, QIPC_FRAME_LIST, NULL, error);
+}
+
+/**
+ * qipc_bus_list_channels_async:
+ * @self: a #QipcBus
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the answer
+ * @user_data: data for @callback
+ *
+ * The form of [method@Bus.list_channels] that does not block.
+ */
+void
+qipc_bus_list_channels_async (QipcBus             *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (QIPC_IS_BUS (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  _qipc_bus_call_async (self, QIPC_FRAME_LIST, NULL, cancellable,
+                        qipc_bus_list_channels_async, callback, user_data);
+}
+
+/**
+ * qipc_bus_list_channels_finish:
+ * @self: a #QipcBus
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Bus.list_channels_async].
+ *
+ * Returns: (transfer full): an `a(su)` of names (or patterns) and
+ *   listener counts, or %NULL with @error set
+ */
+GVariant *
+qipc_bus_list_channels_finish (QipcBus       *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return _qipc_bus_call_finish (result, error);
+}
+
+/**
+ * qipc_bus_start_monitor:
+ * @self: a #QipcBus
+ * @error: return location for a #GError
+ *
+ * Asks the broker for a copy of every message it routes, which the bus
+ * then emits as [signal@Bus::monitored] (what `qipc monitor` prints).
+ * The broker's own user may always monitor; others only when the
+ * broker's policy says so. Monitoring lasts as long as the bus, across
+ * reconnections. Blocks until the broker answers, running the bus's main
+ * context meanwhile.
+ *
+ * Returns: %TRUE if monitoring; %FALSE with @error set
+ *   (%QIPC_BUS_ERROR_ACCESS_DENIED when the policy forbids it)
+ */
+gboolean
+qipc_bus_start_monitor (QipcBus  *self,
+                        GError  **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+
+  g_return_val_if_fail (QIPC_IS_BUS (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Set first: copies may come right behind the answer. */
+  self->monitoring = TRUE;
+  reply = _qipc_bus_call_sync (self, QIPC_FRAME_MONITOR, NULL, error);
+  if (reply == NULL)
+    self->monitoring = FALSE;
+  return reply != NULL;
 }
 
 GError *

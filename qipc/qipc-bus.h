@@ -81,6 +81,21 @@ QIPC_AVAILABLE_IN_1_0
 void        qipc_bus_set_max_queued       (QipcBus       *self,
                                            gsize          max_queued);
 QIPC_AVAILABLE_IN_1_0
+GVariant   *qipc_bus_list_channels        (QipcBus       *self,
+                                           GError       **error);
+QIPC_AVAILABLE_IN_1_0
+void        qipc_bus_list_channels_async  (QipcBus             *self,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data);
+QIPC_AVAILABLE_IN_1_0
+GVariant   *qipc_bus_list_channels_finish (QipcBus       *self,
+                                           GAsyncResult  *result,
+                                           GError       **error);
+QIPC_AVAILABLE_IN_1_0
+gboolean    qipc_bus_start_monitor        (QipcBus       *self,
+                                           GError       **error);
+QIPC_AVAILABLE_IN_1_0
 void        qipc_bus_close                (QipcBus       *self);
 
 G_END_DECLS

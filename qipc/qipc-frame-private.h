@@ -9,6 +9,8 @@
 
 #include <gio/gio.h>
 
+#include "qipc-socket.h"
+
 G_BEGIN_DECLS
 
 #define QIPC_FRAME_MAGIC_0          0x51 /* 'Q' */
@@ -24,6 +26,8 @@ G_BEGIN_DECLS
 #define QIPC_FRAME_MAX_MEMFD_DATA   (G_GUINT64_CONSTANT (1) << 32)
 /* Longest channel name or pattern, and longest message name, in bytes. */
 #define QIPC_FRAME_MAX_NAME         255
+/* Payload fds a peer may send ahead of the frames that use them. */
+#define QIPC_FRAME_MAX_PENDING_FDS  16
 /* Longest client name in HELLO and broker name in WELCOME. */
 #define QIPC_FRAME_MAX_PEER_NAME    255
 
@@ -165,5 +169,14 @@ gboolean  _qipc_payload_memfd_check   (int                  fd,
 GVariant *_qipc_payload_memfd_map     (int                  fd,
                                        guint64              size,
                                        GError             **error);
+
+/* Payload fds arrive with the first byte of their frame: this moves the
+ * ones @socket received into @queue, where the memfd frames take them in
+ * order. Fails when more than QIPC_FRAME_MAX_PENDING_FDS wait there. */
+gboolean  _qipc_payload_fds_take      (QipcSocket          *socket,
+                                       GQueue              *queue,
+                                       GError             **error);
+/* Closes the fds left in @queue. */
+void      _qipc_payload_fds_clear     (GQueue              *queue);
 
 G_END_DECLS

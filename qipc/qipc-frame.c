@@ -5,6 +5,7 @@
 
 #include "qipc-frame-private.h"
 #include "qipc-bus.h"
+#include "qipc-local-socket.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -701,4 +702,38 @@ _qipc_frame_parse_send_body (const guint8   *body,
   }
   out->has_data = TRUE;
   return TRUE;
+}
+
+gboolean
+_qipc_payload_fds_take (QipcSocket  *socket,
+                        GQueue      *queue,
+                        GError     **error)
+{
+  g_autoptr(GUnixFDList) list = NULL;
+  g_autofree int *fds = NULL;
+  int n_fds;
+
+  if (!QIPC_IS_LOCAL_SOCKET (socket))
+    return TRUE;
+  list = qipc_local_socket_take_fds (QIPC_LOCAL_SOCKET (socket));
+  if (list == NULL)
+    return TRUE;
+  fds = g_unix_fd_list_steal_fds (list, &n_fds);
+  for (int i = 0; i < n_fds; i++)
+    g_queue_push_tail (queue, GINT_TO_POINTER (fds[i]));
+  if (g_queue_get_length (queue) > QIPC_FRAME_MAX_PENDING_FDS)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL,
+                   "More than %d file descriptors sent ahead of their frames",
+                   QIPC_FRAME_MAX_PENDING_FDS);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_qipc_payload_fds_clear (GQueue *queue)
+{
+  while (!g_queue_is_empty (queue))
+    close (GPOINTER_TO_INT (g_queue_pop_head (queue)));
 }

@@ -977,6 +977,91 @@ test_autostart_race (void)
   g_unlink (lock);
 }
 
+static void
+test_list_channels (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) one = listen_on (fixture->bus, "l/a", inbox);
+  g_autoptr(QipcChannel) two = listen_on (fixture->bus, "l/a", inbox);
+  g_autoptr(QipcChannel) pattern = listen_on (fixture->bus, "l/**", inbox);
+  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) again = NULL;
+  guint count = 0;
+
+  list = qipc_bus_list_channels (fixture->bus, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (list), ==, "a(su)");
+  g_assert_cmpuint (g_variant_n_children (list), ==, 2);
+  for (gsize i = 0; i < g_variant_n_children (list); i++)
+    {
+      const char *name;
+      guint32 listeners;
+
+      g_variant_get_child (list, i, "(&su)", &name, &listeners);
+      if (g_str_equal (name, "l/a") || g_str_equal (name, "l/**"))
+        {
+          g_assert_cmpuint (listeners, ==, g_str_equal (name, "l/a") ? 2 : 1);
+          count++;
+        }
+    }
+  g_assert_cmpuint (count, ==, 2);
+
+  qipc_bus_list_channels_async (fixture->bus, NULL, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  again = qipc_bus_list_channels_finish (fixture->bus, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (again, list));
+}
+
+static void
+on_monitored (QipcBus    *bus,
+              const char *channel,
+              const char *message,
+              GVariant   *data,
+              gpointer    user_data)
+{
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s %s", channel, message, text));
+}
+
+/* A monitor sees every message, whether anyone listens or not, once. */
+static void
+test_monitor (Fixture       *fixture,
+              gconstpointer  data)
+{
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) watcher = qipc_bus_new_for_address (fixture->address, &error);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = NULL;
+  guint timeout;
+
+  g_assert_no_error (error);
+  g_signal_connect (watcher, "monitored", G_CALLBACK (on_monitored), seen);
+  g_assert_true (qipc_bus_start_monitor (watcher, &error));
+  g_assert_no_error (error);
+  channel = listen_on (watcher, "m/*", inbox);
+  flush_ok (watcher);
+
+  send_ok (fixture->bus, "nobody/listens", "a", NULL);
+  send_ok (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
+  flush_ok (fixture->bus);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
+  while (seen->len < 2 || inbox->messages->len < 1)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  settle (50);
+  g_assert_cmpuint (seen->len, ==, 2);
+  g_assert_cmpstr (seen->pdata[0], ==, "nobody/listens a none");
+  g_assert_cmpstr (seen->pdata[1], ==, "m/x b 3");
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "m/* b 3");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -997,6 +1082,8 @@ main (int    argc,
   ADD ("bus/closed", test_closed_bus);
   ADD ("slow-receiver/loses-and-is-told", test_slow_receiver);
   ADD ("policy/allows", test_policy_allows);
+  ADD ("broker/list-channels", test_list_channels);
+  ADD ("broker/monitor", test_monitor);
   ADD ("policy/refuses-other-users", test_policy_refuses);
 #undef ADD
   g_test_add_func ("/channel/address/invalid", test_address_invalid);

@@ -3,8 +3,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * $QIPC_SHM_SEM_TOOL is the program to run: anything that takes
- * "shm …" and "sem …" as `qipc` does (the test-only driver, or qipc).
+ * $QIPC_TOOL is the qipc program to run.
  */
 #include "test-utils.h"
 
@@ -60,7 +59,7 @@ tool_argv (const char *first_arg,
            va_list     args)
 {
   GPtrArray *argv = g_ptr_array_new ();
-  const char *tool = g_getenv ("QIPC_SHM_SEM_TOOL");
+  const char *tool = g_getenv ("QIPC_TOOL");
 
   g_assert_nonnull (tool);
   g_ptr_array_add (argv, (char *) tool);

@@ -32,14 +32,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-enum {
-  EXIT_OK = 0,
-  EXIT_FALSE = 1,
-  EXIT_USAGE = 2,
-  EXIT_BAD_INPUT = 3,
-  EXIT_PERMISSION = 5,
-  EXIT_OTHER = 6,
-};
 
 #define SHM_DIR "/dev/shm"
 #define SEM_VALUE 0
@@ -74,7 +66,7 @@ fail_usage (const char *command,
             const char *message)
 {
   g_printerr ("qipc %s: %s\nTry “qipc %s --help”.\n", command, message, command);
-  return EXIT_USAGE;
+  return QIPC_EXIT_USAGE;
 }
 
 static int
@@ -85,28 +77,28 @@ status_for_error (const GError *error)
       {
       case QIPC_SHARED_MEMORY_ERROR_KEY_ERROR:
       case QIPC_SHARED_MEMORY_ERROR_INVALID_SIZE:
-        return EXIT_BAD_INPUT;
+        return QIPC_EXIT_BAD_DATA;
       case QIPC_SHARED_MEMORY_ERROR_PERMISSION_DENIED:
-        return EXIT_PERMISSION;
+        return QIPC_EXIT_DENIED;
       default:
-        return EXIT_OTHER;
+        return QIPC_EXIT_FAILED;
       }
   if (error->domain == QIPC_SYSTEM_SEMAPHORE_ERROR)
     switch (error->code)
       {
       case QIPC_SYSTEM_SEMAPHORE_ERROR_KEY_ERROR:
-        return EXIT_BAD_INPUT;
+        return QIPC_EXIT_BAD_DATA;
       case QIPC_SYSTEM_SEMAPHORE_ERROR_PERMISSION_DENIED:
-        return EXIT_PERMISSION;
+        return QIPC_EXIT_DENIED;
       default:
-        return EXIT_OTHER;
+        return QIPC_EXIT_FAILED;
       }
   if (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_ACCES) ||
       g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_PERM))
-    return EXIT_PERMISSION;
+    return QIPC_EXIT_DENIED;
   if (error->domain == G_FILE_ERROR)
-    return EXIT_BAD_INPUT;
-  return EXIT_OTHER;
+    return QIPC_EXIT_BAD_DATA;
+  return QIPC_EXIT_FAILED;
 }
 
 static int
@@ -118,7 +110,7 @@ fail_error (const GError *error)
 static int
 status_for_errno (int errsv)
 {
-  return errsv == EACCES || errsv == EPERM ? EXIT_PERMISSION : EXIT_OTHER;
+  return errsv == EACCES || errsv == EPERM ? QIPC_EXIT_DENIED : QIPC_EXIT_FAILED;
 }
 
 /* Parses the options of "qipc WORD SUBCOMMAND". Returns -1 to go on, or
@@ -534,12 +526,12 @@ shm_create (int argc, char **argv)
 
   if (!parse_mode (mode_text, &mode))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid mode “%s”: an octal number up to 0777", mode_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid mode “%s”: an octal number up to 0777", mode_text);
       goto out;
     }
   if (!parse_size (argv[3], QIPC_SHARED_MEMORY_MAX_SIZE, &size) || size == 0)
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid size “%s”: from 1 byte to 1T", argv[3]);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid size “%s”: from 1 byte to 1T", argv[3]);
       goto out;
     }
 
@@ -589,7 +581,7 @@ shm_create (int argc, char **argv)
   g_print ("%s\n", qipc_shared_memory_get_native_key (shm));
   fflush (stdout);
   g_main_loop_run (wait.loop);
-  status = EXIT_OK;
+  status = QIPC_EXIT_OK;
 
 out:
   signal_wait_clear (&wait);
@@ -636,7 +628,7 @@ shm_info (int argc, char **argv)
     return status;
 
   if (!qipc_key_is_valid (argv[2]))
-    return fail (EXIT_BAD_INPUT, "Invalid shared memory key “%s”: a key is a non-empty UTF-8 string", argv[2]);
+    return fail (QIPC_EXIT_BAD_DATA, "Invalid shared memory key “%s”: a key is a non-empty UTF-8 string", argv[2]);
 
   {
     g_autofree char *name = qipc_key_derive_name ("shm", argv[2]);
@@ -645,11 +637,11 @@ shm_info (int argc, char **argv)
   }
   entry = shm_entry_load (path);
   if (entry == NULL || (entry->readable && !entry->valid))
-    return fail (EXIT_OTHER, "No shared memory “%s”", argv[2]);
+    return fail (QIPC_EXIT_FAILED, "No shared memory “%s”", argv[2]);
   if (entry->key == NULL)
     entry->key = g_strdup (argv[2]);
   if (!entry->in_use)
-    return fail (EXIT_OTHER, "No shared memory “%s”: its users are all gone", argv[2]);
+    return fail (QIPC_EXIT_FAILED, "No shared memory “%s”: its users are all gone", argv[2]);
 
   if (json)
     {
@@ -674,7 +666,7 @@ shm_info (int argc, char **argv)
       g_print ("users: %s\n", users);
       g_print ("state: %s\n", shm_state (entry));
     }
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 static int
@@ -707,12 +699,12 @@ shm_read (int argc, char **argv)
 
   if (offset_text != NULL && !parse_size (offset_text, G_MAXSIZE, &offset))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid offset “%s”", offset_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid offset “%s”", offset_text);
       goto out;
     }
   if (length_text != NULL && !parse_size (length_text, G_MAXSIZE, &length))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid length “%s”", length_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid length “%s”", length_text);
       goto out;
     }
 
@@ -744,9 +736,9 @@ shm_read (int argc, char **argv)
   else if (size > 0)
     fwrite (data, 1, size, stdout);
   if (fflush (stdout) != 0 || ferror (stdout))
-    status = fail (EXIT_OTHER, "Cannot write to standard output: %s", g_strerror (errno));
+    status = fail (QIPC_EXIT_FAILED, "Cannot write to standard output: %s", g_strerror (errno));
   else
-    status = EXIT_OK;
+    status = QIPC_EXIT_OK;
 
 out:
   g_free (offset_text);
@@ -810,13 +802,13 @@ shm_write (int argc, char **argv)
 
   if (offset_text != NULL && !parse_size (offset_text, G_MAXSIZE, &offset))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid offset “%s”", offset_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid offset “%s”", offset_text);
       goto out;
     }
   if (timeout_text != NULL &&
       !g_ascii_string_to_unsigned (timeout_text, 10, 0, G_MAXINT, &timeout_ms, NULL))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid timeout “%s”: milliseconds", timeout_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid timeout “%s”: milliseconds", timeout_text);
       goto out;
     }
   if (argc == 4 && file != NULL)
@@ -830,7 +822,7 @@ shm_write (int argc, char **argv)
       bytes = hex ? parse_hex (argv[3]) : g_bytes_new (argv[3], strlen (argv[3]));
       if (bytes == NULL)
         {
-          status = fail (EXIT_BAD_INPUT, "Invalid hexadecimal data “%s”", argv[3]);
+          status = fail (QIPC_EXIT_BAD_DATA, "Invalid hexadecimal data “%s”", argv[3]);
           goto out;
         }
     }
@@ -865,7 +857,7 @@ shm_write (int argc, char **argv)
 
       if (decoded == NULL)
         {
-          status = fail (EXIT_BAD_INPUT, "Invalid hexadecimal data");
+          status = fail (QIPC_EXIT_BAD_DATA, "Invalid hexadecimal data");
           goto out;
         }
       g_bytes_unref (bytes);
@@ -885,7 +877,7 @@ shm_write (int argc, char **argv)
       if (!locked)
         {
           status = error != NULL ? fail_error (error)
-                                 : fail (EXIT_FALSE, "Shared memory “%s” stayed locked for %s ms",
+                                 : fail (QIPC_EXIT_FALSE, "Shared memory “%s” stayed locked for %s ms",
                                          argv[2], timeout_text);
           goto out;
         }
@@ -904,7 +896,7 @@ shm_write (int argc, char **argv)
       status = fail_error (error);
       goto out;
     }
-  status = EXIT_OK;
+  status = QIPC_EXIT_OK;
 
 out:
   g_free (offset_text);
@@ -940,7 +932,7 @@ shm_rm (int argc, char **argv)
   if (status >= 0)
     return status;
   if (!qipc_key_is_valid (argv[2]))
-    return fail (EXIT_BAD_INPUT, "Invalid shared memory key “%s”: a key is a non-empty UTF-8 string", argv[2]);
+    return fail (QIPC_EXIT_BAD_DATA, "Invalid shared memory key “%s”: a key is a non-empty UTF-8 string", argv[2]);
 
   name = qipc_key_derive_name ("shm", argv[2]);
   path = g_build_filename (SHM_DIR, name, NULL);
@@ -950,7 +942,7 @@ shm_rm (int argc, char **argv)
   if (fd < 0)
     {
       if (errno == ENOENT)
-        return fail (EXIT_OTHER, "Cannot remove shared memory “%s”: no such segment", argv[2]);
+        return fail (QIPC_EXIT_FAILED, "Cannot remove shared memory “%s”: no such segment", argv[2]);
       return fail (status_for_errno (errno), "Cannot remove shared memory “%s”: %s",
                    argv[2], g_strerror (errno));
     }
@@ -965,7 +957,7 @@ shm_rm (int argc, char **argv)
       g_autofree char *count = format_users (users);
 
       close (fd);
-      return fail (EXIT_OTHER, "Cannot remove shared memory “%s”: %s process(es) use it "
+      return fail (QIPC_EXIT_FAILED, "Cannot remove shared memory “%s”: %s process(es) use it "
                    "(--force removes it anyway)", argv[2], count);
     }
 
@@ -998,7 +990,7 @@ shm_rm (int argc, char **argv)
       rmdir (dir_path);
     }
   close (fd);
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 static int
@@ -1038,7 +1030,7 @@ shm_list (int argc, char **argv)
         }
       json_node_take_array (root, array);
       print_json (root);
-      return EXIT_OK;
+      return QIPC_EXIT_OK;
     }
 
   g_print ("%-12s %-6s %-5s %-8s %-6s %s\n", "SIZE", "USERS", "MODE", "OWNER", "STATE", "KEY");
@@ -1057,7 +1049,7 @@ shm_list (int argc, char **argv)
       g_print ("%-12s %-6s %04o  %-8s %-6s %s\n", size, users, entry->mode,
                owner != NULL ? owner : uid, shm_state (entry), key);
     }
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 static void
@@ -1095,20 +1087,20 @@ qipc_cmd_shm (int    argc,
   if (argc < 2)
     {
       g_printerr ("qipc shm: missing command\nTry “qipc shm --help”.\n");
-      return EXIT_USAGE;
+      return QIPC_EXIT_USAGE;
     }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
       strcmp (argv[1], "help") == 0)
     {
       print_shm_help ();
-      return EXIT_OK;
+      return QIPC_EXIT_OK;
     }
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     if (strcmp (argv[1], commands[i].name) == 0)
       return commands[i].run (argc, argv);
 
   g_printerr ("qipc shm: unknown command “%s”\nTry “qipc shm --help”.\n", argv[1]);
-  return EXIT_USAGE;
+  return QIPC_EXIT_USAGE;
 }
 
 /* ---- Semaphores -------------------------------------------------------- */
@@ -1129,7 +1121,7 @@ find_semaphore (const char *key,
 
   if (!qipc_key_is_valid (key))
     {
-      *status = fail (EXIT_BAD_INPUT, "Invalid semaphore key “%s”: a key is a non-empty UTF-8 string", key);
+      *status = fail (QIPC_EXIT_BAD_DATA, "Invalid semaphore key “%s”: a key is a non-empty UTF-8 string", key);
       return -1;
     }
   sysv_key = qipc_key_derive_sysv_key ("sem", key, NULL);
@@ -1144,7 +1136,7 @@ find_semaphore (const char *key,
 
           /* A registration left by a process that lost a race; harmless. */
           unlink (registry);
-          *status = fail (EXIT_OTHER, "Cannot %s semaphore “%s”: no such semaphore", what, key);
+          *status = fail (QIPC_EXIT_FAILED, "Cannot %s semaphore “%s”: no such semaphore", what, key);
         }
       else
         *status = fail (status_for_errno (errsv), "Cannot %s semaphore “%s”: %s",
@@ -1204,13 +1196,13 @@ sem_create (int argc, char **argv)
     goto out;
   if (!parse_mode (mode_text, &mode))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid mode “%s”: an octal number up to 0777", mode_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid mode “%s”: an octal number up to 0777", mode_text);
       goto out;
     }
   if (value_text != NULL &&
       !g_ascii_string_to_unsigned (value_text, 10, 0, QIPC_SYSTEM_SEMAPHORE_MAX_VALUE, &value, NULL))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid value “%s”: from 0 to %d", value_text,
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid value “%s”: from 0 to %d", value_text,
                      QIPC_SYSTEM_SEMAPHORE_MAX_VALUE);
       goto out;
     }
@@ -1239,7 +1231,7 @@ sem_create (int argc, char **argv)
       g_clear_object (&kept_semaphore);
       kept_semaphore = sem;
     }
-  status = EXIT_OK;
+  status = QIPC_EXIT_OK;
 
 out:
   g_free (mode_text);
@@ -1275,14 +1267,14 @@ sem_acquire (int argc, char **argv)
   if (count_text != NULL &&
       !g_ascii_string_to_unsigned (count_text, 10, 1, QIPC_SYSTEM_SEMAPHORE_MAX_VALUE, &count, NULL))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid count “%s”: from 1 to %d", count_text,
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid count “%s”: from 1 to %d", count_text,
                      QIPC_SYSTEM_SEMAPHORE_MAX_VALUE);
       goto out;
     }
   if (timeout_text != NULL &&
       !g_ascii_string_to_unsigned (timeout_text, 10, 0, G_MAXINT, &timeout_ms, NULL))
     {
-      status = fail (EXIT_BAD_INPUT, "Invalid timeout “%s”: milliseconds", timeout_text);
+      status = fail (QIPC_EXIT_BAD_DATA, "Invalid timeout “%s”: milliseconds", timeout_text);
       goto out;
     }
 
@@ -1312,12 +1304,12 @@ sem_acquire (int argc, char **argv)
           if (error != NULL)
             status = fail_error (error);
           else
-            status = fail (EXIT_FALSE, "Semaphore “%s”: timed out after %s ms",
+            status = fail (QIPC_EXIT_FALSE, "Semaphore “%s”: timed out after %s ms",
                            argv[2], timeout_text);
           goto out;
         }
     }
-  status = EXIT_OK;
+  status = QIPC_EXIT_OK;
 
 out:
   g_free (count_text);
@@ -1343,7 +1335,7 @@ sem_release (int argc, char **argv)
     return status;
   if (argc == 4 &&
       !g_ascii_string_to_unsigned (argv[3], 10, 1, QIPC_SYSTEM_SEMAPHORE_MAX_VALUE, &count, NULL))
-    return fail (EXIT_BAD_INPUT, "Invalid count “%s”: from 1 to %d", argv[3],
+    return fail (QIPC_EXIT_BAD_DATA, "Invalid count “%s”: from 1 to %d", argv[3],
                  QIPC_SYSTEM_SEMAPHORE_MAX_VALUE);
 
   sem = open_semaphore (argv[2], "release", &status);
@@ -1351,7 +1343,7 @@ sem_release (int argc, char **argv)
     return status;
   if (!qipc_system_semaphore_release (sem, (guint) count, &error))
     return fail_error (error);
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 static int
@@ -1374,7 +1366,7 @@ sem_rm (int argc, char **argv)
     return status;
   if (!qipc_system_semaphore_remove (sem, &error))
     return fail_error (error);
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 typedef struct
@@ -1582,7 +1574,7 @@ sem_list (int argc, char **argv)
         json_array_add_element (array, sem_entry_to_json (g_ptr_array_index (found, i)));
       json_node_take_array (root, array);
       print_json (root);
-      return EXIT_OK;
+      return QIPC_EXIT_OK;
     }
 
   g_print ("%-10s %-6s %-7s %-5s %-8s %-14s %s\n",
@@ -1603,7 +1595,7 @@ sem_list (int argc, char **argv)
       g_print ("%-10s %-6s %-7s %04o  %-8s %-14s %s\n", native, value, waiters, entry->mode,
                owner != NULL ? owner : uid, creator, key);
     }
-  return EXIT_OK;
+  return QIPC_EXIT_OK;
 }
 
 static void
@@ -1639,18 +1631,18 @@ qipc_cmd_sem (int    argc,
   if (argc < 2)
     {
       g_printerr ("qipc sem: missing command\nTry “qipc sem --help”.\n");
-      return EXIT_USAGE;
+      return QIPC_EXIT_USAGE;
     }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
       strcmp (argv[1], "help") == 0)
     {
       print_sem_help ();
-      return EXIT_OK;
+      return QIPC_EXIT_OK;
     }
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     if (strcmp (argv[1], commands[i].name) == 0)
       return commands[i].run (argc, argv);
 
   g_printerr ("qipc sem: unknown command “%s”\nTry “qipc sem --help”.\n", argv[1]);
-  return EXIT_USAGE;
+  return QIPC_EXIT_USAGE;
 }

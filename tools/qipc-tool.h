@@ -1,13 +1,33 @@
-/* qipc-tool.h: the subcommands of the `qipc` command-line tool
+/* qipc-tool.h: what the commands of the qipc tool share
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Each takes the arguments from its command word on: argv[0] is "shm" or
- * "sem", argv[1] the subcommand. Each returns the process exit status:
- * 0 ok, 1 a false answer (a timed-out wait), 2 usage, 3 bad input,
- * 4 no broker, 5 permission denied, 6 any other failure.
+ * tools/qipc.c has main() and dispatches on the first argument; each
+ * command is a function that takes the arguments from its own name on
+ * (argv[0] is the command) and returns the process's exit status.
+ * Commands kept in other files declare themselves here.
  */
 #pragma once
 
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The exit statuses of every command, documented in qipc(1) and
+ * docs/cli.md: scripts rely on them, so they never change meaning. */
+typedef enum {
+  QIPC_EXIT_OK = 0,
+  QIPC_EXIT_FALSE = 1,        /* is-registered: no; listen: timeout with no message */
+  QIPC_EXIT_USAGE = 2,        /* bad arguments, unknown command, invalid name or address */
+  QIPC_EXIT_BAD_DATA = 3,     /* malformed GVariant text or JSON */
+  QIPC_EXIT_NO_BROKER = 4,    /* no broker reachable */
+  QIPC_EXIT_DENIED = 5,       /* refused by the broker's policy, or by the system */
+  QIPC_EXIT_FAILED = 6,       /* any other error */
+} QipcExit;
+
+/* qipc shm …, qipc sem …: in tools/qipc-shm-sem.c when it is built;
+ * tools/qipc.c has weak stand-ins that say the command is missing. */
 int qipc_cmd_shm (int argc, char **argv);
 int qipc_cmd_sem (int argc, char **argv);
+
+G_END_DECLS
