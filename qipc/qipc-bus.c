@@ -108,6 +108,8 @@ struct _QipcBus
   GQueue fds;                 /* received payload fds, in order */
   gboolean monitoring;
   GByteArray *scratch;        /* the frame being built */
+  GVariant *sent_type;        /* see keep_type() */
+  GVariant *received_type;
   guint64 messages_lost;
 };
 
@@ -499,6 +501,21 @@ build_send_frame (QipcBus     *self,
                             g_variant_new ("(sst)", channel, message, (guint64) payload_size));
 }
 
+/* GLib keeps the description of a container type (say "ay") only while
+ * some value of that type lives, and builds it again under a global lock
+ * for the next one: a stream of messages of one type paid that for each.
+ * An empty value of the type last sent (and received) keeps it alive. */
+static void
+keep_type (GVariant           **keeper,
+           const GVariantType  *type)
+{
+  if (g_variant_type_is_basic (type) ||
+      (*keeper != NULL && g_variant_type_equal (g_variant_get_type (*keeper), type)))
+    return;
+  g_clear_pointer (keeper, g_variant_unref);
+  *keeper = g_variant_ref_sink (g_variant_new_from_data (type, NULL, 0, FALSE, NULL, NULL));
+}
+
 /* Most messages: the frame is written straight into the socket's
  * queue, with no GVariant container built. */
 static gboolean
@@ -540,6 +557,8 @@ _qipc_bus_send (QipcBus     *self,
       !_qipc_message_name_validate (message, error) ||
       !check_not_closed (self, error))
     return FALSE;
+  if (data != NULL)
+    keep_type (&self->sent_type, g_variant_get_type (data));
   if (data == NULL || g_variant_get_size (data) < QIPC_FRAME_MEMFD_THRESHOLD - 512)
     return send_plain (self, channel, message, data, error);
 
@@ -883,8 +902,10 @@ handle_plain_deliver (QipcBus                *self,
         }
       else
         type = type_heap = g_strndup (body.type_string, body.type_length);
+      /* The parser checked that this is one complete type. */
+      keep_type (&self->received_type, (const GVariantType *) type);
       /* Not trusted: GVariant reads malformed data as defaults, safely. */
-      data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), value, FALSE));
+      data = g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type, value, FALSE));
     }
   dispatch (self, body.channel, body.message, data);
   return TRUE;
@@ -1229,6 +1250,8 @@ qipc_bus_finalize (GObject *object)
   g_clear_error (&self->send_error);
   g_clear_error (&self->refusal);
   g_byte_array_unref (self->scratch);
+  g_clear_pointer (&self->sent_type, g_variant_unref);
+  g_clear_pointer (&self->received_type, g_variant_unref);
   G_OBJECT_CLASS (qipc_bus_parent_class)->finalize (object);
 }
 
