@@ -53,3 +53,28 @@ qipc_key_derive_name (const char *kind,
 
   return g_string_free (name, FALSE);
 }
+
+key_t
+qipc_key_derive_sysv_key (const char *kind,
+                          const char *key,
+                          int        *tag)
+{
+  gsize length;
+  g_autofree guint8 *digest = qipc_key_digest (kind, key, &length);
+  guint32 sysv_key = ((guint32) digest[0] << 24 | (guint32) digest[1] << 16 |
+                      (guint32) digest[2] << 8 | digest[3]) & 0x7fffffff;
+
+  if (tag != NULL)
+    *tag = (((int) digest[4] << 8 | digest[5]) & 0x7fff) | 1;
+  /* 0 is IPC_PRIVATE, which would never be found again. */
+  return sysv_key != 0 ? (key_t) sysv_key : 1;
+}
+
+char *
+qipc_key_registry_path (const char *kind,
+                        const char *key)
+{
+  g_autofree char *name = qipc_key_derive_name (kind, key);
+
+  return g_strdup_printf ("/dev/shm/%s.key", name);
+}

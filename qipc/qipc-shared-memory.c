@@ -62,12 +62,15 @@
  * `/dev/shm/qipc-shm-<digest>`, where the digest is derived from the key
  * with SHA-256, so no key can escape `/dev/shm` or collide with another.
  * Segments are created with mode 0600 unless
- * [property@SharedMemory:permissions] asks for others.
+ * [property@SharedMemory:permissions] asks for others. The key itself is
+ * recorded in the segment's header page (when it fits: keys up to about
+ * 3000 bytes), which is how `qipc shm list` shows it.
  */
 
 #include "qipc-shared-memory.h"
 #include "qipc-enum-types.h"
 #include "qipc-native-key-private.h"
+#include "qipc-shm-header-private.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -81,22 +84,12 @@
 #include <unistd.h>
 
 #define SHM_DIR "/dev/shm"
-#define HEADER_MAGIC G_GUINT64_CONSTANT (0x314d485343504951) /* "QIPCSHM1" */
-#define HEADER_VERSION 1
+#define HEADER_MAGIC QIPC_SHM_HEADER_MAGIC
+#define HEADER_VERSION QIPC_SHM_HEADER_VERSION
 
 /* How long a worker of lock_async() waits before it looks at its
  * GCancellable again; the caller hears of cancellation at once. */
 #define ASYNC_SLICE_MS 100
-
-typedef struct
-{
-  guint64 magic;
-  guint32 version;
-  guint32 data_offset;
-  guint64 size;
-  guint64 generation;
-  pthread_mutex_t mutex;
-} QipcShmHeader;
 
 /* A mapping outlives the attachment while a lock_async() worker still
  * waits on the mutex inside it. */
@@ -737,6 +730,28 @@ init_header (QipcShmHeader *header,
   pthread_mutexattr_destroy (&attr);
 }
 
+/* Records the key in the header page for `qipc shm list`, which cannot
+ * recover it from the file name. A key too long for the page is not
+ * recorded; the segment works without it. */
+static gboolean
+write_key_record (QipcSharedMemory *self,
+                  int               fd,
+                  gsize             data_offset)
+{
+  gsize key_length = strlen (self->key);
+  QipcShmKeyRecord record = { QIPC_SHM_KEY_MAGIC, (guint32) key_length, 0 };
+  g_autofree guint8 *buffer = NULL;
+
+  if (QIPC_SHM_KEY_RECORD_OFFSET + sizeof record + key_length > data_offset)
+    return TRUE;
+
+  buffer = g_malloc (sizeof record + key_length);
+  memcpy (buffer, &record, sizeof record);
+  memcpy (buffer + sizeof record, self->key, key_length);
+  return pwrite (fd, buffer, sizeof record + key_length, QIPC_SHM_KEY_RECORD_OFFSET) ==
+         (ssize_t) (sizeof record + key_length);
+}
+
 /* Writes a complete segment into a file nobody can see yet, holding the
  * user lock on it. Returns its descriptor, or -1 with @error set. */
 static int
@@ -765,6 +780,7 @@ prepare_new_segment (QipcSharedMemory  *self,
   if (ofd_lock (fd, F_RDLCK, FALSE) < 0 ||
       ftruncate (fd, data_offset + size) < 0 ||
       pwrite (fd, &header, sizeof header, 0) != (ssize_t) sizeof header ||
+      !write_key_record (self, fd, data_offset) ||
       fchmod (fd, self->permissions) < 0)
     {
       set_error_from_errno (self, error, errno, "create");

@@ -60,6 +60,11 @@
  * semaphores from foreign ones that happen to use the same IPC key.
  * Semaphores are created with mode 0600 unless
  * [ctor@SystemSemaphore.new_full] asks for others.
+ *
+ * A System V semaphore has no room for a name, so the object that creates
+ * one also writes its key to `/dev/shm/qipc-sem-<digest>.key` (readable
+ * as the semaphore is), and [method@SystemSemaphore.remove] deletes that
+ * file: this is how `qipc sem list` shows keys.
  */
 
 #include "qipc-system-semaphore.h"
@@ -73,6 +78,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SEM_VALUE 0
 #define SEM_TAG 1
@@ -428,15 +434,28 @@ qipc_system_semaphore_init (QipcSystemSemaphore *self)
 static void
 derive_native_key (QipcSystemSemaphore *self)
 {
-  gsize length;
-  g_autofree guint8 *digest = qipc_key_digest ("sem", self->key, &length);
-  guint32 key = ((guint32) digest[0] << 24 | (guint32) digest[1] << 16 |
-                 (guint32) digest[2] << 8 | digest[3]) & 0x7fffffff;
-
-  /* 0 is IPC_PRIVATE, which would never be found again. */
-  self->sysv_key = key != 0 ? (key_t) key : 1;
-  self->tag = (((int) digest[4] << 8 | digest[5]) & 0x7fff) | 1;
+  self->sysv_key = qipc_key_derive_sysv_key ("sem", self->key, &self->tag);
   self->native_key = g_strdup_printf ("0x%08x", (guint32) self->sysv_key);
+}
+
+/* System V semaphores have no room for a name: the key of each one this
+ * library creates is kept in a small file next to the shared memory
+ * segments, for `qipc sem list`. Best effort: a semaphore works without it. */
+static void
+register_key (QipcSystemSemaphore *self)
+{
+  g_autofree char *path = qipc_key_registry_path ("sem", self->key);
+
+  g_file_set_contents_full (path, self->key, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+                            (int) ((self->permissions & 0444) | 0600), NULL);
+}
+
+static void
+unregister_key (QipcSystemSemaphore *self)
+{
+  g_autofree char *path = qipc_key_registry_path ("sem", self->key);
+
+  unlink (path);
 }
 
 static gboolean
@@ -474,6 +493,7 @@ create_new_set (QipcSystemSemaphore  *self,
     }
 
   self->owns = TRUE;
+  register_key (self);
   return TRUE;
 }
 
@@ -554,6 +574,7 @@ open_existing_set (QipcSystemSemaphore  *self,
           return FALSE;
         }
       self->owns = TRUE;
+      register_key (self);
     }
 
   return TRUE;
@@ -1046,5 +1067,8 @@ qipc_system_semaphore_remove (QipcSystemSemaphore  *self,
       return FALSE;
     }
 
+  /* Only once the set is gone: a removal that fails must leave the key of
+   * a live semaphore registered. */
+  unregister_key (self);
   return TRUE;
 }

@@ -72,6 +72,21 @@ test_create_attach (void)
   g_assert_cmpint (stat (qipc_shared_memory_get_native_key (writer), &st), ==, 0);
   g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
 
+  /* The key is recorded at offset 1024 of the header page, after a magic
+   * ("QIPCKEY1") and its length, for `qipc shm list`. */
+  {
+    int fd = open (qipc_shared_memory_get_native_key (writer), O_RDONLY);
+    char record[1024];
+    guint32 length;
+
+    g_assert_cmpint (fd, >=, 0);
+    g_assert_cmpint (pread (fd, record, sizeof record, 1024), ==, sizeof record);
+    close (fd);
+    g_assert_cmpmem (record, 8, "QIPCKEY1", 8);
+    memcpy (&length, record + 8, sizeof length);
+    g_assert_cmpmem (record + 16, length, key, strlen (key));
+  }
+
   write_text (writer, "hello");
   reader = attach_segment (key, QIPC_SHARED_MEMORY_ACCESS_READ_ONLY);
   g_assert_cmpuint (qipc_shared_memory_get_size (reader), ==, 10000);

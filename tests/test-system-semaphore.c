@@ -4,6 +4,7 @@
  */
 #include "test-utils.h"
 
+#include <string.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
 
@@ -99,16 +100,40 @@ test_permissions (void)
   g_assert_cmpuint (ds.sem_perm.mode & 0777, ==, 0660);
 }
 
+/* Where the creator registers the key for `qipc sem list`:
+ * /dev/shm/qipc-sem-<first 16 bytes of SHA-256 ("qipc-1\0sem\0" key)>.key */
+static char *
+registry_path_of (const char *key)
+{
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint8 digest[32];
+  gsize length = sizeof digest;
+  GString *path = g_string_new ("/dev/shm/qipc-sem-");
+
+  g_checksum_update (checksum, (const guint8 *) "qipc-1\0sem\0", 11);
+  g_checksum_update (checksum, (const guint8 *) key, strlen (key));
+  g_checksum_get_digest (checksum, digest, &length);
+  for (guint i = 0; i < 16; i++)
+    g_string_append_printf (path, "%02x", digest[i]);
+  g_string_append (path, ".key");
+  return g_string_free (path, FALSE);
+}
+
 static void
 test_creator_removes (void)
 {
   g_autofree char *key = qipc_test_key ("owner");
+  g_autofree char *registry = registry_path_of (key);
+  g_autofree char *registered = NULL;
   QipcSystemSemaphore *creator = new_semaphore (key, 2, QIPC_SYSTEM_SEMAPHORE_ACCESS_OPEN);
   key_t sysv_key = sysv_key_of (creator);
 
   g_assert_cmpint (semget (sysv_key, 0, 0), >=, 0);
+  g_assert_true (g_file_get_contents (registry, &registered, NULL, NULL));
+  g_assert_cmpstr (registered, ==, key);
   g_object_unref (creator);
   g_assert_cmpint (semget (sysv_key, 0, 0), <, 0);
+  g_assert_false (g_file_test (registry, G_FILE_TEST_EXISTS));
 }
 
 static void
