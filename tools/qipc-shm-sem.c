@@ -7,8 +7,8 @@
  * /dev/shm, whose header page records the key, and System V semaphore
  * sets, whose keys are registered in /dev/shm/qipc-sem-<digest>.key.
  * The output formats of `list --json`, `info`, `read --hex` and the
- * lines `create` prints are documented in tools/qipc-shm-sem.md and are
- * kept stable for scripts.
+ * lines `create` prints are documented in qipc(1) (tools/qipc.1) and
+ * are kept stable for scripts.
  */
 #include "qipc-tool.h"
 
