@@ -175,19 +175,14 @@ qipc_channel_set_property (GObject      *object,
 }
 
 static void
-qipc_channel_real_receive (QipcChannel *self,
-                           const char  *message,
-                           GVariant    *data)
-{
-}
-
-static void
 qipc_channel_class_init (QipcChannelClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  /* No default receive: with the class closure empty, a channel with a
+   * single handler takes GSignal's fast path (its va_list marshaller),
+   * which is measurable at a million messages a second. */
   object_class->constructed = qipc_channel_constructed;
-  klass->receive = qipc_channel_real_receive;
   object_class->dispose = qipc_channel_dispose;
   object_class->finalize = qipc_channel_finalize;
   object_class->get_property = qipc_channel_get_property;

@@ -36,8 +36,8 @@ G_DECLARE_DERIVABLE_TYPE (QipcChannel, qipc_channel, QIPC, CHANNEL, GObject)
  * @data: (nullable): the message's data
  *
  * Called for every message on a matching channel, after the handlers of
- * [signal@Channel::received] connected before it. The default does
- * nothing, so overrides may chain up or not.
+ * [signal@Channel::received] connected before it. #QipcChannel has no
+ * default, so overrides do not chain up.
  */
 struct _QipcChannelClass
 {
