@@ -1,14 +1,14 @@
 #!/bin/sh
-# run-installed.sh BUILDDIR TEST…: installs the build into a scratch
-# DESTDIR and runs each TEST (a TAP test program taking --tap) against
-# the installed qipc, qipc-broker and library, as a user of the package
+# run-installed.sh BUILDDIR TEST: installs the build into a scratch
+# DESTDIR and runs TEST (a TAP test program taking --tap) against the
+# installed qipc, qipc-broker and library, as a user of the package
 # would run them.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 set -eu
 
 builddir=$1
-shift
+test=$2
 destdir=$builddir/installed-for-tests
 rm -rf "$destdir"
 meson install -C "$builddir" --destdir "$destdir" --quiet >/dev/null
@@ -22,6 +22,4 @@ libdir=$(dirname "$(find "$destdir" -name 'libqipc-1.0.so*' | head -n 1)")
 export QIPC_TOOL="$bindir"
 export QIPC_BROKER="$(dirname "$bindir")/qipc-broker"
 export LD_LIBRARY_PATH="$libdir"
-for test in "$@"; do
-  "$test" --tap
-done
+exec "$test" --tap

@@ -21,6 +21,7 @@ import {
 // name), then on Qipc.Channel.
 Gio._promisify(Qipc.Channel, 'flush_async', 'flush_finish');
 Gio._promisify(Qipc.Channel, 'is_registered_async', 'is_registered_finish');
+Gio._promisify(Qipc.Bus.prototype, 'list_channels_async', 'list_channels_finish');
 
 const BusError = Qipc.BusError;
 const BUS_ERROR = Qipc.bus_error_quark();
@@ -214,6 +215,32 @@ test('/channels/patterns', async () => {
     assertEqual(inboxes['a/*'].names, ['a/b']);
     assertEqual(inboxes['a/**'].names, ['a/b', 'a/b/c', 'a/b/c/d', 'a/x/c']);
     assertEqual(inboxes['a/*/c'].names, ['a/b/c', 'a/x/c']);
+});
+
+test('/channels/list-monitor-and-matched-name', async () => {
+    const {address, bus} = setUp();
+    const pattern = Qipc.Channel.new_for_bus(bus, 'where/**');
+    const matched = [];
+    pattern.connect('received', channel => matched.push(channel.get_message_channel()));
+    const listed = Object.fromEntries((await bus.list_channels_async(null)).deepUnpack());
+    assertEqual(listed['where/**'], 1);
+
+    const watcher = Qipc.Bus.new_for_address(address);
+    onCleanup(() => watcher.close());
+    const seen = [];
+    watcher.connect('monitored', (_bus, channel, message) => seen.push([channel, message]));
+    assertEqual(watcher.start_monitor(), true);
+    Qipc.Channel.send_for_bus(bus, 'where/a/b', 'm', null);
+    Qipc.Channel.send_for_bus(bus, 'elsewhere', 'n', null);
+    // A ticking source wakes the blocking iteration to check the deadline.
+    const context = GLib.MainContext.default();
+    const deadline = GLib.get_monotonic_time() + LINE_TIMEOUT_MS * 1000;
+    const tick = GLib.timeout_add(GLib.PRIORITY_DEFAULT, 20, () => GLib.SOURCE_CONTINUE);
+    while ((seen.length < 2 || matched.length < 1) && GLib.get_monotonic_time() < deadline)
+        context.iteration(true);
+    GLib.source_remove(tick);
+    assertEqual(seen, [['where/a/b', 'm'], ['elsewhere', 'n']]);
+    assertEqual(matched, ['where/a/b']);
 });
 
 const Recorder = GObject.registerClass({

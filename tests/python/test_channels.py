@@ -526,3 +526,37 @@ def test_slow_receiver_is_told_what_it_lost(broker, bus, address):
     assert sum(lost) > 0
     assert receiver.get_messages_lost() == sum(lost)
     receiver.close()
+
+
+def test_pattern_handler_learns_the_channel(bus):
+    channel = Qipc.Channel.new_for_bus(bus, 'where/**')
+    seen = []
+    channel.connect('received', lambda ch, message, data: seen.append(ch.get_message_channel()))
+    assert channel.get_message_channel() is None
+    for target in ['where/a', 'where/b/c']:
+        Qipc.Channel.send_for_bus(bus, target, 'm', None)
+    wait_for(lambda: len(seen) == 2, 'two messages')
+    assert seen == ['where/a', 'where/b/c']
+    assert channel.get_message_channel() is None
+
+
+def test_list_channels_and_monitor(broker, bus, address):
+    keep = [Qipc.Channel.new_for_bus(bus, name) for name in ['list/a', 'list/a', 'list/**']]
+    listed = dict(bus.list_channels().unpack())
+    assert listed['list/a'] == 2
+    assert listed['list/**'] == 1
+
+    _, again = finish(lambda cb: bus.list_channels_async(None, cb), bus.list_channels_finish)
+    assert dict(again.unpack()) == listed
+
+    watcher = Qipc.Bus.new_for_address(address)
+    seen = []
+    watcher.connect('monitored', lambda b, channel, message, data:
+                    seen.append((channel, message, data.unpack() if data else None)))
+    assert watcher.start_monitor()
+    Qipc.Channel.send_for_bus(bus, 'nobody/here', 'a', GLib.Variant('s', 'x'))
+    Qipc.Channel.send_for_bus(bus, 'list/a', 'b', None)
+    wait_for(lambda: len(seen) == 2, 'two monitored messages')
+    assert seen == [('nobody/here', 'a', 'x'), ('list/a', 'b', None)]
+    watcher.close()
+    del keep
