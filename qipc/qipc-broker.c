@@ -665,6 +665,9 @@ on_ready_read (QipcSocket *socket,
       return;
     }
   _qipc_socket_consume (socket, used);
+  /* Most clients are idle most of the time: what they sent last need
+   * not hold 64 KiB each. */
+  _qipc_socket_release_read_buffer (socket);
 }
 
 /* ------------------------------------------------------------------ */

@@ -54,6 +54,10 @@ void          _qipc_socket_pause_reading    (QipcSocket           *self,
 /* The unread bytes, in place: a parser reads what it needs and then
  * consumes it, without copying. The pointer is valid until the next
  * call into the socket. */
+/* Frees an empty read buffer that a read grew (reads make room for 64
+ * KiB): for a server holding thousands of mostly idle connections. A
+ * busy socket keeps its buffer, which saves an allocation per read. */
+void          _qipc_socket_release_read_buffer (QipcSocket        *self);
 const guint8 *_qipc_socket_peek_buffer      (QipcSocket           *self,
                                              gsize                *size);
 void          _qipc_socket_consume          (QipcSocket           *self,

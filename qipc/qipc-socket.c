@@ -782,19 +782,24 @@ consumed (QipcSocket *self)
 
   if (buffered (priv) == 0)
     {
-      /* A read makes room for 64 KiB; an empty buffer gives that back,
-       * so idle connections stay small. */
-      if (priv->read_allocated > READ_KEEP_SIZE)
-        {
-          g_byte_array_unref (priv->read_buffer);
-          priv->read_buffer = g_byte_array_new ();
-          priv->read_allocated = 0;
-        }
       g_byte_array_set_size (priv->read_buffer, 0);
       priv->read_start = 0;
     }
   if (priv->read_source == NULL && priv->stream != NULL)
     start_reading (self);
+}
+
+void
+_qipc_socket_release_read_buffer (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (buffered (priv) > 0 || priv->read_allocated <= READ_KEEP_SIZE)
+    return;
+  g_byte_array_unref (priv->read_buffer);
+  priv->read_buffer = g_byte_array_new ();
+  priv->read_allocated = 0;
+  priv->read_start = 0;
 }
 
 const guint8 *
@@ -883,10 +888,8 @@ static void
 retire_chunk (QipcSocketPrivate *priv,
               WriteChunk        *chunk)
 {
-  /* Only a chunk that stayed small is kept: an idle connection (a
-   * broker holds thousands) must not sit on 64 KiB of spare buffer. */
   if (chunk->array == NULL || chunk->fds != NULL || priv->spare_chunk != NULL ||
-      chunk->array->len > COALESCE_MAX_WRITE)
+      chunk->array->len > COALESCE_BUFFER_SIZE)
     {
       write_chunk_free (chunk);
       return;
