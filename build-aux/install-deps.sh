@@ -7,7 +7,7 @@ set -eu
 
 packages="meson ninja-build pkg-config gcc libc6-dev
   libglib2.0-dev libjson-glib-dev gir1.2-json-1.0 gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
-  gjs python3 python3-gi python3-pytest valac gi-docgen
+  gjs python3 python3-gi python3-pytest python3-numpy valac gi-docgen
   glib-networking openssl
   clang libclang-rt-14-dev llvm $*"
 

@@ -4,8 +4,9 @@
 #
 # The tests run on Debian's /usr/bin/python3 (PyGObject is installed for it)
 # against the freshly built library: meson sets GI_TYPELIB_PATH and
-# LD_LIBRARY_PATH. Other processes are real ones: qipc_child.py, started
-# with the same interpreter and environment.
+# LD_LIBRARY_PATH, and the gi override comes from bindings/python. Other
+# processes are real ones: qipc_child.py, started with the same interpreter
+# and environment.
 
 import itertools
 import os
@@ -15,7 +16,14 @@ import sys
 import time
 
 import gi
+import gi.overrides
 import pytest
+
+# The override in the source tree (bindings/python) comes before any
+# installed one, so the tests check the code they ship with.
+OVERRIDES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         '..', '..', 'bindings', 'python', 'gi', 'overrides')
+gi.overrides.__path__.insert(0, os.path.normpath(OVERRIDES))
 
 gi.require_version('GLib', '2.0')
 gi.require_version('Gio', '2.0')

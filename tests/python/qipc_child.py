@@ -16,6 +16,11 @@ import os
 import sys
 
 import gi
+import gi.overrides
+
+# The source tree's override, as in conftest.py.
+gi.overrides.__path__.insert(0, os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'bindings', 'python', 'gi', 'overrides')))
 
 gi.require_version('GLib', '2.0')
 gi.require_version('Gio', '2.0')
