@@ -52,6 +52,9 @@
 #define AUTOSTART_WAIT_MS 5000
 #define DEFAULT_MAX_QUEUED (16 * 1024 * 1024)
 #define MAX_CHANNELS 1024
+/* How long a blocking call (flush, is_registered) waits for a lost
+ * broker to come back. */
+#define SYNC_CALL_MAX_DISCONNECTED_S 5
 
 /* A frame waiting for the connection, with its payload memfd if any. */
 typedef struct
@@ -696,6 +699,15 @@ on_sync_call_done (GObject      *source,
   *out = g_object_ref (result);
 }
 
+static gboolean
+tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* A blocking call waits for the broker through a reconnection, but not
+ * forever: after SYNC_CALL_MAX_DISCONNECTED_S without a connection it
+ * fails, so a program whose broker is gone does not hang in flush(). */
 GVariant *
 _qipc_bus_call_sync (QipcBus        *self,
                      QipcFrameType   type,
@@ -703,12 +715,44 @@ _qipc_bus_call_sync (QipcBus        *self,
                      GError        **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) local_error = NULL;
+  GSource *ticker = g_timeout_source_new (100);
+  gint64 lost_at = 0;
+  GVariant *reply;
 
-  _qipc_bus_call_async (self, type, body, NULL, _qipc_bus_call_sync,
+  g_source_set_callback (ticker, tick, NULL, NULL);
+  g_source_set_static_name (ticker, "[qipc] bus call deadline");
+  g_source_attach (ticker, self->context);
+  _qipc_bus_call_async (self, type, body, cancellable, _qipc_bus_call_sync,
                         on_sync_call_done, &result);
   while (result == NULL)
-    g_main_context_iteration (self->context, TRUE);
-  return _qipc_bus_call_finish (result, error);
+    {
+      gint64 now;
+
+      g_main_context_iteration (self->context, TRUE);
+      now = g_get_monotonic_time ();
+      if (self->connected || self->closed)
+        lost_at = 0;
+      else if (lost_at == 0)
+        lost_at = now;
+      else if (now - lost_at > SYNC_CALL_MAX_DISCONNECTED_S * G_USEC_PER_SEC)
+        g_cancellable_cancel (cancellable);
+    }
+  g_source_destroy (ticker);
+  g_source_unref (ticker);
+
+  reply = _qipc_bus_call_finish (result, &local_error);
+  if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
+                   "The broker at %s has been unreachable for %d s",
+                   self->address_string, SYNC_CALL_MAX_DISCONNECTED_S);
+      return NULL;
+    }
+  if (local_error != NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return reply;
 }
 
 static void

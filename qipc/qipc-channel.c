@@ -586,7 +586,9 @@ flush_result (QipcBus   *bus,
  * Waits until every message sent on @bus before this call has been
  * queued by the broker for its receivers, as `QCopChannel::flush()`.
  * Blocks, running the bus's main context meanwhile; call it from the
- * bus's thread. A message the broker refused since the last flush (its
+ * bus's thread. It waits through a reconnection, but fails with
+ * %QIPC_BUS_ERROR_DISCONNECTED once the broker has been unreachable for
+ * 5 seconds (the async form waits until cancelled). A message the broker refused since the last flush (its
  * policy forbade it) makes the flush fail with that error.
  *
  * Returns: %TRUE when everything was delivered to the broker's queues

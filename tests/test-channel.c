@@ -745,6 +745,12 @@ test_queue_full (void)
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_QUEUE_FULL);
   g_assert_cmpuint (sent, >, 10);
   g_assert_cmpuint (sent, <, 4096);
+  g_clear_error (&error);
+
+  /* A blocking flush does not wait forever for a broker that is gone. */
+  g_assert_false (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_assert_nonnull (strstr (error->message, "unreachable"));
 }
 
 /* Raw bytes to the broker, as a broken or hostile client would send. */
