@@ -343,7 +343,14 @@ connect_with_autostart (QipcBus  *self,
 
   if (connect_once (self, &local_error))
     return TRUE;
-  if (!self->autostart || !broker_is_absent (local_error))
+  if (broker_is_absent (local_error) && !self->autostart)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND,
+                   "No channel broker answers at %s: %s", self->address_string,
+                   local_error->message);
+      return FALSE;
+    }
+  if (!self->autostart)
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
@@ -1476,7 +1483,9 @@ bus_new (const char  *address,
  * %QIPC_BUS_ERROR_ACCESS_DENIED.
  *
  * Returns: (transfer full): a connected bus, or %NULL with @error set
- *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, or a %G_IO_ERROR from connecting)
+ *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, %QIPC_BUS_ERROR_BROKER_NOT_FOUND when
+ *   nothing listens at the address, or another %G_IO_ERROR from
+ *   connecting)
  */
 QipcBus *
 qipc_bus_new_for_address (const char  *address,

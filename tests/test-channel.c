@@ -227,7 +227,8 @@ test_address_no_broker (void)
   g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
 
   g_assert_null (bus);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, address));
 }
 
 static void
