@@ -1068,14 +1068,44 @@ print_shm_help (void)
            "“qipc shm COMMAND --help” tells more.\n\n%s\n", shm_description);
 }
 
+/* The subcommands of "qipc shm" and "qipc sem". */
+typedef struct {
+  const char *name;
+  int (*run) (int, char **);
+} Subcommand;
+
+static int
+run_subcommand (const char       *group,
+                const Subcommand *commands,
+                gsize             n_commands,
+                void            (*print_help) (void),
+                int               argc,
+                char            **argv)
+{
+  if (argc < 2)
+    {
+      g_printerr ("qipc %s: missing command\nTry “qipc %s --help”.\n", group, group);
+      return QIPC_EXIT_USAGE;
+    }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
+      strcmp (argv[1], "help") == 0)
+    {
+      print_help ();
+      return QIPC_EXIT_OK;
+    }
+  for (gsize i = 0; i < n_commands; i++)
+    if (strcmp (argv[1], commands[i].name) == 0)
+      return commands[i].run (argc, argv);
+
+  g_printerr ("qipc %s: unknown command “%s”\nTry “qipc %s --help”.\n", group, argv[1], group);
+  return QIPC_EXIT_USAGE;
+}
+
 int
 qipc_cmd_shm (int    argc,
               char **argv)
 {
-  static const struct {
-    const char *name;
-    int (*run) (int, char **);
-  } commands[] = {
+  static const Subcommand commands[] = {
     { "create", shm_create },
     { "info", shm_info },
     { "read", shm_read },
@@ -1084,23 +1114,7 @@ qipc_cmd_shm (int    argc,
     { "list", shm_list },
   };
 
-  if (argc < 2)
-    {
-      g_printerr ("qipc shm: missing command\nTry “qipc shm --help”.\n");
-      return QIPC_EXIT_USAGE;
-    }
-  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
-      strcmp (argv[1], "help") == 0)
-    {
-      print_shm_help ();
-      return QIPC_EXIT_OK;
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[1], commands[i].name) == 0)
-      return commands[i].run (argc, argv);
-
-  g_printerr ("qipc shm: unknown command “%s”\nTry “qipc shm --help”.\n", argv[1]);
-  return QIPC_EXIT_USAGE;
+  return run_subcommand ("shm", commands, G_N_ELEMENTS (commands), print_shm_help, argc, argv);
 }
 
 /* ---- Semaphores -------------------------------------------------------- */
@@ -1617,10 +1631,7 @@ int
 qipc_cmd_sem (int    argc,
               char **argv)
 {
-  static const struct {
-    const char *name;
-    int (*run) (int, char **);
-  } commands[] = {
+  static const Subcommand commands[] = {
     { "create", sem_create },
     { "acquire", sem_acquire },
     { "release", sem_release },
@@ -1628,21 +1639,5 @@ qipc_cmd_sem (int    argc,
     { "list", sem_list },
   };
 
-  if (argc < 2)
-    {
-      g_printerr ("qipc sem: missing command\nTry “qipc sem --help”.\n");
-      return QIPC_EXIT_USAGE;
-    }
-  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
-      strcmp (argv[1], "help") == 0)
-    {
-      print_sem_help ();
-      return QIPC_EXIT_OK;
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[1], commands[i].name) == 0)
-      return commands[i].run (argc, argv);
-
-  g_printerr ("qipc sem: unknown command “%s”\nTry “qipc sem --help”.\n", argv[1]);
-  return QIPC_EXIT_USAGE;
+  return run_subcommand ("sem", commands, G_N_ELEMENTS (commands), print_sem_help, argc, argv);
 }
