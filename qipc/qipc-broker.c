@@ -55,6 +55,7 @@
 #define MAX_SUBSCRIPTIONS 1024
 #define DEFAULT_MAX_QUEUED_BYTES (8 * 1024 * 1024)
 #define MAX_BACKLOG 4096
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 /* Payload memfds queued for one receiver before more are dropped. */
 #define MAX_QUEUED_MEMFDS 64
 
@@ -84,6 +85,7 @@ struct _Peer
   guint queued_memfds;        /* memfd payloads queued since the queue was empty */
   guint64 generation;         /* the last message delivered to it */
   gulong bytes_written_id;
+  GSource *hello_timer;       /* until HELLO comes */
 };
 
 typedef struct
@@ -103,6 +105,8 @@ struct _QipcBroker
   guint64 next_peer_id;
   guint64 generation;
   gsize max_queued_bytes;
+  guint handshake_timeout_ms;
+  GMainContext *context;
 
   GHashTable *exact;          /* name -> GPtrArray of Subscription */
   GPtrArray *patterns;        /* Subscription with wildcards */
@@ -122,6 +126,7 @@ enum {
   PROP_0,
   PROP_N_CLIENTS,
   PROP_MAX_QUEUED_BYTES,
+  PROP_HANDSHAKE_TIMEOUT,
   N_PROPS
 };
 
@@ -428,6 +433,15 @@ protocol_error (GError    **error,
   return FALSE;
 }
 
+static void
+stop_hello_timer (Peer *peer)
+{
+  if (peer->hello_timer == NULL)
+    return;
+  g_source_destroy (peer->hello_timer);
+  g_clear_pointer (&peer->hello_timer, g_source_unref);
+}
+
 static gboolean
 handle_hello (Peer                   *peer,
               const QipcFrameHeader  *header,
@@ -448,6 +462,7 @@ handle_hello (Peer                   *peer,
       return FALSE;
     }
   peer->welcomed = TRUE;
+  stop_hello_timer (peer);
   peer->name = g_strdup (name);
   peer_write_frame (peer, QIPC_FRAME_WELCOME, header->serial,
                     g_variant_new ("(yts)", QIPC_PROTOCOL_VERSION, peer->id,
@@ -676,6 +691,7 @@ on_ready_read (QipcSocket *socket,
 static void
 peer_free (Peer *peer)
 {
+  stop_hello_timer (peer);
   g_signal_handlers_disconnect_by_data (peer->socket, peer);
   g_clear_pointer (&peer->subscriptions, g_hash_table_unref);
   _qipc_payload_fds_clear (&peer->fds);
@@ -691,6 +707,7 @@ peer_detach (Peer *peer)
 {
   QipcBroker *self = peer->broker;
 
+  stop_hello_timer (peer);
   peer->dropped = TRUE;
   g_hash_table_remove_all (peer->subscriptions);
   if (peer->monitor)
@@ -720,6 +737,18 @@ peer_drop (Peer       *peer,
   peer_detach (peer);
   peer_write_error (peer, 0, QIPC_BUS_ERROR_PROTOCOL, reason);
   qipc_socket_close (peer->socket);
+}
+
+static gboolean
+on_hello_timeout (gpointer user_data)
+{
+  Peer *peer = user_data;
+  g_autofree char *reason = g_strdup_printf ("it sent no HELLO within %u ms",
+                                             peer->broker->handshake_timeout_ms);
+
+  g_clear_pointer (&peer->hello_timer, g_source_unref);
+  peer_drop (peer, reason);
+  return G_SOURCE_REMOVE;
 }
 
 static GCredentials *
@@ -764,6 +793,12 @@ add_peer (QipcBroker *self,
       qipc_socket_close (socket);
       return;
     }
+  /* A connection that never says HELLO would hold its descriptor and
+   * memory for good. */
+  peer->hello_timer = g_timeout_source_new (self->handshake_timeout_ms);
+  g_source_set_callback (peer->hello_timer, on_hello_timeout, peer, NULL);
+  g_source_set_static_name (peer->hello_timer, "[qipc] broker handshake timeout");
+  g_source_attach (peer->hello_timer, self->context);
   /* Frames may already wait behind the connection. */
   if (qipc_socket_bytes_available (socket) > 0)
     on_ready_read (socket, peer);
@@ -804,6 +839,7 @@ qipc_broker_finalize (GObject *object)
   g_hash_table_unref (self->listener_counts);
   g_ptr_array_unref (self->monitors);
   _qipc_policy_free (self->policy);
+  g_main_context_unref (self->context);
   G_OBJECT_CLASS (qipc_broker_parent_class)->finalize (object);
 }
 
@@ -823,6 +859,9 @@ qipc_broker_get_property (GObject    *object,
     case PROP_MAX_QUEUED_BYTES:
       g_value_set_uint64 (value, self->max_queued_bytes);
       break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      g_value_set_uint (value, self->handshake_timeout_ms);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -840,6 +879,9 @@ qipc_broker_set_property (GObject      *object,
     {
     case PROP_MAX_QUEUED_BYTES:
       qipc_broker_set_max_queued_bytes (self, g_value_get_uint64 (value));
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      qipc_broker_set_handshake_timeout (self, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -877,6 +919,17 @@ qipc_broker_class_init (QipcBrokerClass *klass)
                          DEFAULT_MAX_QUEUED_BYTES,
                          G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * QipcBroker:handshake-timeout:
+   *
+   * How long, in milliseconds, a new client may take to send its HELLO
+   * before the broker drops it. 10 seconds by default.
+   */
+  properties[PROP_HANDSHAKE_TIMEOUT] =
+    g_param_spec_uint ("handshake-timeout", NULL, NULL, 1, G_MAXUINT,
+                       DEFAULT_HANDSHAKE_TIMEOUT_MS,
+                       G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -909,6 +962,8 @@ qipc_broker_init (QipcBroker *self)
   self->listeners = g_ptr_array_new_with_free_func (listener_free);
   self->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
   self->max_queued_bytes = DEFAULT_MAX_QUEUED_BYTES;
+  self->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  self->context = g_main_context_ref_thread_default ();
   self->exact = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) g_ptr_array_unref);
   self->patterns = g_ptr_array_new ();
@@ -1245,6 +1300,43 @@ qipc_broker_set_max_queued_bytes (QipcBroker *self,
     return;
   self->max_queued_bytes = max_queued_bytes;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_QUEUED_BYTES]);
+}
+
+/**
+ * qipc_broker_get_handshake_timeout:
+ * @self: a #QipcBroker
+ *
+ * Gets [property@Broker:handshake-timeout].
+ *
+ * Returns: the milliseconds a new client has to send its HELLO
+ */
+guint
+qipc_broker_get_handshake_timeout (QipcBroker *self)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), 0);
+
+  return self->handshake_timeout_ms;
+}
+
+/**
+ * qipc_broker_set_handshake_timeout:
+ * @self: a #QipcBroker
+ * @timeout_ms: milliseconds, at least 1
+ *
+ * Sets [property@Broker:handshake-timeout], for clients that connect
+ * from now on.
+ */
+void
+qipc_broker_set_handshake_timeout (QipcBroker *self,
+                                   guint       timeout_ms)
+{
+  g_return_if_fail (QIPC_IS_BROKER (self));
+  g_return_if_fail (timeout_ms >= 1);
+
+  if (self->handshake_timeout_ms == timeout_ms)
+    return;
+  self->handshake_timeout_ms = timeout_ms;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HANDSHAKE_TIMEOUT]);
 }
 
 /**

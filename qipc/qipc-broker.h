@@ -46,6 +46,11 @@ QIPC_AVAILABLE_IN_1_0
 void        qipc_broker_set_max_queued_bytes (QipcBroker   *self,
                                               gsize         max_queued_bytes);
 QIPC_AVAILABLE_IN_1_0
+guint       qipc_broker_get_handshake_timeout (QipcBroker  *self);
+QIPC_AVAILABLE_IN_1_0
+void        qipc_broker_set_handshake_timeout (QipcBroker  *self,
+                                               guint        timeout_ms);
+QIPC_AVAILABLE_IN_1_0
 void        qipc_broker_close                (QipcBroker   *self);
 
 G_END_DECLS

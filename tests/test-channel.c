@@ -1090,6 +1090,29 @@ test_monitor (Fixture       *fixture,
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "m/* b 3");
 }
 
+/* A client that connects and never says HELLO is dropped, with an
+ * ERROR frame that says why; others are not affected. */
+static void
+test_handshake_timeout (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autoptr(QipcLocalSocket) silent = qipc_local_socket_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = g_strconcat ("@", fixture->address + strlen ("unix:abstract="), NULL);
+  guint8 header[16];
+
+  g_object_set (fixture->broker, "handshake-timeout", 200, NULL);
+  g_assert_cmpuint (qipc_broker_get_handshake_timeout (fixture->broker), ==, 200);
+  qipc_local_socket_connect_to_server (silent, name);
+  g_assert_true (qipc_socket_wait_for_connected (QIPC_SOCKET (silent), 5000, &error));
+  g_assert_true (qipc_socket_wait_for_disconnected (QIPC_SOCKET (silent), 10000, NULL));
+  g_assert_cmpuint (qipc_socket_read_data (QIPC_SOCKET (silent), header, sizeof header), ==, 16);
+  g_assert_cmpuint (header[3], ==, 3);   /* ERROR */
+  g_assert_cmpuint (header[12], ==, 0);  /* serial 0: the end */
+  /* The fixture's bus said HELLO long ago and goes on. */
+  g_assert_false (is_registered (fixture->bus, "x/y"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1112,6 +1135,7 @@ main (int    argc,
   ADD ("policy/allows", test_policy_allows);
   ADD ("broker/list-channels", test_list_channels);
   ADD ("broker/monitor", test_monitor);
+  ADD ("broker/handshake-timeout", test_handshake_timeout);
   ADD ("policy/refuses-other-users", test_policy_refuses);
 #undef ADD
   g_test_add_func ("/channel/address/invalid", test_address_invalid);
