@@ -502,6 +502,21 @@ handle_subscribe (Peer                   *peer,
   return TRUE;
 }
 
+/* A refused send is answered with an ERROR for its serial, which the
+ * sender's next flush reports. */
+static void
+route_if_allowed (Peer                  *peer,
+                  const QipcFrameHeader *header,
+                  const char            *channel,
+                  const Message         *message)
+{
+  if (!_qipc_policy_may_send (peer->grant, channel))
+    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
+                      "The broker's policy does not allow this client to send on this channel");
+  else
+    route (peer->broker, channel, message);
+}
+
 /* A SEND frame: route it as it is, with its memfd if it has one. */
 static gboolean
 handle_send (Peer                   *peer,
@@ -529,12 +544,7 @@ handle_send (Peer                   *peer,
         }
     }
 
-  if (!_qipc_policy_may_send (peer->grant, channel))
-    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
-                      "The broker's policy does not allow this client to send on this channel");
-  else
-    route (peer->broker, channel, &message);
-
+  route_if_allowed (peer, header, channel, &message);
   if (message.fd >= 0)
     close (message.fd);
   return TRUE;
@@ -554,11 +564,7 @@ handle_plain_send (Peer                   *peer,
   if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
                                     &body, error))
     return FALSE;
-  if (!_qipc_policy_may_send (peer->grant, body.channel))
-    peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
-                      "The broker's policy does not allow this client to send on this channel");
-  else
-    route (peer->broker, body.channel, &message);
+  route_if_allowed (peer, header, body.channel, &message);
   return TRUE;
 }
 

@@ -478,37 +478,29 @@ send_frame (QipcBus  *self,
   return TRUE;
 }
 
-static GBytes *
-build_send_frame (QipcBus     *self,
-                  const char  *channel,
-                  const char  *message,
-                  GVariant    *payload,
-                  int         *fd,
-                  GError     **error)
+/* Data of QIPC_FRAME_MEMFD_THRESHOLD bytes and more, on a Unix socket:
+ * the serialized "mv" goes in a sealed memfd passed with the frame. */
+static gboolean
+send_memfd (QipcBus     *self,
+            const char  *channel,
+            const char  *message,
+            GVariant    *data,
+            GError     **error)
 {
-  gsize payload_size = g_variant_get_size (payload);
+  g_autoptr(GVariant) payload = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
+                                                                         g_variant_new_variant (data)));
+  g_autoptr(GBytes) frame = NULL;
+  gboolean ok;
+  int fd = _qipc_payload_memfd_new (payload, error);
 
-  *fd = -1;
-  if (payload_size < QIPC_FRAME_MEMFD_THRESHOLD)
-    return _qipc_frame_build (QIPC_FRAME_SEND, 0, next_serial (self),
-                              g_variant_new ("(ss@mv)", channel, message, payload));
-  if (!is_local (self))
-    {
-      if (payload_size + 2 * QIPC_FRAME_MAX_NAME + 64 > QIPC_FRAME_MAX_BODY)
-        {
-          g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
-                       "A message of %" G_GSIZE_FORMAT " bytes is too large for TCP; "
-                       "the limit is 1 MiB", payload_size);
-          return NULL;
-        }
-      return _qipc_frame_build (QIPC_FRAME_SEND, 0, next_serial (self),
-                                g_variant_new ("(ss@mv)", channel, message, payload));
-    }
-  *fd = _qipc_payload_memfd_new (payload, error);
-  if (*fd < 0)
-    return NULL;
-  return _qipc_frame_build (QIPC_FRAME_SEND, QIPC_FRAME_FLAG_MEMFD, next_serial (self),
-                            g_variant_new ("(sst)", channel, message, (guint64) payload_size));
+  if (fd < 0)
+    return FALSE;
+  frame = _qipc_frame_build (QIPC_FRAME_SEND, QIPC_FRAME_FLAG_MEMFD, next_serial (self),
+                             g_variant_new ("(sst)", channel, message,
+                                            (guint64) g_variant_get_size (payload)));
+  ok = send_frame (self, frame, fd, error);
+  close (fd);
+  return ok;
 }
 
 /* GLib keeps the description of a container type (say "ay") only while
@@ -558,10 +550,7 @@ _qipc_bus_send (QipcBus     *self,
                 GVariant    *data,
                 GError     **error)
 {
-  g_autoptr(GVariant) payload = NULL;
-  g_autoptr(GBytes) frame = NULL;
-  gboolean ok;
-  int fd;
+  gsize size = data != NULL ? g_variant_get_size (data) : 0;
 
   if (!_qipc_channel_name_validate (channel, FALSE, error) ||
       !_qipc_message_name_validate (message, error) ||
@@ -569,18 +558,21 @@ _qipc_bus_send (QipcBus     *self,
     return FALSE;
   if (data != NULL)
     keep_type (&self->sent_type, g_variant_get_type (data));
-  if (data == NULL || g_variant_get_size (data) < QIPC_FRAME_MEMFD_THRESHOLD - 512)
-    return send_plain (self, channel, message, data, error);
-
-  payload = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
-                                                     g_variant_new_variant (data)));
-  frame = build_send_frame (self, channel, message, payload, &fd, error);
-  if (frame == NULL)
-    return FALSE;
-  ok = send_frame (self, frame, fd, error);
-  if (fd >= 0)
-    close (fd);
-  return ok;
+  if (size >= QIPC_FRAME_MEMFD_THRESHOLD)
+    {
+      if (is_local (self))
+        return send_memfd (self, channel, message, data, error);
+      /* TCP carries no descriptors: large data goes inline, up to the
+       * frame limit. */
+      if (size + 2 * QIPC_FRAME_MAX_NAME + 64 > QIPC_FRAME_MAX_BODY)
+        {
+          g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+                       "A message of %" G_GSIZE_FORMAT " bytes is too large for TCP; "
+                       "the limit is 1 MiB", size);
+          return FALSE;
+        }
+    }
+  return send_plain (self, channel, message, data, error);
 }
 
 /* ------------------------------------------------------------------ */
