@@ -39,6 +39,7 @@
 #include "qipc-marshal.h"
 #include "qipc-socket-private.h"
 #include "qipc-tcp-socket-private.h"
+#include "qipc-transport-private.h"
 #include "qipc-version.h"
 
 #include <gio/gunixsocketaddress.h>
@@ -87,6 +88,7 @@ struct _QipcBus
   gboolean autostart;
   GMainContext *context;
 
+  QipcTransport *transport;   /* NULL: the native protocol, here */
   QipcSocket *socket;
   gboolean connected;
   gboolean closed;
@@ -556,6 +558,9 @@ _qipc_bus_send (QipcBus     *self,
       !_qipc_message_name_validate (message, error) ||
       !check_not_closed (self, error))
     return FALSE;
+  if (self->transport != NULL)
+    return QIPC_TRANSPORT_GET_CLASS (self->transport)->send (self->transport, channel, message,
+                                                             data, error);
   if (data != NULL)
     keep_type (&self->sent_type, g_variant_get_type (data));
   if (size >= QIPC_FRAME_MEMFD_THRESHOLD)
@@ -631,6 +636,85 @@ on_call_cancelled (GCancellable *cancellable,
     }
 }
 
+/* A call on another transport: the caller's task, answered by the
+ * transport or, at once, by cancellation (whichever comes first). */
+typedef struct
+{
+  GTask *task;
+  gulong cancelled_id;
+} TransportCall;
+
+static void
+transport_call_answer (TransportCall *tc,
+                       GVariant      *reply,
+                       GError        *error)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&tc->task);
+
+  if (task == NULL)
+    {
+      g_clear_pointer (&reply, g_variant_unref);
+      g_clear_error (&error);
+      return;
+    }
+  if (tc->cancelled_id != 0)
+    g_signal_handler_disconnect (g_task_get_cancellable (task), tc->cancelled_id);
+  tc->cancelled_id = 0;
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
+}
+
+static void
+on_transport_call_done (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  TransportCall *tc = user_data;
+  GError *error = NULL;
+  GVariant *reply;
+
+  reply = QIPC_TRANSPORT_GET_CLASS (source)->call_finish (QIPC_TRANSPORT (source), result, &error);
+  transport_call_answer (tc, reply, error);
+  g_free (tc);
+}
+
+static void
+on_transport_call_cancelled (GCancellable *cancellable,
+                             gpointer      user_data)
+{
+  TransportCall *tc = user_data;
+  g_autoptr(GTask) task = g_steal_pointer (&tc->task);
+
+  g_signal_handler_disconnect (cancellable, tc->cancelled_id);
+  tc->cancelled_id = 0;
+  if (task != NULL)
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                             "The operation was cancelled");
+}
+
+static void
+transport_call (QipcBus       *self,
+                QipcFrameType  type,
+                GVariant      *body,
+                GTask         *task)
+{
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  TransportCall *tc = g_new0 (TransportCall, 1);
+
+  tc->task = task;
+  if (body != NULL)
+    g_variant_ref_sink (body);
+  if (cancellable != NULL)
+    tc->cancelled_id = g_signal_connect (cancellable, "cancelled",
+                                         G_CALLBACK (on_transport_call_cancelled), tc);
+  QIPC_TRANSPORT_GET_CLASS (self->transport)->call (self->transport, type, body, cancellable,
+                                                    on_transport_call_done, tc);
+  if (body != NULL)
+    g_variant_unref (body);
+}
+
 static QipcFrameType
 reply_type_of (QipcFrameType type)
 {
@@ -663,6 +747,11 @@ _qipc_bus_call_async (QipcBus             *self,
   if (!check_not_closed (self, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (self->transport != NULL)
+    {
+      transport_call (self, type, body, g_steal_pointer (&task));
       return;
     }
 
@@ -1215,7 +1304,9 @@ _qipc_bus_add_channel (QipcBus      *self,
         }
       g_ptr_array_add (list, channel);
     }
-  if (self->connected)
+  if (self->transport != NULL)
+    QIPC_TRANSPORT_GET_CLASS (self->transport)->subscribe (self->transport, id, name);
+  else if (self->connected)
     subscribe (self, id, reg);
   return id;
 }
@@ -1240,7 +1331,11 @@ _qipc_bus_remove_channel (QipcBus *self,
       if (list->len == 0)
         g_hash_table_remove (self->exact, reg->name);
     }
-  if (self->connected)
+  if (self->transport != NULL)
+    {
+      QIPC_TRANSPORT_GET_CLASS (self->transport)->unsubscribe (self->transport, id, reg->name);
+    }
+  else if (self->connected)
     {
       g_autoptr(GBytes) frame = _qipc_frame_build (QIPC_FRAME_UNSUBSCRIBE, 0, next_serial (self),
                                                    g_variant_new ("(u)", id));
@@ -1284,6 +1379,7 @@ qipc_bus_finalize (GObject *object)
 {
   QipcBus *self = QIPC_BUS (object);
 
+  g_clear_object (&self->transport);
   g_free (self->address_string);
   _qipc_address_clear (&self->address);
   g_main_context_unref (self->context);
@@ -1450,7 +1546,22 @@ bus_new (const char  *address,
 {
   g_autoptr(QipcBus) self = g_object_new (QIPC_TYPE_BUS, NULL);
 
+  g_autoptr(GError) local_error = NULL;
+
   self->address_string = g_strdup (address);
+  self->transport = _qipc_transport_new_for_address (self, address, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  if (self->transport != NULL)
+    {
+      if (!QIPC_TRANSPORT_GET_CLASS (self->transport)->open (self->transport, error))
+        return NULL;
+      self->connected = TRUE;
+      return g_steal_pointer (&self);
+    }
   if (!_qipc_address_parse (address, &self->address, error))
     return NULL;
   self->autostart = autostart && self->address.kind == QIPC_ADDRESS_UNIX_PATH;
@@ -1632,6 +1743,8 @@ qipc_bus_close (QipcBus *self)
 
   if (self->closed)
     return;
+  if (self->transport != NULL)
+    QIPC_TRANSPORT_GET_CLASS (self->transport)->close (self->transport);
   flush_socket (self);
   self->closed = TRUE;
   was_connected = self->connected;
@@ -1751,4 +1864,45 @@ GError *
 _qipc_bus_take_send_error (QipcBus *self)
 {
   return g_steal_pointer (&self->send_error);
+}
+
+/* ------------------------------------------------------------------ */
+/* From the other transports                                           */
+
+void
+_qipc_bus_transport_deliver (QipcBus    *bus,
+                             const char *channel,
+                             const char *message,
+                             GVariant   *data)
+{
+  G_GNUC_UNUSED g_autoptr(QipcBus) keep = g_object_ref (bus);
+
+  if (!bus->closed)
+    dispatch (bus, channel, message, data);
+}
+
+void
+_qipc_bus_transport_set_connected (QipcBus  *bus,
+                                   gboolean  connected)
+{
+  if (!bus->closed)
+    set_connected (bus, connected);
+}
+
+void
+_qipc_bus_transport_lost (QipcBus *bus,
+                          guint64  count)
+{
+  bus->messages_lost += count;
+  g_signal_emit (bus, signals[MESSAGES_LOST], 0, count);
+}
+
+void
+_qipc_bus_transport_send_failed (QipcBus *bus,
+                                 GError  *error)
+{
+  if (bus->send_error == NULL)
+    bus->send_error = error;
+  else
+    g_error_free (error);
 }
