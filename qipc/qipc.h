@@ -14,6 +14,7 @@
 #include "qipc-channel.h"
 #include "qipc-local-server.h"
 #include "qipc-local-socket.h"
+#include "qipc-remote.h"
 #include "qipc-server.h"
 #include "qipc-shared-memory.h"
 #include "qipc-socket.h"
