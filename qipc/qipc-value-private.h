@@ -28,7 +28,9 @@ typedef enum {
 } QipcValueFlavor;
 
 /* The GVariant type string for values of @gtype (static), or NULL with
- * %QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE naming the type. */
+ * %QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE whose message, "type gpointer, which
+ * cannot be carried between processes", reads well after a prefix such as
+ * "Property 'handle' of Foo has ". */
 const char *_qipc_value_type_string      (GType                 gtype,
                                           QipcValueFlavor       flavor,
                                           GError              **error);
@@ -77,5 +79,10 @@ GObject    *_qipc_value_lookup_object     (const char          *path);
  * "value-changed". Each result is newly allocated. */
 char       *_qipc_name_to_dbus           (const char           *name);
 char       *_qipc_name_from_dbus         (const char           *member);
+/* The interface an object of @type is exported as when the caller
+ * names none: "org.qipc.Object." and the type name, every character
+ * D-Bus does not allow turned into '_' (Python's "__main__+Counter"
+ * gives "org.qipc.Object.__main___Counter"). */
+char       *_qipc_dbus_interface_for_type (GType                gtype);
 
 G_END_DECLS

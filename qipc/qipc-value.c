@@ -53,7 +53,7 @@ _qipc_value_type_string (GType            gtype,
     case G_TYPE_FLAGS:   return "u";
     default:
       g_set_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE,
-                   "type %s cannot be carried between processes", g_type_name (gtype));
+                   "type %s, which cannot be carried between processes", g_type_name (gtype));
       return NULL;
     }
 }
@@ -432,5 +432,15 @@ _qipc_name_from_dbus (const char *member)
         g_string_append_c (name, '-');
       g_string_append_c (name, g_ascii_tolower (*p));
     }
+  return g_string_free (name, FALSE);
+}
+
+char *
+_qipc_dbus_interface_for_type (GType gtype)
+{
+  GString *name = g_string_new ("org.qipc.Object.");
+
+  for (const char *p = g_type_name (gtype); *p != '\0'; p++)
+    g_string_append_c (name, g_ascii_isalnum (*p) || *p == '_' ? *p : '_');
   return g_string_free (name, FALSE);
 }
