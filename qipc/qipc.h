@@ -12,6 +12,7 @@
 #include "qipc-broker.h"
 #include "qipc-bus.h"
 #include "qipc-channel.h"
+#include "qipc-dbus.h"
 #include "qipc-local-server.h"
 #include "qipc-local-socket.h"
 #include "qipc-remote.h"
