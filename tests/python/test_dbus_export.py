@@ -8,6 +8,7 @@
 # qipc_child.py, so this process may block on its output meanwhile.
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -23,12 +24,16 @@ _serial = iter(range(1_000_000))
 
 @pytest.fixture(scope='module')
 def dbus_address():
-    bus = Gio.TestDBus.new(Gio.TestDBusFlags.NONE)
-    bus.up()
-    address = bus.get_bus_address()
+    """A private bus. Not Gio.TestDBus: its watcher is a fork() of this
+    process, which may have threads by then."""
+    daemon = subprocess.Popen(['dbus-daemon', '--session', '--nofork', '--print-address=1'],
+                              stdout=subprocess.PIPE)
+    address = daemon.stdout.readline().decode().strip()
     os.environ['DBUS_SESSION_BUS_ADDRESS'] = address
     yield address
-    bus.down()
+    daemon.kill()
+    daemon.wait()
+    daemon.stdout.close()
 
 
 @pytest.fixture
