@@ -99,5 +99,8 @@ test('gdbus introspect shows the GJS class', async () => {
 try {
     run();
 } finally {
+    // force_exit() only asks GLib's worker thread to send the signal:
+    // wait, or gjs may end before it is sent.
     daemon.force_exit();
+    daemon.wait(null);
 }
