@@ -142,6 +142,14 @@ def test_action_and_properties(exporter, connection):
                              None, Gio.DBusCallFlags.NONE, -1, None)
     assert Gio.DBusError.get_remote_error(excinfo.value) == 'org.freedesktop.DBus.Error.InvalidArgs'
 
+    with pytest.raises(GLib.Error) as excinfo:
+        connection.call_sync(name, path, 'org.freedesktop.DBus.Properties', 'Set',
+                             GLib.Variant('(ssv)', (INTERFACE, 'Level', GLib.Variant('i', 11))),
+                             None, Gio.DBusCallFlags.NONE, -1, None)
+    assert Gio.DBusError.get_remote_error(excinfo.value) == 'org.freedesktop.DBus.Error.InvalidArgs'
+    assert 'out of its range' in excinfo.value.message
+    assert get('Level') == 0
+
     wait_for(lambda: len(changes) == 3, 'three PropertiesChanged')
     assert changes == [(INTERFACE, {'Count': 3}, []), (INTERFACE, {'Count': 10}, []),
                        (INTERFACE, {'Count': 12}, [])]
