@@ -549,6 +549,24 @@ call_wait (QipcDbusTransport *self,
   g_queue_push_tail (&self->waiting, task);
 }
 
+/* Answers @task with @reply (floating), or, once the bus is closed,
+ * with DISCONNECTED, as the native protocol does. Takes @task. */
+static void
+call_answer (QipcDbusTransport *self,
+             GTask             *task,
+             GVariant          *reply)
+{
+  g_variant_ref_sink (reply);
+  if (self->closed)
+    {
+      return_disconnected (task);
+      g_variant_unref (reply);
+    }
+  else
+    g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
+  g_object_unref (task);
+}
+
 /* A call to the daemon failed: lost with the connection, it waits for
  * the next one; refused, it fails. Takes @task. */
 static void
@@ -583,9 +601,7 @@ on_round_trip (GObject      *source,
       call_failed (self, task, G_DBUS_CONNECTION (source), error);
       return;
     }
-  g_task_return_pointer (task, g_variant_ref_sink (g_variant_new ("()")),
-                         (GDestroyNotify) g_variant_unref);
-  g_object_unref (task);
+  call_answer (self, task, g_variant_new ("()"));
 }
 
 /* The daemon handles each connection's messages in order: when it
@@ -609,12 +625,9 @@ peer_answered (GTask *task)
   if (--call->pending > 0)
     return;
   if (call->type == QIPC_FRAME_QUERY)
-    g_task_return_pointer (task, g_variant_ref_sink (g_variant_new ("(b)", call->found)),
-                           (GDestroyNotify) g_variant_unref);
+    call_answer (g_task_get_source_object (task), task, g_variant_new ("(b)", call->found));
   else
-    g_task_return_pointer (task, g_variant_ref_sink (counts_to_variant (call->counts)),
-                           (GDestroyNotify) g_variant_unref);
-  g_object_unref (task);
+    call_answer (g_task_get_source_object (task), task, counts_to_variant (call->counts));
 }
 
 static void
@@ -711,9 +724,7 @@ ask_peers (QipcDbusTransport *self,
       call->found = local_match (self, channel);
       if (call->found)
         {
-          g_task_return_pointer (task, g_variant_ref_sink (g_variant_new ("(b)", TRUE)),
-                                 (GDestroyNotify) g_variant_unref);
-          g_object_unref (task);
+          call_answer (self, task, g_variant_new ("(b)", TRUE));
           return;
         }
     }
@@ -1104,9 +1115,11 @@ qipc_dbus_transport_close (QipcTransport *transport)
 
   if (self->closed)
     return;
+  /* Closed first: while GDBus writes out what it holds, nothing is
+   * delivered any more and pending calls fail. */
+  self->closed = TRUE;
   if (self->connection != NULL && self->ready)
     flush_connection (self);
-  self->closed = TRUE;
   g_cancellable_cancel (self->connecting);
   g_clear_object (&self->connecting);
   if (self->retry_source != 0)

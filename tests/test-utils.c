@@ -5,6 +5,7 @@
 #include "test-utils.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,29 +28,65 @@ qipc_test_key (const char *what)
   return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
 }
 
+/* A child (a daemon especially) must not outlive a test that aborts. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static QipcTestChild *
+child_spawnv (const char *program,
+              const char *first_arg,
+              va_list     args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  QipcTestChild *child = g_new0 (QipcTestChild, 1);
+
+  g_ptr_array_add (argv, (char *) program);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  g_ptr_array_add (argv, NULL);
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  child->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
+                                                 &error);
+  g_assert_no_error (error);
+  child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+  return child;
+}
+
+/* Runs tests/helpers/qipc-test-helper with these arguments. */
 QipcTestChild *
 qipc_test_child_spawn (const char *first_arg,
                        ...)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
   const char *helper = g_getenv ("QIPC_TEST_HELPER");
-  QipcTestChild *child = g_new0 (QipcTestChild, 1);
+  QipcTestChild *child;
   va_list args;
 
   g_assert_nonnull (helper);
-  g_ptr_array_add (argv, (char *) helper);
   va_start (args, first_arg);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
+  child = child_spawnv (helper, first_arg, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
+  return child;
+}
 
-  child->process = g_subprocess_newv ((const char * const *) argv->pdata,
-                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
-                                      &error);
-  g_assert_no_error (error);
-  child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+/* Runs another program (a daemon the test needs) the same way. */
+QipcTestChild *
+qipc_test_child_spawn_program (const char *program,
+                               const char *first_arg,
+                               ...)
+{
+  QipcTestChild *child;
+  va_list args;
+
+  va_start (args, first_arg);
+  child = child_spawnv (program, first_arg, args);
+  va_end (args);
   return child;
 }
 

@@ -1,0 +1,843 @@
+/* test-channel-transports.c: the channel semantics, on every transport
+ *
+ * One suite of QipcBus/QipcChannel behaviour run against each entry of
+ * `transports[]`: a real server the test starts, stops and restarts
+ * itself, and the qipc address that reaches it. A new transport is one
+ * more row there.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <qipc.h>
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+
+#include "test-utils.h"
+
+#define WAIT_SECONDS 20
+
+typedef struct _Server Server;
+
+typedef struct
+{
+  const char *name;
+  /* The address of a server whose files live in @dir; it stays the
+   * same across restarts. */
+  char *(*address_for) (const char *dir);
+  void  (*start)       (Server *server);
+  /* Kills the server (SIGKILL) and cleans up what it leaves. */
+  void  (*stop)        (Server *server);
+  /* The largest data (serialized bytes) one message can carry, with a
+   * 1-byte channel and message name; 0 when there is no limit short of
+   * memory. */
+  gsize max_data;
+  /* Refused with INVALID_ADDRESS. */
+  const char *invalid_address;
+} Transport;
+
+struct _Server
+{
+  const Transport *transport;
+  char *dir;
+  char *address;
+  QipcTestChild *process;
+};
+
+/* ------------------------------------------------------------------ */
+/* The servers                                                         */
+
+static char *
+native_address_for (const char *dir)
+{
+  return g_strconcat ("unix:path=", dir, "/bus", NULL);
+}
+
+static void
+native_start (Server *server)
+{
+  server->process = qipc_test_child_spawn ("broker", server->address, NULL);
+  qipc_test_child_expect (server->process, "listening");
+}
+
+static void
+unlink_in (Server     *server,
+           const char *name)
+{
+  g_autofree char *path = g_build_filename (server->dir, name, NULL);
+
+  g_unlink (path);
+}
+
+static void
+native_stop (Server *server)
+{
+  qipc_test_child_kill (server->process);
+  g_clear_pointer (&server->process, qipc_test_child_free);
+  unlink_in (server, "bus");
+  unlink_in (server, "bus.lock");
+}
+
+static char *
+dbus_address_for (const char *dir)
+{
+  return g_strconcat ("dbus:address=unix:path=", dir, "/bus", NULL);
+}
+
+/* A session bus of our own at a fixed path (so that a restarted daemon
+ * is at the same address), with dbus-daemon's default limits. */
+static void
+dbus_start (Server *server)
+{
+  g_autofree char *config = g_build_filename (server->dir, "bus.conf", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *line = NULL;
+  g_autoptr(GError) error = NULL;
+
+  text = g_strdup_printf ("<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                          " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                          "<busconfig>\n"
+                          "  <type>session</type>\n"
+                          "  <listen>unix:path=%s/bus</listen>\n"
+                          "  <auth>EXTERNAL</auth>\n"
+                          "  <policy context=\"default\">\n"
+                          "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+                          "    <allow eavesdrop=\"true\"/>\n"
+                          "    <allow own=\"*\"/>\n"
+                          "  </policy>\n"
+                          "</busconfig>\n", server->dir);
+  g_assert_true (g_file_set_contents (config, text, -1, &error));
+  g_assert_no_error (error);
+  server->process = qipc_test_child_spawn_program ("dbus-daemon", "--nofork", "--nosyslog",
+                                                   "--print-address=1", "--config-file",
+                                                   config, NULL);
+  /* It prints its address once it listens. */
+  line = qipc_test_child_read_line (server->process);
+  g_assert_true (g_str_has_prefix (line, "unix:path="));
+}
+
+static void
+dbus_stop (Server *server)
+{
+  qipc_test_child_kill (server->process);
+  g_clear_pointer (&server->process, qipc_test_child_free);
+  unlink_in (server, "bus");
+}
+
+static const Transport transports[] = {
+  {
+    .name = "native",
+    .address_for = native_address_for,
+    .start = native_start,
+    .stop = native_stop,
+    .max_data = 0,
+    .invalid_address = "unix:path=relative",
+  },
+  {
+    .name = "dbus",
+    .address_for = dbus_address_for,
+    .start = dbus_start,
+    .stop = dbus_stop,
+    /* QIPC_DBUS_MAX_MESSAGE less the names and the type "ay". */
+    .max_data = 32 * 1024 * 1024 - 4096 - 4,
+    .invalid_address = "dbus:address=nonsense",
+  },
+};
+
+static Server *
+server_start (const Transport *transport)
+{
+  Server *server = g_new0 (Server, 1);
+  g_autoptr(GError) error = NULL;
+
+  server->transport = transport;
+  server->dir = g_dir_make_tmp ("qipc-transports-XXXXXX", &error);
+  g_assert_no_error (error);
+  server->address = transport->address_for (server->dir);
+  transport->start (server);
+  return server;
+}
+
+static void
+server_free (Server *server)
+{
+  if (server->process != NULL)
+    server->transport->stop (server);
+  unlink_in (server, "bus.conf");
+  g_rmdir (server->dir);
+  g_free (server->dir);
+  g_free (server->address);
+  g_free (server);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Server, server_free)
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+typedef struct
+{
+  GPtrArray *messages;        /* "name message data" lines */
+} Inbox;
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  Inbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+}
+
+static Inbox *
+inbox_new (void)
+{
+  Inbox *inbox = g_new0 (Inbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+static void
+inbox_free (Inbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
+
+static gboolean
+timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wait_for_count (Inbox *inbox,
+                guint  count)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static void
+wait_for_flag (guint      *counter,
+               const char *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (*counter == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
+static void
+settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+static QipcBus *
+bus_new (Server *server)
+{
+  g_autoptr(GError) error = NULL;
+  QipcBus *bus = qipc_bus_new_for_address (server->address, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (bus);
+  return bus;
+}
+
+static QipcChannel *
+listen_on (QipcBus    *bus,
+           const char *name,
+           Inbox      *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  return channel;
+}
+
+static void
+send_ok (QipcBus    *bus,
+         const char *channel,
+         const char *message,
+         GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+static void
+flush_ok (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+static gboolean
+is_registered (QipcBus    *bus,
+               const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
+}
+
+static void
+count_event (gpointer  instance,
+             gpointer  user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* ------------------------------------------------------------------ */
+/* The tests                                                           */
+
+static void
+test_address (gconstpointer data)
+{
+  const Transport *transport = data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("qipc-transports-XXXXXX", NULL);
+  g_autofree char *nobody = transport->address_for (dir);
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (transport->invalid_address, &error);
+
+  g_assert_null (bus);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS);
+  g_clear_error (&error);
+
+  /* Nothing listens there. */
+  bus = qipc_bus_new_for_address (nobody, &error);
+  g_assert_null (bus);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
+  g_rmdir (dir);
+}
+
+static void
+test_own_message (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (bus, "app/settings", inbox);
+
+  send_ok (bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
+  send_ok (bus, "app/settings", "reset", NULL);
+  send_ok (bus, "app/other", "setValue", NULL);
+  /* Types D-Bus itself cannot carry travel too. */
+  send_ok (bus, "app/settings", "maybe", g_variant_new ("(mimsmv)", TRUE, 5, NULL, NULL));
+  flush_ok (bus);
+  wait_for_count (inbox, 3);
+  settle (50);
+  g_assert_cmpuint (inbox->messages->len, ==, 3);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/settings setValue (42, 'x')");
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/settings reset none");
+  g_assert_cmpstr (inbox->messages->pdata[2], ==, "app/settings maybe (@mi 5, @ms nothing, @mv nothing)");
+}
+
+static void
+count_detail (QipcChannel *channel,
+              const char  *message,
+              GVariant    *data,
+              gpointer     user_data)
+{
+  g_assert_cmpstr (message, ==, "setValue");
+  (*(guint *) user_data)++;
+}
+
+static void
+test_detail (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (bus, "app/settings", inbox);
+  guint detailed = 0;
+
+  g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
+  send_ok (bus, "app/settings", "other", NULL);
+  send_ok (bus, "app/settings", "setValue", g_variant_new_int32 (1));
+  wait_for_count (inbox, 2);
+  g_assert_cmpuint (detailed, ==, 1);
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* Sent from another connection, so that the server routes by the
+ * listener's subscriptions (for D-Bus: its match rules). */
+static void
+test_patterns (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(QipcBus) sender = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) one = listen_on (bus, "a/*", inbox);
+  g_autoptr(QipcChannel) deep = listen_on (bus, "a/**", inbox);
+  g_autoptr(QipcChannel) middle = listen_on (bus, "x/*/z", inbox);
+  g_autoptr(QipcChannel) any = listen_on (bus, "*/q", inbox);
+  g_autoptr(QipcChannel) exact = listen_on (bus, "a/b", inbox);
+  GPtrArray *sorted;
+
+  flush_ok (bus);
+  send_ok (sender, "a/b", "m1", NULL);     /* three of them, once each */
+  send_ok (sender, "a/b/c", "m2", NULL);   /* the deep one */
+  send_ok (sender, "a", "m3", NULL);       /* none: ** needs a segment */
+  send_ok (sender, "x/y/z", "m4", NULL);   /* x/ * /z */
+  send_ok (sender, "x/y/y/z", "m5", NULL); /* none */
+  send_ok (sender, "b/a", "m6", NULL);     /* none */
+  send_ok (sender, "p/q", "m7", NULL);     /* * /q */
+  flush_ok (sender);
+  wait_for_count (inbox, 6);
+  settle (100);
+
+  sorted = inbox->messages;
+  g_assert_cmpuint (sorted->len, ==, 6);
+  g_ptr_array_sort (sorted, compare_strings);
+  g_assert_cmpstr (g_ptr_array_index (sorted, 0), ==, "*/q m7 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 1), ==, "a/* m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 2), ==, "a/** m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 3), ==, "a/** m2 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 4), ==, "a/b m1 none");
+  g_assert_cmpstr (g_ptr_array_index (sorted, 5), ==, "x/*/z m4 none");
+}
+
+static void
+test_unregister_on_finalize (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(QipcBus) other = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  QipcChannel *channel = listen_on (bus, "gone/soon", inbox);
+  QipcChannel *twin = listen_on (bus, "gone/soon", inbox);
+
+  flush_ok (bus);
+  g_assert_true (is_registered (bus, "gone/soon"));
+  g_assert_true (is_registered (other, "gone/soon"));
+  g_object_unref (channel);
+  /* One of two channels on the name: still registered, still receiving. */
+  flush_ok (bus);
+  g_assert_true (is_registered (other, "gone/soon"));
+  send_ok (other, "gone/soon", "m", NULL);
+  wait_for_count (inbox, 1);
+  g_object_unref (twin);
+  flush_ok (bus);
+  g_assert_false (is_registered (bus, "gone/soon"));
+  g_assert_false (is_registered (other, "gone/soon"));
+  /* And nothing arrives for it any more. */
+  send_ok (other, "gone/soon", "m", NULL);
+  flush_ok (other);
+  settle (100);
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+}
+
+/* Everything sent before a flush is in the receivers' queues when it
+ * returns: the sender may go away at once without losing any. */
+static void
+test_flush (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcTestChild) receiver =
+    qipc_test_child_spawn ("channel-count", server->address, "f/x", "2000", "fast", NULL);
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(GAsyncResult) flushed = NULL;
+  g_autoptr(GError) error = NULL;
+
+  qipc_test_child_expect (receiver, "ready");
+  bus = bus_new (server);
+  for (guint i = 0; i < 1000; i++)
+    send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
+  flush_ok (bus);
+  for (guint i = 1000; i < 2000; i++)
+    send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
+  qipc_channel_flush_async (bus, NULL, qipc_test_store_result, &flushed);
+  qipc_test_wait_for_result (&flushed);
+  g_assert_true (qipc_channel_flush_finish (flushed, &error));
+  g_assert_no_error (error);
+  qipc_bus_close (bus);
+  qipc_test_child_expect (receiver, "received 2000 lost 0");
+  qipc_test_child_expect (receiver, "ordered");
+  g_assert_cmpint (qipc_test_child_wait (receiver), ==, 0);
+}
+
+static void
+test_closed_bus (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcChannel) channel = NULL;
+
+  qipc_channel_flush_async (bus, NULL, qipc_test_store_result, &result);
+  qipc_bus_close (bus);
+  qipc_test_wait_for_result (&result);
+  g_assert_false (qipc_channel_flush_finish (result, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_clear_error (&error);
+
+  g_assert_false (qipc_bus_is_connected (bus));
+  g_assert_false (qipc_channel_send_for_bus (bus, "a/b", "m", NULL, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_clear_error (&error);
+  g_assert_false (qipc_channel_is_registered_for_bus (bus, "a/b", &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+  g_clear_error (&error);
+  channel = qipc_channel_new_for_bus (bus, "a/b", &error);
+  g_assert_null (channel);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
+}
+
+static void
+test_is_registered (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(QipcTestChild) listener = NULL;
+  g_autoptr(QipcTestChild) exact = NULL;
+  gint64 deadline;
+
+  g_assert_false (is_registered (bus, "svc/clock"));
+  listener = qipc_test_child_spawn ("channel-listen", server->address, "svc/*", NULL);
+  exact = qipc_test_child_spawn ("channel-listen", server->address, "svc/exact", NULL);
+  qipc_test_child_expect (listener, "ready");
+  qipc_test_child_expect (exact, "ready");
+  g_assert_true (is_registered (bus, "svc/clock"));
+  g_assert_true (is_registered (bus, "svc/exact"));
+  g_assert_false (is_registered (bus, "svc/clock/x"));
+  g_assert_false (is_registered (bus, "other"));
+
+  qipc_test_child_kill (listener);
+  /* The server sees the connection end when its main loop runs next. */
+  deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+  while (is_registered (bus, "svc/clock"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  g_assert_true (is_registered (bus, "svc/exact"));
+  qipc_test_child_kill (exact);
+}
+
+static void
+test_fan_out (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcTestChild) exact = qipc_test_child_spawn ("channel-listen", server->address, "news/sport", NULL);
+  g_autoptr(QipcTestChild) pattern = qipc_test_child_spawn ("channel-listen", server->address, "news/*", NULL);
+  g_autoptr(QipcTestChild) deep = qipc_test_child_spawn ("channel-listen", server->address, "news/**", NULL);
+  g_autoptr(QipcTestChild) other = qipc_test_child_spawn ("channel-listen", server->address, "weather", NULL);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) own = NULL;
+
+  qipc_test_child_expect (exact, "ready");
+  qipc_test_child_expect (pattern, "ready");
+  qipc_test_child_expect (deep, "ready");
+  qipc_test_child_expect (other, "ready");
+  own = listen_on (bus, "news/sport", inbox);
+
+  send_ok (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
+  send_ok (bus, "weather", "rain", NULL);
+  qipc_test_child_expect (exact, "news/sport goal ('home', 1)");
+  qipc_test_child_expect (pattern, "news/* goal ('home', 1)");
+  qipc_test_child_expect (deep, "news/** goal ('home', 1)");
+  qipc_test_child_expect (other, "weather rain none");
+  wait_for_count (inbox, 1);
+  settle (50);
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "news/sport goal ('home', 1)");
+
+  qipc_test_child_kill (exact);
+  qipc_test_child_kill (pattern);
+  qipc_test_child_kill (deep);
+  qipc_test_child_kill (other);
+}
+
+/* Two senders at once: each one's messages arrive in its order. */
+static void
+test_order (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcTestChild) first =
+    qipc_test_child_spawn ("channel-count", server->address, "order/a", "10000", "fast", NULL);
+  g_autoptr(QipcTestChild) second =
+    qipc_test_child_spawn ("channel-count", server->address, "order/b", "10000", "fast", NULL);
+  g_autoptr(QipcTestChild) sender_a = NULL;
+  g_autoptr(QipcTestChild) sender_b = NULL;
+
+  qipc_test_child_expect (first, "ready");
+  qipc_test_child_expect (second, "ready");
+  sender_a = qipc_test_child_spawn ("channel-send", server->address, "order/a", "10000", NULL);
+  sender_b = qipc_test_child_spawn ("channel-send", server->address, "order/b", "10000", NULL);
+  qipc_test_child_expect (sender_a, "sent");
+  qipc_test_child_expect (sender_b, "sent");
+  qipc_test_child_expect (first, "received 10000 lost 0");
+  qipc_test_child_expect (first, "ordered");
+  qipc_test_child_expect (second, "received 10000 lost 0");
+  qipc_test_child_expect (second, "ordered");
+  g_assert_cmpint (qipc_test_child_wait (first), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (second), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (sender_a), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (sender_b), ==, 0);
+}
+
+static void
+keep_data (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  g_clear_pointer ((GVariant **) user_data, g_variant_unref);
+  *(GVariant **) user_data = g_variant_ref (data);
+}
+
+static GVariant *
+pattern_bytes (gsize size)
+{
+  guint8 *bytes = g_malloc (size);
+
+  for (gsize i = 0; i < size; i++)
+    bytes[i] = (i * 7 + i / 4096) & 0xff;
+  return g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING, bytes, size, TRUE, g_free, bytes);
+}
+
+/* Sends @size bytes from one bus to a channel on another, and checks
+ * what arrives. */
+static void
+round_trip_bytes (QipcBus *sender,
+                  QipcBus *receiver,
+                  gsize    size)
+{
+  g_autoptr(QipcChannel) channel = NULL;
+  g_autoptr(GVariant) sent = g_variant_ref_sink (pattern_bytes (size));
+  g_autoptr(GVariant) received = NULL;
+  g_autoptr(GError) error = NULL;
+  guint timeout;
+
+  channel = qipc_channel_new_for_bus (receiver, "b", &error);
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
+  flush_ok (receiver);
+  send_ok (sender, "b", "m", sent);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  while (received == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  g_assert_true (g_variant_equal (received, sent));
+}
+
+static void
+test_large_payload (gconstpointer data)
+{
+  const Transport *transport = data;
+  g_autoptr(Server) server = server_start (transport);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(QipcBus) sender = bus_new (server);
+  g_autoptr(GError) error = NULL;
+
+  round_trip_bytes (sender, bus, 1024 * 1024);
+  if (transport->max_data == 0)
+    return;
+  /* The largest message goes through; one byte more is refused at once
+   * with a clear error (the server never sees it). */
+  round_trip_bytes (sender, bus, transport->max_data);
+  g_assert_false (qipc_channel_send_for_bus (sender, "b", "m", pattern_bytes (transport->max_data + 1),
+                                             &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "too large"));
+  g_assert_true (qipc_bus_is_connected (sender));
+  flush_ok (sender);
+}
+
+static void
+test_server_restart (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", server->address, "r/x", NULL);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) own = NULL;
+  g_autoptr(GError) error = NULL;
+  guint disconnects = 0, connects = 0;
+
+  qipc_test_child_expect (listener, "ready");
+  own = listen_on (bus, "r/*", inbox);
+  g_signal_connect (bus, "disconnected", G_CALLBACK (count_event), &disconnects);
+  g_signal_connect (bus, "connected", G_CALLBACK (count_event), &connects);
+  send_ok (bus, "r/x", "before", NULL);
+  qipc_test_child_expect (listener, "r/x before none");
+  wait_for_count (inbox, 1);
+
+  server->transport->stop (server);
+  qipc_test_child_expect (listener, "disconnected");
+  wait_for_flag (&disconnects, "disconnected");
+  g_assert_false (qipc_bus_is_connected (bus));
+
+  /* Sent while no server runs: queued (within max-queued), and
+   * delivered after. */
+  qipc_bus_set_max_queued (bus, 4096);
+  send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
+  g_assert_false (qipc_channel_send_for_bus (bus, "r/x", "big", pattern_bytes (8192), &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_QUEUE_FULL);
+
+  server->transport->start (server);
+  qipc_test_child_expect (listener, "connected");
+  /* Our queued message reaches our own channel (registered again before
+   * the queue is sent); the listener gets it only if it was back first. */
+  wait_for_count (inbox, 2);
+  g_assert_cmpuint (connects, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/* meanwhile 7");
+
+  /* The channels came back: both processes are registered again. */
+  send_ok (bus, "r/x", "after", NULL);
+  {
+    g_autofree char *line = qipc_test_child_read_line (listener);
+
+    if (g_str_equal (line, "r/x meanwhile 7"))
+      qipc_test_child_expect (listener, "r/x after none");
+    else
+      g_assert_cmpstr (line, ==, "r/x after none");
+  }
+  wait_for_count (inbox, 3);
+  g_assert_true (is_registered (bus, "r/x"));
+  qipc_test_child_kill (listener);
+}
+
+static void
+on_monitored (QipcBus    *bus,
+              const char *channel,
+              const char *message,
+              GVariant   *data,
+              gpointer    user_data)
+{
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s", channel, message));
+}
+
+static void
+test_list_and_monitor (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", server->address, "l/*", NULL);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(QipcBus) monitor = bus_new (server);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) own = listen_on (bus, "l/*", inbox);
+  g_autoptr(QipcChannel) exact = listen_on (bus, "l/x", inbox);
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GError) error = NULL;
+  guint count;
+
+  qipc_test_child_expect (listener, "ready");
+  flush_ok (bus);
+  list = qipc_bus_list_channels (monitor, &error);
+  g_assert_no_error (error);
+  {
+    GVariantIter iter;
+    const char *name;
+    guint pattern_count = 0, exact_count = 0;
+
+    g_variant_iter_init (&iter, list);
+    while (g_variant_iter_next (&iter, "(&su)", &name, &count))
+      {
+        if (g_str_equal (name, "l/*"))
+          pattern_count += count;
+        else if (g_str_equal (name, "l/x"))
+          exact_count += count;
+      }
+    g_assert_cmpuint (pattern_count, ==, 2);
+    g_assert_cmpuint (exact_count, ==, 1);
+  }
+
+  g_signal_connect (monitor, "monitored", G_CALLBACK (on_monitored), seen);
+  g_assert_true (qipc_bus_start_monitor (monitor, &error));
+  g_assert_no_error (error);
+  send_ok (bus, "l/x", "one", NULL);
+  send_ok (bus, "nobody/listens", "two", NULL);
+  flush_ok (bus);
+  qipc_test_child_expect (listener, "l/* one none");
+  {
+    guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored");
+
+    while (seen->len < 2)
+      g_main_context_iteration (NULL, TRUE);
+    g_source_remove (timeout);
+  }
+  g_assert_cmpstr (seen->pdata[0], ==, "l/x one");
+  g_assert_cmpstr (seen->pdata[1], ==, "nobody/listens two");
+  wait_for_count (inbox, 2);
+  qipc_test_child_kill (listener);
+}
+
+/* ------------------------------------------------------------------ */
+
+static const struct
+{
+  const char *name;
+  GTestDataFunc func;
+} tests[] = {
+  { "address", test_address },
+  { "own-message", test_own_message },
+  { "detail", test_detail },
+  { "patterns", test_patterns },
+  { "unregister-on-finalize", test_unregister_on_finalize },
+  { "flush", test_flush },
+  { "closed-bus", test_closed_bus },
+  { "is-registered", test_is_registered },
+  { "fan-out", test_fan_out },
+  { "order-10000", test_order },
+  { "large-payload", test_large_payload },
+  { "server-restart", test_server_restart },
+  { "list-and-monitor", test_list_and_monitor },
+};
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  /* A bus a test forgot must not reach for a user's session or broker. */
+  g_unsetenv ("DBUS_SESSION_BUS_ADDRESS");
+  g_unsetenv ("QIPC_BUS_ADDRESS");
+
+  for (gsize t = 0; t < G_N_ELEMENTS (transports); t++)
+    for (gsize i = 0; i < G_N_ELEMENTS (tests); i++)
+      {
+        g_autofree char *path = g_strdup_printf ("/channel-transports/%s/%s",
+                                                 transports[t].name, tests[i].name);
+
+        g_test_add_data_func (path, &transports[t], tests[i].func);
+      }
+  return g_test_run ();
+}
