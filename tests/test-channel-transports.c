@@ -175,58 +175,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Server, server_free)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-typedef struct
-{
-  GPtrArray *messages;        /* "name message data" lines */
-} Inbox;
-
-static void
-inbox_add (QipcChannel *channel,
-           const char  *message,
-           GVariant    *data,
-           gpointer     user_data)
-{
-  Inbox *inbox = user_data;
-  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
-
-  g_ptr_array_add (inbox->messages,
-                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
-}
-
-static Inbox *
-inbox_new (void)
-{
-  Inbox *inbox = g_new0 (Inbox, 1);
-
-  inbox->messages = g_ptr_array_new_with_free_func (g_free);
-  return inbox;
-}
-
-static void
-inbox_free (Inbox *inbox)
-{
-  g_ptr_array_unref (inbox->messages);
-  g_free (inbox);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
-
 static gboolean
 timed_out (gpointer user_data)
 {
   g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
   return G_SOURCE_REMOVE;
-}
-
-static void
-wait_for_count (Inbox *inbox,
-                guint  count)
-{
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
-
-  while (inbox->messages->len < count)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
 }
 
 static void
@@ -240,17 +193,6 @@ wait_for_flag (guint      *counter,
   g_source_remove (timeout);
 }
 
-/* Runs the main context for a while, so that anything unexpected that
- * was going to arrive has arrived. */
-static void
-settle (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + ms * 1000;
-
-  while (g_get_monotonic_time () < end)
-    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
-}
-
 static QipcBus *
 bus_new (Server *server)
 {
@@ -260,51 +202,6 @@ bus_new (Server *server)
   g_assert_no_error (error);
   g_assert_nonnull (bus);
   return bus;
-}
-
-static QipcChannel *
-listen_on (QipcBus    *bus,
-           const char *name,
-           Inbox      *inbox)
-{
-  g_autoptr(GError) error = NULL;
-  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
-  return channel;
-}
-
-static void
-send_ok (QipcBus    *bus,
-         const char *channel,
-         const char *message,
-         GVariant   *data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
-  g_assert_no_error (error);
-}
-
-static void
-flush_ok (QipcBus *bus)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
-  g_assert_no_error (error);
-}
-
-static gboolean
-is_registered (QipcBus    *bus,
-               const char *name)
-{
-  g_autoptr(GError) error = NULL;
-  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  return registered;
 }
 
 static void
@@ -342,17 +239,17 @@ test_own_message (gconstpointer data)
 {
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (bus, "app/settings", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "app/settings", inbox);
 
-  send_ok (bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
-  send_ok (bus, "app/settings", "reset", NULL);
-  send_ok (bus, "app/other", "setValue", NULL);
+  qipc_test_send_ok (bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
+  qipc_test_send_ok (bus, "app/settings", "reset", NULL);
+  qipc_test_send_ok (bus, "app/other", "setValue", NULL);
   /* Types D-Bus itself cannot carry travel too. */
-  send_ok (bus, "app/settings", "maybe", g_variant_new ("(mimsmv)", TRUE, 5, NULL, NULL));
-  flush_ok (bus);
-  wait_for_count (inbox, 3);
-  settle (50);
+  qipc_test_send_ok (bus, "app/settings", "maybe", g_variant_new ("(mimsmv)", TRUE, 5, NULL, NULL));
+  qipc_test_flush_ok (bus);
+  qipc_test_inbox_wait (inbox, 3);
+  qipc_test_settle (50);
   g_assert_cmpuint (inbox->messages->len, ==, 3);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/settings setValue (42, 'x')");
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/settings reset none");
@@ -374,14 +271,14 @@ test_detail (gconstpointer data)
 {
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (bus, "app/settings", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "app/settings", inbox);
   guint detailed = 0;
 
   g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
-  send_ok (bus, "app/settings", "other", NULL);
-  send_ok (bus, "app/settings", "setValue", g_variant_new_int32 (1));
-  wait_for_count (inbox, 2);
+  qipc_test_send_ok (bus, "app/settings", "other", NULL);
+  qipc_test_send_ok (bus, "app/settings", "setValue", g_variant_new_int32 (1));
+  qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpuint (detailed, ==, 1);
 }
 
@@ -400,25 +297,25 @@ test_patterns (gconstpointer data)
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcBus) sender = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) one = listen_on (bus, "a/*", inbox);
-  g_autoptr(QipcChannel) deep = listen_on (bus, "a/**", inbox);
-  g_autoptr(QipcChannel) middle = listen_on (bus, "x/*/z", inbox);
-  g_autoptr(QipcChannel) any = listen_on (bus, "*/q", inbox);
-  g_autoptr(QipcChannel) exact = listen_on (bus, "a/b", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) one = qipc_test_listen (bus, "a/*", inbox);
+  g_autoptr(QipcChannel) deep = qipc_test_listen (bus, "a/**", inbox);
+  g_autoptr(QipcChannel) middle = qipc_test_listen (bus, "x/*/z", inbox);
+  g_autoptr(QipcChannel) any = qipc_test_listen (bus, "*/q", inbox);
+  g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "a/b", inbox);
   GPtrArray *sorted;
 
-  flush_ok (bus);
-  send_ok (sender, "a/b", "m1", NULL);     /* three of them, once each */
-  send_ok (sender, "a/b/c", "m2", NULL);   /* the deep one */
-  send_ok (sender, "a", "m3", NULL);       /* none: ** needs a segment */
-  send_ok (sender, "x/y/z", "m4", NULL);   /* x/ * /z */
-  send_ok (sender, "x/y/y/z", "m5", NULL); /* none */
-  send_ok (sender, "b/a", "m6", NULL);     /* none */
-  send_ok (sender, "p/q", "m7", NULL);     /* * /q */
-  flush_ok (sender);
-  wait_for_count (inbox, 6);
-  settle (100);
+  qipc_test_flush_ok (bus);
+  qipc_test_send_ok (sender, "a/b", "m1", NULL);     /* three of them, once each */
+  qipc_test_send_ok (sender, "a/b/c", "m2", NULL);   /* the deep one */
+  qipc_test_send_ok (sender, "a", "m3", NULL);       /* none: ** needs a segment */
+  qipc_test_send_ok (sender, "x/y/z", "m4", NULL);   /* x/ * /z */
+  qipc_test_send_ok (sender, "x/y/y/z", "m5", NULL); /* none */
+  qipc_test_send_ok (sender, "b/a", "m6", NULL);     /* none */
+  qipc_test_send_ok (sender, "p/q", "m7", NULL);     /* * /q */
+  qipc_test_flush_ok (sender);
+  qipc_test_inbox_wait (inbox, 6);
+  qipc_test_settle (100);
 
   sorted = inbox->messages;
   g_assert_cmpuint (sorted->len, ==, 6);
@@ -437,27 +334,27 @@ test_unregister_on_finalize (gconstpointer data)
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcBus) other = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  QipcChannel *channel = listen_on (bus, "gone/soon", inbox);
-  QipcChannel *twin = listen_on (bus, "gone/soon", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  QipcChannel *channel = qipc_test_listen (bus, "gone/soon", inbox);
+  QipcChannel *twin = qipc_test_listen (bus, "gone/soon", inbox);
 
-  flush_ok (bus);
-  g_assert_true (is_registered (bus, "gone/soon"));
-  g_assert_true (is_registered (other, "gone/soon"));
+  qipc_test_flush_ok (bus);
+  g_assert_true (qipc_test_is_registered (bus, "gone/soon"));
+  g_assert_true (qipc_test_is_registered (other, "gone/soon"));
   g_object_unref (channel);
   /* One of two channels on the name: still registered, still receiving. */
-  flush_ok (bus);
-  g_assert_true (is_registered (other, "gone/soon"));
-  send_ok (other, "gone/soon", "m", NULL);
-  wait_for_count (inbox, 1);
+  qipc_test_flush_ok (bus);
+  g_assert_true (qipc_test_is_registered (other, "gone/soon"));
+  qipc_test_send_ok (other, "gone/soon", "m", NULL);
+  qipc_test_inbox_wait (inbox, 1);
   g_object_unref (twin);
-  flush_ok (bus);
-  g_assert_false (is_registered (bus, "gone/soon"));
-  g_assert_false (is_registered (other, "gone/soon"));
+  qipc_test_flush_ok (bus);
+  g_assert_false (qipc_test_is_registered (bus, "gone/soon"));
+  g_assert_false (qipc_test_is_registered (other, "gone/soon"));
   /* And nothing arrives for it any more. */
-  send_ok (other, "gone/soon", "m", NULL);
-  flush_ok (other);
-  settle (100);
+  qipc_test_send_ok (other, "gone/soon", "m", NULL);
+  qipc_test_flush_ok (other);
+  qipc_test_settle (100);
   g_assert_cmpuint (inbox->messages->len, ==, 1);
 }
 
@@ -476,10 +373,10 @@ test_flush (gconstpointer data)
   qipc_test_child_expect (receiver, "ready");
   bus = bus_new (server);
   for (guint i = 0; i < 1000; i++)
-    send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
-  flush_ok (bus);
+    qipc_test_send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
+  qipc_test_flush_ok (bus);
   for (guint i = 1000; i < 2000; i++)
-    send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
+    qipc_test_send_ok (bus, "f/x", "n", g_variant_new_uint32 (i));
   qipc_channel_flush_async (bus, NULL, qipc_test_store_result, &flushed);
   qipc_test_wait_for_result (&flushed);
   g_assert_true (qipc_channel_flush_finish (flushed, &error));
@@ -527,25 +424,25 @@ test_is_registered (gconstpointer data)
   g_autoptr(QipcTestChild) exact = NULL;
   gint64 deadline;
 
-  g_assert_false (is_registered (bus, "svc/clock"));
+  g_assert_false (qipc_test_is_registered (bus, "svc/clock"));
   listener = qipc_test_child_spawn ("channel-listen", server->address, "svc/*", NULL);
   exact = qipc_test_child_spawn ("channel-listen", server->address, "svc/exact", NULL);
   qipc_test_child_expect (listener, "ready");
   qipc_test_child_expect (exact, "ready");
-  g_assert_true (is_registered (bus, "svc/clock"));
-  g_assert_true (is_registered (bus, "svc/exact"));
-  g_assert_false (is_registered (bus, "svc/clock/x"));
-  g_assert_false (is_registered (bus, "other"));
+  g_assert_true (qipc_test_is_registered (bus, "svc/clock"));
+  g_assert_true (qipc_test_is_registered (bus, "svc/exact"));
+  g_assert_false (qipc_test_is_registered (bus, "svc/clock/x"));
+  g_assert_false (qipc_test_is_registered (bus, "other"));
 
   qipc_test_child_kill (listener);
   /* The server sees the connection end when its main loop runs next. */
   deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
-  while (is_registered (bus, "svc/clock"))
+  while (qipc_test_is_registered (bus, "svc/clock"))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       g_usleep (1000);
     }
-  g_assert_true (is_registered (bus, "svc/exact"));
+  g_assert_true (qipc_test_is_registered (bus, "svc/exact"));
   qipc_test_child_kill (exact);
 }
 
@@ -558,23 +455,23 @@ test_fan_out (gconstpointer data)
   g_autoptr(QipcTestChild) deep = qipc_test_child_spawn ("channel-listen", server->address, "news/**", NULL);
   g_autoptr(QipcTestChild) other = qipc_test_child_spawn ("channel-listen", server->address, "weather", NULL);
   g_autoptr(QipcBus) bus = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) own = NULL;
 
   qipc_test_child_expect (exact, "ready");
   qipc_test_child_expect (pattern, "ready");
   qipc_test_child_expect (deep, "ready");
   qipc_test_child_expect (other, "ready");
-  own = listen_on (bus, "news/sport", inbox);
+  own = qipc_test_listen (bus, "news/sport", inbox);
 
-  send_ok (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
-  send_ok (bus, "weather", "rain", NULL);
+  qipc_test_send_ok (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
+  qipc_test_send_ok (bus, "weather", "rain", NULL);
   qipc_test_child_expect (exact, "news/sport goal ('home', 1)");
   qipc_test_child_expect (pattern, "news/* goal ('home', 1)");
   qipc_test_child_expect (deep, "news/** goal ('home', 1)");
   qipc_test_child_expect (other, "weather rain none");
-  wait_for_count (inbox, 1);
-  settle (50);
+  qipc_test_inbox_wait (inbox, 1);
+  qipc_test_settle (50);
   g_assert_cmpuint (inbox->messages->len, ==, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "news/sport goal ('home', 1)");
 
@@ -648,8 +545,8 @@ round_trip_bytes (QipcBus *sender,
   channel = qipc_channel_new_for_bus (receiver, "b", &error);
   g_assert_no_error (error);
   g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
-  flush_ok (receiver);
-  send_ok (sender, "b", "m", sent);
+  qipc_test_flush_ok (receiver);
+  qipc_test_send_ok (sender, "b", "m", sent);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
@@ -679,7 +576,7 @@ test_large_payload (gconstpointer data)
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
   g_assert_nonnull (strstr (error->message, "too large"));
   g_assert_true (qipc_bus_is_connected (sender));
-  flush_ok (sender);
+  qipc_test_flush_ok (sender);
 }
 
 static void
@@ -688,18 +585,18 @@ test_server_restart (gconstpointer data)
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", server->address, "r/x", NULL);
   g_autoptr(QipcBus) bus = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) own = NULL;
   g_autoptr(GError) error = NULL;
   guint disconnects = 0, connects = 0;
 
   qipc_test_child_expect (listener, "ready");
-  own = listen_on (bus, "r/*", inbox);
+  own = qipc_test_listen (bus, "r/*", inbox);
   g_signal_connect (bus, "disconnected", G_CALLBACK (count_event), &disconnects);
   g_signal_connect (bus, "connected", G_CALLBACK (count_event), &connects);
-  send_ok (bus, "r/x", "before", NULL);
+  qipc_test_send_ok (bus, "r/x", "before", NULL);
   qipc_test_child_expect (listener, "r/x before none");
-  wait_for_count (inbox, 1);
+  qipc_test_inbox_wait (inbox, 1);
 
   server->transport->stop (server);
   qipc_test_child_expect (listener, "disconnected");
@@ -709,7 +606,7 @@ test_server_restart (gconstpointer data)
   /* Sent while no server runs: queued (within max-queued), and
    * delivered after. */
   qipc_bus_set_max_queued (bus, 4096);
-  send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
+  qipc_test_send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
   g_assert_false (qipc_channel_send_for_bus (bus, "r/x", "big", pattern_bytes (8192), &error));
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_QUEUE_FULL);
 
@@ -717,12 +614,12 @@ test_server_restart (gconstpointer data)
   qipc_test_child_expect (listener, "connected");
   /* Our queued message reaches our own channel (registered again before
    * the queue is sent); the listener gets it only if it was back first. */
-  wait_for_count (inbox, 2);
+  qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpuint (connects, ==, 1);
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/* meanwhile 7");
 
   /* The channels came back: both processes are registered again. */
-  send_ok (bus, "r/x", "after", NULL);
+  qipc_test_send_ok (bus, "r/x", "after", NULL);
   {
     g_autofree char *line = qipc_test_child_read_line (listener);
 
@@ -731,8 +628,8 @@ test_server_restart (gconstpointer data)
     else
       g_assert_cmpstr (line, ==, "r/x after none");
   }
-  wait_for_count (inbox, 3);
-  g_assert_true (is_registered (bus, "r/x"));
+  qipc_test_inbox_wait (inbox, 3);
+  g_assert_true (qipc_test_is_registered (bus, "r/x"));
   qipc_test_child_kill (listener);
 }
 
@@ -753,16 +650,16 @@ test_list_and_monitor (gconstpointer data)
   g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", server->address, "l/*", NULL);
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcBus) monitor = bus_new (server);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) own = listen_on (bus, "l/*", inbox);
-  g_autoptr(QipcChannel) exact = listen_on (bus, "l/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) own = qipc_test_listen (bus, "l/*", inbox);
+  g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "l/x", inbox);
   g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GVariant) list = NULL;
   g_autoptr(GError) error = NULL;
   guint count;
 
   qipc_test_child_expect (listener, "ready");
-  flush_ok (bus);
+  qipc_test_flush_ok (bus);
   list = qipc_bus_list_channels (monitor, &error);
   g_assert_no_error (error);
   {
@@ -785,9 +682,9 @@ test_list_and_monitor (gconstpointer data)
   g_signal_connect (monitor, "monitored", G_CALLBACK (on_monitored), seen);
   g_assert_true (qipc_bus_start_monitor (monitor, &error));
   g_assert_no_error (error);
-  send_ok (bus, "l/x", "one", NULL);
-  send_ok (bus, "nobody/listens", "two", NULL);
-  flush_ok (bus);
+  qipc_test_send_ok (bus, "l/x", "one", NULL);
+  qipc_test_send_ok (bus, "nobody/listens", "two", NULL);
+  qipc_test_flush_ok (bus);
   qipc_test_child_expect (listener, "l/* one none");
   {
     guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored");
@@ -798,7 +695,7 @@ test_list_and_monitor (gconstpointer data)
   }
   g_assert_cmpstr (seen->pdata[0], ==, "l/x one");
   g_assert_cmpstr (seen->pdata[1], ==, "nobody/listens two");
-  wait_for_count (inbox, 2);
+  qipc_test_inbox_wait (inbox, 2);
   qipc_test_child_kill (listener);
 }
 

@@ -245,3 +245,109 @@ qipc_test_socket_read_exactly (QipcSocket *socket,
     }
   return qipc_socket_read (socket, size);
 }
+
+/* ------------------------------------------------------------------ */
+/* Channels                                                            */
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  QipcTestInbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+  /* For a plain name it is the name; for a pattern, a match of it. */
+  g_assert_nonnull (qipc_channel_get_message_channel (channel));
+  if (!strchr (qipc_channel_get_name (channel), '*'))
+    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
+}
+
+QipcTestInbox *
+qipc_test_inbox_new (void)
+{
+  QipcTestInbox *inbox = g_new0 (QipcTestInbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+void
+qipc_test_inbox_free (QipcTestInbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+/* Runs the thread-default main context until @inbox holds @count
+ * messages. */
+void
+qipc_test_inbox_wait (QipcTestInbox *inbox,
+                      guint          count)
+{
+  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+/* A channel on @bus whose messages go to @inbox. */
+QipcChannel *
+qipc_test_listen (QipcBus       *bus,
+                  const char    *name,
+                  QipcTestInbox *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  return channel;
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
+void
+qipc_test_settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+void
+qipc_test_send_ok (QipcBus    *bus,
+                   const char *channel,
+                   const char *message,
+                   GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+void
+qipc_test_flush_ok (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+gboolean
+qipc_test_is_registered (QipcBus    *bus,
+                         const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
+}

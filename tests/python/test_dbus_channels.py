@@ -6,25 +6,11 @@
 import os
 import select
 import subprocess
-import time
 
 import pytest
 from conftest import LINE_TIMEOUT
 from gi.repository import Gio, GLib, Qipc
-
-WAIT_S = 10
-
-
-def wait_for(condition, what):
-    deadline = time.monotonic() + WAIT_S
-    context = GLib.MainContext.default()
-    tick = GLib.timeout_add(20, lambda: GLib.SOURCE_CONTINUE)
-    try:
-        while not condition():
-            assert time.monotonic() < deadline, f'{what}: not within {WAIT_S} s'
-            context.iteration(True)
-    finally:
-        GLib.source_remove(tick)
+from test_channels import wait_for
 
 
 @pytest.fixture
