@@ -278,8 +278,20 @@ test_detail (gconstpointer data)
   g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
   qipc_test_send_ok (bus, "app/settings", "other", NULL);
   qipc_test_send_ok (bus, "app/settings", "setValue", g_variant_new_int32 (1));
-  qipc_test_inbox_wait (inbox, 2);
+  qipc_test_send_ok (bus, "app/settings", "never-connected-as-detail", NULL);
+  qipc_test_inbox_wait (inbox, 3);
   g_assert_cmpuint (detailed, ==, 1);
+  /* A message name nobody used as a detail does not become a quark. */
+  g_assert_cmpuint (g_quark_try_string ("never-connected-as-detail"), ==, 0);
+}
+
+static void
+record_message_channel (QipcChannel *channel,
+                        const char  *message,
+                        GVariant    *data,
+                        gpointer     user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (qipc_channel_get_message_channel (channel)));
 }
 
 static int
@@ -303,8 +315,11 @@ test_patterns (gconstpointer data)
   g_autoptr(QipcChannel) middle = qipc_test_listen (bus, "x/*/z", inbox);
   g_autoptr(QipcChannel) any = qipc_test_listen (bus, "*/q", inbox);
   g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "a/b", inbox);
+  g_autoptr(GPtrArray) deep_channels = g_ptr_array_new_with_free_func (g_free);
   GPtrArray *sorted;
 
+  g_signal_connect (deep, "received", G_CALLBACK (record_message_channel), deep_channels);
+  g_assert_null (qipc_channel_get_message_channel (deep));
   qipc_test_flush_ok (bus);
   qipc_test_send_ok (sender, "a/b", "m1", NULL);     /* three of them, once each */
   qipc_test_send_ok (sender, "a/b/c", "m2", NULL);   /* the deep one */
@@ -326,6 +341,12 @@ test_patterns (gconstpointer data)
   g_assert_cmpstr (g_ptr_array_index (sorted, 3), ==, "a/** m2 none");
   g_assert_cmpstr (g_ptr_array_index (sorted, 4), ==, "a/b m1 none");
   g_assert_cmpstr (g_ptr_array_index (sorted, 5), ==, "x/*/z m4 none");
+  /* A pattern's handlers learn which channel matched, during the
+   * emission only. */
+  g_assert_cmpuint (deep_channels->len, ==, 2);
+  g_assert_cmpstr (deep_channels->pdata[0], ==, "a/b");
+  g_assert_cmpstr (deep_channels->pdata[1], ==, "a/b/c");
+  g_assert_null (qipc_channel_get_message_channel (deep));
 }
 
 static void
