@@ -720,6 +720,39 @@ test_list_and_monitor (gconstpointer data)
   qipc_test_child_kill (listener);
 }
 
+/* D-Bus only: `dbus:session` is $DBUS_SESSION_BUS_ADDRESS, and
+ * QIPC_BUS_ADDRESS=dbus:session puts the default bus there. */
+static void
+test_dbus_session (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  const char *dbus_address = server->address + strlen ("dbus:address=");
+  g_autofree char *empty_dir = g_dir_make_tmp ("qipc-transports-XXXXXX", NULL);
+  g_autoptr(QipcTestChild) child = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_setenv ("DBUS_SESSION_BUS_ADDRESS", dbus_address, TRUE);
+  g_setenv ("QIPC_BUS_ADDRESS", "dbus:session", TRUE);
+  child = qipc_test_child_spawn ("channel-default", "session/x", NULL);
+  g_unsetenv ("QIPC_BUS_ADDRESS");
+  qipc_test_child_expect (child, "ready");
+  bus = qipc_bus_new_for_address ("dbus:session", &error);
+  g_assert_no_error (error);
+  g_assert_true (qipc_test_is_registered (bus, "session/x"));
+  qipc_test_child_kill (child);
+  g_clear_object (&bus);
+
+  /* No session bus at all: not found (and no autolaunch). */
+  g_unsetenv ("DBUS_SESSION_BUS_ADDRESS");
+  g_setenv ("XDG_RUNTIME_DIR", empty_dir, TRUE);
+  g_unsetenv ("DISPLAY");
+  bus = qipc_bus_new_for_address ("dbus:session", &error);
+  g_assert_null (bus);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
+  g_rmdir (empty_dir);
+}
+
 /* ------------------------------------------------------------------ */
 
 static const struct
@@ -759,5 +792,7 @@ main (int   argc,
 
         g_test_add_data_func (path, &transports[t], tests[i].func);
       }
+  g_test_add_data_func ("/channel-transports/dbus/session-address", &transports[1],
+                        test_dbus_session);
   return g_test_run ();
 }
