@@ -617,13 +617,18 @@ round_trip (QipcDbusTransport *self,
                           g_task_get_cancellable (task), on_round_trip, task);
 }
 
+/* One answer (or the asking itself) is done: each holds a reference to
+ * @task, which this takes; the last one answers the call. */
 static void
 peer_answered (GTask *task)
 {
   CallData *call = g_task_get_task_data (task);
 
   if (--call->pending > 0)
-    return;
+    {
+      g_object_unref (task);
+      return;
+    }
   if (call->type == QIPC_FRAME_QUERY)
     call_answer (g_task_get_source_object (task), task, g_variant_new ("(b)", call->found));
   else
