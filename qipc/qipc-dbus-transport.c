@@ -854,6 +854,8 @@ attempt_failed (QipcDbusTransport *self,
                 const GError      *error)
 {
   teardown (self);
+  if (self->closed)
+    return;
   if (!self->opened)
     {
       if (self->attempt_error == NULL)
@@ -876,7 +878,7 @@ on_closed (GDBusConnection *connection,
                                                   "The D-Bus daemon closed the connection");
 
   attempt_failed (self, error != NULL ? error : reason);
-  if (was_ready)
+  if (was_ready && !self->closed)
     _qipc_bus_transport_set_connected (get_bus (self), FALSE);
 }
 
@@ -1081,13 +1083,26 @@ tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The flag a flush sets, on the heap: a flush that outlives the wait
+ * frees it. */
+typedef struct
+{
+  gboolean done;
+  gboolean abandoned;
+} FlushWait;
+
 static void
 on_flushed (GObject      *source,
             GAsyncResult *result,
             gpointer      user_data)
 {
+  FlushWait *wait = user_data;
+
   g_dbus_connection_flush_finish (G_DBUS_CONNECTION (source), result, NULL);
-  *(gboolean *) user_data = TRUE;
+  if (wait->abandoned)
+    g_free (wait);
+  else
+    wait->done = TRUE;
 }
 
 /* Waits up to CLOSE_FLUSH_MS for GDBus to write what it holds. */
@@ -1096,21 +1111,22 @@ flush_connection (QipcDbusTransport *self)
 {
   gint64 deadline = g_get_monotonic_time () + CLOSE_FLUSH_MS * 1000;
   GSource *ticker = g_timeout_source_new (50);
-  gboolean done = FALSE;
+  FlushWait *wait = g_new0 (FlushWait, 1);
 
   g_source_set_callback (ticker, tick, NULL, NULL);
   g_source_set_static_name (ticker, "[qipc] D-Bus close deadline");
   g_source_attach (ticker, self->context);
   g_main_context_push_thread_default (self->context);
-  g_dbus_connection_flush (self->connection, NULL, on_flushed, &done);
+  g_dbus_connection_flush (self->connection, NULL, on_flushed, wait);
   g_main_context_pop_thread_default (self->context);
-  while (!done && g_get_monotonic_time () < deadline)
+  while (!wait->done && g_get_monotonic_time () < deadline)
     g_main_context_iteration (self->context, TRUE);
   g_source_destroy (ticker);
   g_source_unref (ticker);
-  /* Later than the deadline, the callback must find something alive. */
-  if (!done)
-    g_dbus_connection_flush (self->connection, NULL, NULL, NULL);
+  if (wait->done)
+    g_free (wait);
+  else
+    wait->abandoned = TRUE;
 }
 
 static void
