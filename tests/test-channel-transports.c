@@ -756,6 +756,81 @@ test_dbus_session (gconstpointer data)
   g_rmdir (empty_dir);
 }
 
+/* The qipc match rules that the daemon holds, sorted, from its
+ * org.freedesktop.DBus.Debug.Stats interface (in Debian's dbus-daemon). */
+static GPtrArray *
+daemon_match_rules (GDBusConnection *connection)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *rules = g_ptr_array_new_with_free_func (g_free);
+  GVariantIter *connection_rules;
+  const char *rule;
+
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus.Debug.Stats", "GetAllMatchRules",
+                                       NULL, G_VARIANT_TYPE ("(a{sas})"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(a{sas})", &iter);
+  while (g_variant_iter_next (iter, "{&sas}", NULL, &connection_rules))
+    {
+      while (g_variant_iter_next (connection_rules, "&s", &rule))
+        if (strstr (rule, "org.qipc.Channel1") != NULL)
+          g_ptr_array_add (rules, g_strdup (strstr (rule, "path='/org/qipc/Channel1'")));
+      g_variant_iter_free (connection_rules);
+    }
+  g_ptr_array_sort (rules, compare_strings);
+  return rules;
+}
+
+/* D-Bus only: the daemon filters for us. One rule per distinct name or
+ * pattern (an exact arg0, or the arg0path prefix of a pattern), counted
+ * across channels and removed with the last one. */
+static void
+test_dbus_match_rules (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(GDBusConnection) raw = NULL;
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  QipcChannel *first = qipc_test_listen (bus, "a/b", inbox);
+  QipcChannel *second = qipc_test_listen (bus, "a/b", inbox);
+  QipcChannel *pattern = qipc_test_listen (bus, "x/y/*/z", inbox);
+  QipcChannel *everything = qipc_test_listen (bus, "*/q", inbox);
+  g_autoptr(GPtrArray) rules = NULL;
+  g_autoptr(GError) error = NULL;
+
+  raw = g_dbus_connection_new_for_address_sync (server->address + strlen ("dbus:address="),
+                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                NULL, NULL, &error);
+  g_assert_no_error (error);
+  qipc_test_flush_ok (bus);
+  rules = daemon_match_rules (raw);
+  g_assert_cmpuint (rules->len, ==, 3);
+  g_assert_cmpstr (rules->pdata[0], ==, "path='/org/qipc/Channel1'");
+  g_assert_cmpstr (rules->pdata[1], ==, "path='/org/qipc/Channel1',arg0='a/b'");
+  g_assert_cmpstr (rules->pdata[2], ==, "path='/org/qipc/Channel1',arg0path='x/y/'");
+  g_clear_pointer (&rules, g_ptr_array_unref);
+
+  g_object_unref (first);
+  g_object_unref (everything);
+  qipc_test_flush_ok (bus);
+  rules = daemon_match_rules (raw);
+  g_assert_cmpuint (rules->len, ==, 2);
+  g_assert_cmpstr (rules->pdata[0], ==, "path='/org/qipc/Channel1',arg0='a/b'");
+  g_clear_pointer (&rules, g_ptr_array_unref);
+
+  g_object_unref (second);
+  g_object_unref (pattern);
+  qipc_test_flush_ok (bus);
+  rules = daemon_match_rules (raw);
+  g_assert_cmpuint (rules->len, ==, 0);
+  g_dbus_connection_close_sync (raw, NULL, NULL);
+}
+
 /* ------------------------------------------------------------------ */
 
 static const struct
@@ -797,7 +872,11 @@ main (int   argc,
       }
   for (gsize t = 0; t < G_N_ELEMENTS (transports); t++)
     if (g_str_equal (transports[t].name, "dbus"))
-      g_test_add_data_func ("/channel-transports/dbus/session-address", &transports[t],
-                            test_dbus_session);
+      {
+        g_test_add_data_func ("/channel-transports/dbus/session-address", &transports[t],
+                              test_dbus_session);
+        g_test_add_data_func ("/channel-transports/dbus/match-rules", &transports[t],
+                              test_dbus_match_rules);
+      }
   return g_test_run ();
 }
