@@ -756,6 +756,20 @@ test_dbus_session (gconstpointer data)
   g_rmdir (empty_dir);
 }
 
+static GDBusConnection *
+raw_connection (Server *server)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *raw;
+
+  raw = g_dbus_connection_new_for_address_sync (server->address + strlen ("dbus:address="),
+                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                NULL, NULL, &error);
+  g_assert_no_error (error);
+  return raw;
+}
+
 /* The qipc match rules that the daemon holds, sorted, from its
  * org.freedesktop.DBus.Debug.Stats interface (in Debian's dbus-daemon). */
 static GPtrArray *
@@ -793,20 +807,14 @@ test_dbus_match_rules (gconstpointer data)
 {
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
-  g_autoptr(GDBusConnection) raw = NULL;
+  g_autoptr(GDBusConnection) raw = raw_connection (server);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   QipcChannel *first = qipc_test_listen (bus, "a/b", inbox);
   QipcChannel *second = qipc_test_listen (bus, "a/b", inbox);
   QipcChannel *pattern = qipc_test_listen (bus, "x/y/*/z", inbox);
   QipcChannel *everything = qipc_test_listen (bus, "*/q", inbox);
   g_autoptr(GPtrArray) rules = NULL;
-  g_autoptr(GError) error = NULL;
 
-  raw = g_dbus_connection_new_for_address_sync (server->address + strlen ("dbus:address="),
-                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                NULL, NULL, &error);
-  g_assert_no_error (error);
   qipc_test_flush_ok (bus);
   rules = daemon_match_rules (raw);
   g_assert_cmpuint (rules->len, ==, 3);
@@ -828,6 +836,62 @@ test_dbus_match_rules (gconstpointer data)
   qipc_test_flush_ok (bus);
   rules = daemon_match_rules (raw);
   g_assert_cmpuint (rules->len, ==, 0);
+  g_dbus_connection_close_sync (raw, NULL, NULL);
+}
+
+static void
+emit_raw (GDBusConnection *raw,
+          GVariant        *parameters)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_dbus_connection_emit_signal (raw, NULL, "/org/qipc/Channel1", "org.qipc.Channel1",
+                                                "Message", parameters, &error));
+  g_assert_no_error (error);
+}
+
+static GVariant *
+raw_message (const char   *channel,
+             const char   *message,
+             const char   *type,
+             const guint8 *data,
+             gsize         size)
+{
+  return g_variant_new ("(sss@ay)", channel, message, type,
+                        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
+}
+
+/* D-Bus only: what a foreign client sends is checked. Malformed
+ * messages are dropped; data that does not fit its type is read as
+ * GLib reads untrusted data; the bus carries on. */
+static void
+test_dbus_foreign_messages (gconstpointer data)
+{
+  static const guint8 five[] = { 5, 0, 0, 0 };
+  g_autoptr(Server) server = server_start (data);
+  g_autoptr(QipcBus) bus = bus_new (server);
+  g_autoptr(GDBusConnection) raw = raw_connection (server);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "f/**", inbox);
+
+  qipc_test_flush_ok (bus);
+  emit_raw (raw, g_variant_new ("(ss)", "f/x", "short"));
+  emit_raw (raw, raw_message ("f/x", "bad-type", "(", five, 4));
+  emit_raw (raw, raw_message ("f/x", "indefinite", "a*", five, 4));
+  emit_raw (raw, raw_message ("f//x", "bad-channel", "i", five, 4));
+  emit_raw (raw, raw_message ("f/x", "", "i", five, 4));
+  emit_raw (raw, raw_message ("f/x", "no-type-but-data", "", five, 4));
+  emit_raw (raw, raw_message ("f/x", "too-short", "i", five, 3));
+  emit_raw (raw, raw_message ("f/x", "five", "i", five, 4));
+  emit_raw (raw, raw_message ("f/x", "none", "", NULL, 0));
+  qipc_test_inbox_wait (inbox, 3);
+  qipc_test_flush_ok (bus);
+  qipc_test_settle (50);
+  g_assert_cmpuint (inbox->messages->len, ==, 3);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "f/** too-short 0");
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "f/** five 5");
+  g_assert_cmpstr (inbox->messages->pdata[2], ==, "f/** none none");
+  g_assert_true (qipc_bus_is_connected (bus));
   g_dbus_connection_close_sync (raw, NULL, NULL);
 }
 
@@ -877,6 +941,8 @@ main (int   argc,
                               test_dbus_session);
         g_test_add_data_func ("/channel-transports/dbus/match-rules", &transports[t],
                               test_dbus_match_rules);
+        g_test_add_data_func ("/channel-transports/dbus/foreign-messages", &transports[t],
+                              test_dbus_foreign_messages);
       }
   return g_test_run ();
 }
