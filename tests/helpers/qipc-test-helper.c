@@ -8,6 +8,8 @@
  */
 #include <qipc.h>
 
+#include "../test-counter.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -813,6 +815,122 @@ channel_default (char **argv)
   return 1;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Exported objects                                                    */
+
+typedef struct
+{
+  QipcBus *bus;
+  QipcTestCounter *counter;
+  guint export_id;
+  int count_left;
+  int wait_value;
+  gboolean waiting;
+} Exporter;
+
+static void
+say_value_if_waited (Exporter *exporter)
+{
+  g_autofree char *line = NULL;
+
+  if (!exporter->waiting || qipc_test_counter_get_value (exporter->counter) != exporter->wait_value)
+    return;
+  exporter->waiting = FALSE;
+  line = g_strdup_printf ("value %d", exporter->wait_value);
+  say (line);
+}
+
+static void
+on_counter_notify (GObject    *counter,
+                   GParamSpec *pspec,
+                   Exporter   *exporter)
+{
+  say_value_if_waited (exporter);
+}
+
+static gboolean
+count_step (gpointer data)
+{
+  Exporter *exporter = data;
+  int value;
+
+  g_signal_emit_by_name (exporter->counter, "increment", 1, &value);
+  if (--exporter->count_left > 0)
+    return G_SOURCE_CONTINUE;
+  say ("counted");
+  return G_SOURCE_REMOVE;
+}
+
+/* Commands on stdin, one a line: "set N", "label TEXT", "count N"
+ * (increment N times, one each millisecond, then say "counted"),
+ * "wait-value N" (say "value N" once the value is N), "unexport"
+ * (then say "unexported"). Others say "ok" when done. */
+static gboolean
+on_exporter_input (GIOChannel   *input,
+                   GIOCondition  condition,
+                   gpointer      data)
+{
+  Exporter *exporter = data;
+  g_autofree char *line = NULL;
+  gsize end;
+
+  if (g_io_channel_read_line (input, &line, NULL, &end, NULL) != G_IO_STATUS_NORMAL)
+    exit (0);
+  line[end] = '\0';
+  if (g_str_has_prefix (line, "set "))
+    qipc_test_counter_set_value (exporter->counter, atoi (line + 4));
+  else if (g_str_has_prefix (line, "label "))
+    g_object_set (exporter->counter, "label", line + 6, NULL);
+  else if (g_str_has_prefix (line, "count "))
+    {
+      exporter->count_left = atoi (line + 6);
+      g_timeout_add (1, count_step, exporter);
+      return G_SOURCE_CONTINUE;
+    }
+  else if (g_str_has_prefix (line, "wait-value "))
+    {
+      exporter->wait_value = atoi (line + 11);
+      exporter->waiting = TRUE;
+      say_value_if_waited (exporter);
+      return G_SOURCE_CONTINUE;
+    }
+  else if (g_str_equal (line, "unexport"))
+    {
+      qipc_bus_unexport_object (exporter->bus, exporter->export_id);
+      qipc_channel_flush_for_bus (exporter->bus, NULL);
+      say ("unexported");
+      return G_SOURCE_CONTINUE;
+    }
+  say ("ok");
+  return G_SOURCE_CONTINUE;
+}
+
+/* counter-export ADDRESS PATH VALUE: export a QipcTestCounter whose
+ * value is VALUE at PATH, say "exported", then obey the commands on
+ * stdin (see on_exporter_input) until killed. */
+static int
+counter_export (char **argv)
+{
+  Exporter exporter = { 0, };
+  GError *error = NULL;
+  GIOChannel *input = g_io_channel_unix_new (0);
+
+  exporter.bus = bus_connect (argv[0]);
+  exporter.counter = qipc_test_counter_new ();
+  qipc_test_counter_set_value (exporter.counter, atoi (argv[2]));
+  g_object_set (exporter.counter, "label", "start", NULL);
+  exporter.export_id = qipc_bus_export_object (exporter.bus, argv[1], G_OBJECT (exporter.counter),
+                                               QIPC_EXPORT_FLAGS_ALL, &error);
+  if (exporter.export_id == 0)
+    return fail (error);
+  g_signal_connect (exporter.counter, "notify", G_CALLBACK (on_counter_notify), &exporter);
+  g_io_add_watch (input, G_IO_IN | G_IO_HUP, on_exporter_input, &exporter);
+  say ("exported");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -843,6 +961,7 @@ static const struct {
   { "channel-as-nobody", 3, channel_as_nobody },
   { "channel-default", 1, channel_default },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
+  { "counter-export", 3, counter_export },
 };
 
 int

@@ -1,0 +1,589 @@
+/* test-mirror.c: exported objects and their mirrors, across processes
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <qipc.h>
+
+#include <string.h>
+#include <unistd.h>
+
+#include "test-counter.h"
+#include "test-utils.h"
+
+#define WAIT_SECONDS 20
+
+static gboolean
+timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context until *flag is set. */
+static void
+wait_for_flag (gboolean   *flag,
+               const char *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (!*flag)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static void
+wait_for_value (GObject    *object,
+                int         value,
+                const char *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (qipc_test_counter_get_value (QIPC_TEST_COUNTER (object)) != value)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static char *
+abstract_address (const char *what)
+{
+  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
+                          g_random_int ());
+}
+
+/* A broker and an exporting child (counter-export) on it. */
+typedef struct
+{
+  char *address;
+  QipcTestChild *broker;
+  QipcTestChild *exporter;
+  QipcBus *bus;
+} Fixture;
+
+static QipcTestChild *
+spawn_exporter (const char *address,
+                const char *path,
+                const char *value)
+{
+  QipcTestChild *child = qipc_test_child_spawn ("counter-export", address, path, value, NULL);
+
+  qipc_test_child_expect (child, "exported");
+  return child;
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->address = abstract_address ("mirror");
+  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
+  qipc_test_child_expect (fixture->broker, "listening");
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "41");
+  fixture->bus = qipc_bus_new_for_address (fixture->address, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_object (&fixture->bus);
+  if (fixture->exporter != NULL)
+    qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  qipc_test_child_kill (fixture->broker);
+  qipc_test_child_free (fixture->broker);
+  g_free (fixture->address);
+}
+
+static GObject *
+mirror_counter (QipcBus    *bus,
+                const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  GObject *mirror = qipc_mirror_new (G_OBJECT (bus), path, QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (QIPC_TEST_IS_COUNTER (mirror));
+  return mirror;
+}
+
+static char *
+get_label (GObject *object)
+{
+  char *label = NULL;
+
+  g_object_get (object, "label", &label, NULL);
+  return label;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_initial_state (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autofree char *label = get_label (mirror);
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_assert_cmpstr (label, ==, "start");
+  g_assert_nonnull (handle);
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpstr (qipc_mirror_get_path (handle), ==, "app/counter");
+  g_assert_true (qipc_mirror_get_instance (handle) == mirror);
+  g_assert_null (qipc_mirror_get_for_object (G_OBJECT (fixture->bus)));
+}
+
+typedef struct
+{
+  GPtrArray *events;          /* "value-changed 5 start", "notify value" */
+  GArray *values;             /* value-changed's values */
+} Events;
+
+static void
+on_value_changed (GObject    *mirror,
+                  int         value,
+                  const char *label,
+                  Events     *events)
+{
+  g_ptr_array_add (events->events, g_strdup_printf ("value-changed %d %s", value, label));
+  g_array_append_val (events->values, value);
+}
+
+static void
+on_notify (GObject    *mirror,
+           GParamSpec *pspec,
+           Events     *events)
+{
+  g_ptr_array_add (events->events, g_strdup_printf ("notify %s", pspec->name));
+}
+
+static Events *
+events_watch (GObject *mirror)
+{
+  Events *events = g_new0 (Events, 1);
+
+  events->events = g_ptr_array_new_with_free_func (g_free);
+  events->values = g_array_new (FALSE, FALSE, sizeof (int));
+  g_signal_connect (mirror, "value-changed", G_CALLBACK (on_value_changed), events);
+  g_signal_connect (mirror, "notify", G_CALLBACK (on_notify), events);
+  return events;
+}
+
+static void
+events_free (Events *events)
+{
+  g_ptr_array_unref (events->events);
+  g_array_unref (events->values);
+  g_free (events);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Events, events_free)
+
+static void
+wait_for_events (Events     *events,
+                 guint       count,
+                 const char *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (events->events->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static void
+test_remote_changes (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autoptr(Events) events = events_watch (mirror);
+  g_autofree char *label = NULL;
+
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 2, "the remote value");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 5 start");
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 5);
+
+  qipc_test_child_send (fixture->exporter, "label kitchen");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 3, "the remote label");
+  g_assert_cmpstr (events->events->pdata[2], ==, "notify label");
+  label = get_label (mirror);
+  g_assert_cmpstr (label, ==, "kitchen");
+}
+
+static void
+test_set_property (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autoptr(Events) events = events_watch (mirror);
+
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 7);
+  /* The local value is set at once; its value-changed is the remote's. */
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 7);
+  g_assert_cmpuint (events->values->len, ==, 0);
+  qipc_test_child_send (fixture->exporter, "wait-value 7");
+  qipc_test_child_expect (fixture->exporter, "value 7");
+  wait_for_events (events, 2, "the remote's value-changed");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 7 start");
+  /* Once, and no echo back and forth. */
+  qipc_test_child_send (fixture->exporter, "set 8");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_value (mirror, 8, "the next remote value");
+  wait_for_events (events, 4, "the next value-changed");
+  g_assert_cmpuint (events->events->len, ==, 4);
+  g_assert_cmpuint (events->values->len, ==, 2);
+}
+
+static void
+test_action (Fixture       *fixture,
+             gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  int local_ret = -1;
+
+  /* Emitting forwards without waiting: the zero value comes back. */
+  g_signal_emit_by_name (mirror, "increment", 5, &local_ret);
+  g_assert_cmpint (local_ret, ==, 0);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  qipc_test_child_send (fixture->exporter, "wait-value 46");
+  qipc_test_child_expect (fixture->exporter, "value 46");
+  wait_for_value (mirror, 46, "the incremented value");
+
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 4), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (ret), ==, "i");
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 50);
+  wait_for_value (mirror, 50, "the value after the call");
+  g_clear_object (&result);
+
+  /* An action without return value, then a missing one. */
+  qipc_mirror_call_async (handle, "reset", NULL, NULL, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_call_finish (handle, result, &error));
+  g_assert_no_error (error);
+  wait_for_value (mirror, 0, "the reset value");
+  g_clear_object (&result);
+  qipc_mirror_call_async (handle, "explode", NULL, NULL, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_call_finish (handle, result, &error));
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "explode"));
+}
+
+/* The exporter counts up while the mirror is made: from the state on,
+ * every value arrives, in order, once. */
+static void
+test_no_gap (Fixture       *fixture,
+             gconstpointer  data)
+{
+  const int n = 400;
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(Events) events = NULL;
+  g_autofree char *command = g_strdup_printf ("count %d", n);
+  int initial;
+
+  qipc_test_child_send (fixture->exporter, command);
+  g_usleep (20 * 1000);
+  mirror = mirror_counter (fixture->bus, "app/counter");
+  initial = qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror));
+  events = events_watch (mirror);
+  qipc_test_child_expect (fixture->exporter, "counted");
+  wait_for_value (mirror, 41 + n, "the last value");
+  g_test_message ("state at %d, then %u signals", initial, events->values->len);
+  g_assert_cmpint (initial, >=, 41);
+  g_assert_cmpuint (events->values->len, ==, 41 + n - initial);
+  for (guint i = 0; i < events->values->len; i++)
+    g_assert_cmpint (g_array_index (events->values, int, i), ==, initial + 1 + (int) i);
+}
+
+static void
+on_mirror_event (QipcMirror *handle,
+                 gboolean   *flag)
+{
+  *flag = TRUE;
+}
+
+static void
+test_vanished_on_kill (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  gboolean vanished = FALSE, appeared = FALSE;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  wait_for_flag (&vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+  g_assert_false (appeared);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+
+  /* Another process exports at the same path: state read again. */
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "99");
+  wait_for_flag (&appeared, "appeared");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
+  qipc_test_child_send (fixture->exporter, "set 100");
+  wait_for_value (mirror, 100, "a value from the new exporter");
+}
+
+static void
+test_vanished_on_unexport (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  gboolean vanished = FALSE;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
+  qipc_test_child_send (fixture->exporter, "unexport");
+  qipc_test_child_expect (fixture->exporter, "unexported");
+  wait_for_flag (&vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+}
+
+static void
+test_not_found (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = qipc_mirror_new (G_OBJECT (fixture->bus), "app/nobody",
+                                               QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "app/nobody"));
+}
+
+static void
+test_async_and_cancel (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = NULL;
+
+  qipc_mirror_new_async (G_OBJECT (fixture->bus), "app/counter", QIPC_TEST_TYPE_COUNTER, NULL,
+                         qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  mirror = qipc_mirror_new_finish (result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_clear_object (&result);
+
+  qipc_mirror_new_async (G_OBJECT (fixture->bus), "app/counter", QIPC_TEST_TYPE_COUNTER,
+                         cancellable, qipc_test_store_result, &result);
+  g_cancellable_cancel (cancellable);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_new_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+/* ------------------------------------------------------------------ */
+/* In one process                                                      */
+
+typedef struct
+{
+  char *address;
+  QipcBroker *broker;
+  QipcBus *bus;
+} Local;
+
+static void
+local_setup (Local         *local,
+             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  local->address = abstract_address ("local");
+  local->broker = qipc_broker_new ();
+  g_assert_true (qipc_broker_listen (local->broker, local->address, &error));
+  g_assert_no_error (error);
+  local->bus = qipc_bus_new_for_address (local->address, &error);
+  g_assert_no_error (error);
+}
+
+static void
+local_teardown (Local         *local,
+                gconstpointer  data)
+{
+  g_clear_object (&local->bus);
+  g_clear_object (&local->broker);
+  g_free (local->address);
+}
+
+static void
+test_unsupported (Local         *local,
+                  gconstpointer  data)
+{
+  g_autoptr(GObject) oddball = g_object_new (QIPC_TEST_TYPE_ODDBALL, NULL);
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball, QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_cmpuint (id, ==, 0);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "'raw'"));
+  g_assert_nonnull (strstr (error->message, "gpointer"));
+  g_clear_error (&error);
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball, QIPC_EXPORT_FLAGS_PROPERTIES, &error);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE);
+  g_assert_nonnull (strstr (error->message, "'handle'"));
+  g_clear_error (&error);
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball,
+                               QIPC_EXPORT_FLAGS_ALL | QIPC_EXPORT_FLAGS_SKIP_UNSUPPORTED, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+  g_assert_false (qipc_bus_unexport_object (local->bus, id));
+}
+
+typedef struct
+{
+  int fine;
+} Fine;
+
+static void
+on_fine (GObject *mirror,
+         int      value,
+         Fine    *fine)
+{
+  fine->fine = value;
+}
+
+/* What is left after skipping still works, in the same process. */
+static void
+test_skipped_still_work (Local         *local,
+                         gconstpointer  data)
+{
+  g_autoptr(GObject) oddball = g_object_new (QIPC_TEST_TYPE_ODDBALL, NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(GError) error = NULL;
+  Fine fine = { 0 };
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball,
+                               QIPC_EXPORT_FLAGS_ALL | QIPC_EXPORT_FLAGS_SKIP_UNSUPPORTED, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new (G_OBJECT (local->bus), "app/oddball", QIPC_TEST_TYPE_ODDBALL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (mirror, "fine", G_CALLBACK (on_fine), &fine);
+  g_signal_emit_by_name (oddball, "fine", 7);
+  g_signal_emit_by_name (oddball, "raw", NULL);
+  {
+    guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "fine");
+
+    while (fine.fine != 7)
+      g_main_context_iteration (NULL, TRUE);
+    g_source_remove (timeout);
+  }
+  qipc_bus_unexport_object (local->bus, id);
+}
+
+static void
+test_already_exported (Local         *local,
+                       gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  guint id, again;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  again = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_cmpuint (again, ==, 0);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_ALREADY_EXPORTED);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
+static void
+test_invalid_path (Local         *local,
+                   gconstpointer  data)
+{
+  const char *paths[] = { "", "app/*", "app//counter", "app/counter/.call", "app/.reply/x" };
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GObject) mirror = NULL;
+
+      g_assert_cmpuint (qipc_bus_export_object (local->bus, paths[i], G_OBJECT (counter),
+                                                QIPC_EXPORT_FLAGS_ALL, &error), ==, 0);
+      g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+      g_clear_error (&error);
+      mirror = qipc_mirror_new (G_OBJECT (local->bus), paths[i], QIPC_TEST_TYPE_COUNTER, &error);
+      g_assert_null (mirror);
+      g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+    }
+}
+
+/* The mirror's handle goes with its instance. */
+static void
+test_lifetime (Local         *local,
+               gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  GObject *mirror;
+  QipcMirror *handle;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new (G_OBJECT (local->bus), "app/counter", QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_no_error (error);
+  handle = qipc_mirror_get_for_object (mirror);
+  g_object_add_weak_pointer (G_OBJECT (handle), (gpointer *) &handle);
+  g_object_unref (mirror);
+  g_assert_null (handle);
+  /* Changes after the mirror is gone go nowhere. */
+  qipc_test_counter_set_value (counter, 3);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/mirror/native/initial-state", Fixture, NULL, fixture_setup, test_initial_state, fixture_teardown);
+  g_test_add ("/mirror/native/remote-changes", Fixture, NULL, fixture_setup, test_remote_changes, fixture_teardown);
+  g_test_add ("/mirror/native/set-property", Fixture, NULL, fixture_setup, test_set_property, fixture_teardown);
+  g_test_add ("/mirror/native/action", Fixture, NULL, fixture_setup, test_action, fixture_teardown);
+  g_test_add ("/mirror/native/no-gap", Fixture, NULL, fixture_setup, test_no_gap, fixture_teardown);
+  g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
+  g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
+  g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
+  g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
+  g_test_add ("/mirror/export/unsupported", Local, NULL, local_setup, test_unsupported, local_teardown);
+  g_test_add ("/mirror/export/skipped-still-work", Local, NULL, local_setup, test_skipped_still_work, local_teardown);
+  g_test_add ("/mirror/export/already-exported", Local, NULL, local_setup, test_already_exported, local_teardown);
+  g_test_add ("/mirror/export/invalid-path", Local, NULL, local_setup, test_invalid_path, local_teardown);
+  g_test_add ("/mirror/native/lifetime", Local, NULL, local_setup, test_lifetime, local_teardown);
+
+  return g_test_run ();
+}
