@@ -564,6 +564,173 @@ test_lifetime (Local         *local,
   g_assert_true (qipc_bus_unexport_object (local->bus, id));
 }
 
+/* ------------------------------------------------------------------ */
+/* Over D-Bus, on a private bus                                        */
+
+typedef struct
+{
+  GTestDBus *dbus;
+  char *name;
+  QipcTestChild *exporter;
+  GDBusConnection *connection;
+} DBusFixture;
+
+static QipcTestChild *
+spawn_dbus_exporter (DBusFixture *fixture,
+                     const char  *value)
+{
+  QipcTestChild *child = qipc_test_child_spawn ("counter-dbus-export",
+                                                g_test_dbus_get_bus_address (fixture->dbus),
+                                                fixture->name, value, NULL);
+
+  qipc_test_child_expect (child, "exported");
+  return child;
+}
+
+static void
+dbus_setup (DBusFixture   *fixture,
+            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->dbus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (fixture->dbus);
+  fixture->name = g_strdup_printf ("org.qipc.Test.Counter%d", (int) getpid ());
+  fixture->exporter = spawn_dbus_exporter (fixture, "41");
+  fixture->connection = g_dbus_connection_new_for_address_sync (
+    g_test_dbus_get_bus_address (fixture->dbus),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+dbus_teardown (DBusFixture   *fixture,
+               gconstpointer  data)
+{
+  g_dbus_connection_close_sync (fixture->connection, NULL, NULL);
+  g_clear_object (&fixture->connection);
+  if (fixture->exporter != NULL)
+    qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  g_test_dbus_down (fixture->dbus);
+  g_clear_object (&fixture->dbus);
+  g_free (fixture->name);
+}
+
+static GObject *
+mirror_dbus_counter (DBusFixture *fixture)
+{
+  g_autofree char *path = g_strconcat (fixture->name, ":/org/qipc/test/Counter", NULL);
+  g_autoptr(GError) error = NULL;
+  GObject *mirror = qipc_mirror_new (G_OBJECT (fixture->connection), path,
+                                     QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (QIPC_TEST_IS_COUNTER (mirror));
+  return mirror;
+}
+
+static void
+test_dbus_counter (DBusFixture   *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_dbus_counter (fixture);
+  g_autoptr(Events) events = events_watch (mirror);
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autofree char *label = get_label (mirror);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  int local_ret = -1;
+
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_assert_cmpstr (label, ==, "start");
+  g_assert_cmpstr (qipc_mirror_get_path (handle), ==, "/org/qipc/test/Counter");
+
+  /* Remote change: notify, then the signal, as emitted. */
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 2, "the remote value");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 5 start");
+
+  /* Local set reaches the original. */
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 7);
+  qipc_test_child_send (fixture->exporter, "wait-value 7");
+  qipc_test_child_expect (fixture->exporter, "value 7");
+  wait_for_events (events, 4, "value-changed 7");
+  g_assert_cmpstr (events->events->pdata[3], ==, "value-changed 7 start");
+
+  /* Actions: emitted, and called for the return value. */
+  g_signal_emit_by_name (mirror, "increment", 3, &local_ret);
+  g_assert_cmpint (local_ret, ==, 0);
+  qipc_test_child_send (fixture->exporter, "wait-value 10");
+  qipc_test_child_expect (fixture->exporter, "value 10");
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 4), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 14);
+  wait_for_value (mirror, 14, "the value after the call");
+}
+
+static void
+test_dbus_vanished (DBusFixture   *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_dbus_counter (fixture);
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  gboolean vanished = FALSE, appeared = FALSE;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  wait_for_flag (&vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+
+  /* Another process takes the name: followed, state read again. */
+  fixture->exporter = spawn_dbus_exporter (fixture, "99");
+  wait_for_flag (&appeared, "appeared");
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
+  qipc_test_child_send (fixture->exporter, "set 100");
+  wait_for_value (mirror, 100, "a value from the new owner");
+}
+
+static void
+test_dbus_explicit (DBusFixture   *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = NULL;
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, fixture->name, "/org/qipc/test/Counter",
+                                     "org.qipc.Object.QipcTestCounter", QIPC_TEST_TYPE_COUNTER,
+                                     NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_clear_object (&mirror);
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, "org.qipc.Test.Nobody", "/org/qipc/test/Counter",
+                                     NULL, QIPC_TEST_TYPE_COUNTER, NULL, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, fixture->name, "/org/qipc/test/Nothing",
+                                     NULL, QIPC_TEST_TYPE_COUNTER, NULL, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  mirror = qipc_mirror_new (G_OBJECT (fixture->connection), "/org/qipc/test/Counter",
+                            QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -584,6 +751,10 @@ main (int    argc,
   g_test_add ("/mirror/export/already-exported", Local, NULL, local_setup, test_already_exported, local_teardown);
   g_test_add ("/mirror/export/invalid-path", Local, NULL, local_setup, test_invalid_path, local_teardown);
   g_test_add ("/mirror/native/lifetime", Local, NULL, local_setup, test_lifetime, local_teardown);
+
+  g_test_add ("/mirror/dbus/counter", DBusFixture, NULL, dbus_setup, test_dbus_counter, dbus_teardown);
+  g_test_add ("/mirror/dbus/vanished", DBusFixture, NULL, dbus_setup, test_dbus_vanished, dbus_teardown);
+  g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
 
   return g_test_run ();
 }
