@@ -1233,7 +1233,7 @@ store_result (GObject      *source,
  * @user_data: data for @callback
  *
  * The form of [ctor@Mirror.new] that does not block. On D-Bus, the
- * interface is the one [func@dbus_export_object] uses when it is given
+ * interface is the one `qipc_dbus_export_object()` uses when it is given
  * none; [func@Mirror.new_for_dbus_async] names another.
  */
 void
@@ -1317,7 +1317,7 @@ qipc_mirror_new_finish (GAsyncResult  *result,
  *
  * Makes a new instance of @type that mirrors the object exported at
  * @path, over qipc channels (see [method@Bus.export_object]) or D-Bus
- * (see [func@dbus_export_object]). When this returns, the instance
+ * (see `qipc_dbus_export_object()`). When this returns, the instance
  * already has the remote object's properties, and every change after
  * them is applied as it arrives (see [class@Mirror] for the rules).
  *
@@ -1351,14 +1351,14 @@ qipc_mirror_new (GObject     *bus_or_connection,
  * @bus_name: the exporter's unique or well-known name
  * @object_path: the object's D-Bus path
  * @interface_name: (nullable): the interface, or %NULL for the one
- *   [func@dbus_export_object] uses when given none
+ *   `qipc_dbus_export_object()` uses when given none
  *   (`org.qipc.Object.` and the type name)
  * @type: the local type, the same as the remote object's
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called when the mirror is ready
  * @user_data: data for @callback
  *
- * The form of [func@Mirror.new_for_dbus] that does not block.
+ * The form of [ctor@Mirror.new_for_dbus] that does not block.
  */
 void
 qipc_mirror_new_for_dbus_async (GDBusConnection     *connection,
@@ -1406,7 +1406,7 @@ qipc_mirror_new_for_dbus_finish (GAsyncResult  *result,
  *   name is followed as its owner changes
  * @object_path: the object's D-Bus path
  * @interface_name: (nullable): the interface, or %NULL for the one
- *   [func@dbus_export_object] uses when given none
+ *   `qipc_dbus_export_object()` uses when given none
  * @type: the local type, the same as the remote object's
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
