@@ -161,12 +161,26 @@ remove_source (QipcMirror *self,
   *id = 0;
 }
 
+/* Fails every call waiting for a reply, because of @why. */
 static void
-qipc_mirror_stop (QipcMirror *self)
+fail_calls (QipcMirror *self,
+            const char *why)
 {
   GHashTableIter iter;
   GTask *task;
 
+  g_hash_table_iter_init (&iter, self->calls);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &task))
+    {
+      g_task_return_new_error (task, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED,
+                               "The object at %s %s", self->path, why);
+      g_hash_table_iter_remove (&iter);
+    }
+}
+
+static void
+qipc_mirror_stop (QipcMirror *self)
+{
   g_cancellable_cancel (self->cancellable);
   remove_source (self, &self->poll_source);
   remove_source (self, &self->init_timeout);
@@ -187,14 +201,7 @@ qipc_mirror_stop (QipcMirror *self)
       self->signal_subscription = self->properties_subscription = 0;
     }
   g_clear_handle_id (&self->watch_id, g_bus_unwatch_name);
-
-  g_hash_table_iter_init (&iter, self->calls);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &task))
-    {
-      g_task_return_new_error (task, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED,
-                               "The mirror of %s was destroyed", self->path);
-      g_hash_table_iter_remove (&iter);
-    }
+  fail_calls (self, "is no longer mirrored");
 }
 
 static void
@@ -301,21 +308,6 @@ qipc_mirror_init (QipcMirror *self)
 /* Presence                                                           */
 
 static void
-fail_calls (QipcMirror *self)
-{
-  GHashTableIter iter;
-  GTask *task;
-
-  g_hash_table_iter_init (&iter, self->calls);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &task))
-    {
-      g_task_return_new_error (task, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED,
-                               "The object at %s is gone", self->path);
-      g_hash_table_iter_remove (&iter);
-    }
-}
-
-static void
 set_present (QipcMirror *self,
              gboolean    present)
 {
@@ -324,7 +316,7 @@ set_present (QipcMirror *self,
   self->remote_present = present;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_REMOTE_PRESENT]);
   if (!present)
-    fail_calls (self);
+    fail_calls (self, "is gone");
   if (self->init_task == NULL)
     g_signal_emit (self, signals[present ? APPEARED : VANISHED], 0);
 }
@@ -800,23 +792,12 @@ native_start (QipcMirror  *self,
 
 static void
 native_forward_property (QipcMirror *self,
-                         GParamSpec *pspec)
+                         GParamSpec *pspec,
+                         GVariant   *value)
 {
-  g_auto(GValue) value = G_VALUE_INIT;
-  g_autoptr(GError) error = NULL;
-  GVariant *variant;
-
-  g_value_init (&value, pspec->value_type);
-  g_object_get_property (self->instance, pspec->name, &value);
-  variant = _qipc_value_to_variant (&value, QIPC_VALUE_NATIVE, &error);
-  if (variant == NULL)
-    {
-      g_warning ("Mirror of %s, property '%s': %s", self->path, pspec->name, error->message);
-      return;
-    }
   native_send (self, QIPC_REMOTE_SET_PROPERTY,
                g_variant_new ("(stsv)", self->reply_name, add_call (self, NULL),
-                              pspec->name, variant));
+                              pspec->name, value));
 }
 
 static void
@@ -1008,23 +989,13 @@ on_dbus_set (GObject      *source,
 
 static void
 dbus_forward_property (QipcMirror *self,
-                       GParamSpec *pspec)
+                       GParamSpec *pspec,
+                       GVariant   *value)
 {
-  g_auto(GValue) value = G_VALUE_INIT;
-  g_autoptr(GError) error = NULL;
   g_autofree char *name = _qipc_name_to_dbus (pspec->name);
-  GVariant *variant;
 
-  g_value_init (&value, pspec->value_type);
-  g_object_get_property (self->instance, pspec->name, &value);
-  variant = _qipc_value_to_variant (&value, QIPC_VALUE_DBUS, &error);
-  if (variant == NULL)
-    {
-      g_warning ("Mirror of %s, property '%s': %s", self->path, pspec->name, error->message);
-      return;
-    }
   g_dbus_connection_call (self->connection, self->bus_name, self->path, DBUS_PROPERTIES, "Set",
-                          g_variant_new ("(ssv)", self->interface, name, variant), NULL,
+                          g_variant_new ("(ssv)", self->interface, name, value), NULL,
                           G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable, on_dbus_set,
                           g_object_ref (self));
 }
@@ -1074,14 +1045,25 @@ dbus_forward_call (QipcMirror *self,
 /* ------------------------------------------------------------------ */
 /* Either transport                                                   */
 
+/* Sends the mirror's value of @pspec to the original. */
 static void
 forward_property (QipcMirror *self,
                   GParamSpec *pspec)
 {
-  if (self->connection != NULL)
-    dbus_forward_property (self, pspec);
+  QipcValueFlavor flavor = self->connection != NULL ? QIPC_VALUE_DBUS : QIPC_VALUE_NATIVE;
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_autoptr(GError) error = NULL;
+  GVariant *variant;
+
+  g_value_init (&value, pspec->value_type);
+  g_object_get_property (self->instance, pspec->name, &value);
+  variant = _qipc_value_to_variant (&value, flavor, &error);
+  if (variant == NULL)
+    g_warning ("Mirror of %s, property '%s': %s", self->path, pspec->name, error->message);
+  else if (self->connection != NULL)
+    dbus_forward_property (self, pspec, variant);
   else
-    native_forward_property (self, pspec);
+    native_forward_property (self, pspec, variant);
 }
 
 static void

@@ -19,16 +19,44 @@ timed_out (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Runs the main context until *flag is set. */
+/* Runs the main context until done (data) holds. */
+static void
+wait_until (gboolean   (*done) (gconstpointer data),
+            gconstpointer data,
+            const char   *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (!done (data))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static gboolean
+flag_is_set (gconstpointer flag)
+{
+  return *(const gboolean *) flag;
+}
+
 static void
 wait_for_flag (gboolean   *flag,
                const char *what)
 {
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+  wait_until (flag_is_set, flag, what);
+}
 
-  while (!*flag)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
+typedef struct
+{
+  GObject *object;
+  int value;
+} ValueWait;
+
+static gboolean
+value_reached (gconstpointer data)
+{
+  const ValueWait *wait = data;
+
+  return qipc_test_counter_get_value (QIPC_TEST_COUNTER (wait->object)) == wait->value;
 }
 
 static void
@@ -36,18 +64,9 @@ wait_for_value (GObject    *object,
                 int         value,
                 const char *what)
 {
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+  ValueWait wait = { object, value };
 
-  while (qipc_test_counter_get_value (QIPC_TEST_COUNTER (object)) != value)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
-}
-
-static char *
-abstract_address (const char *what)
-{
-  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
-                          g_random_int ());
+  wait_until (value_reached, &wait, what);
 }
 
 /* A broker and an exporting child (counter-export) on it. */
@@ -76,7 +95,7 @@ fixture_setup (Fixture       *fixture,
 {
   g_autoptr(GError) error = NULL;
 
-  fixture->address = abstract_address ("mirror");
+  fixture->address = qipc_test_abstract_address ("mirror");
   fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
   qipc_test_child_expect (fixture->broker, "listening");
   fixture->exporter = spawn_exporter (fixture->address, "app/counter", "41");
@@ -183,16 +202,28 @@ events_free (Events *events)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Events, events_free)
 
+typedef struct
+{
+  Events *events;
+  guint count;
+} EventsWait;
+
+static gboolean
+events_reached (gconstpointer data)
+{
+  const EventsWait *wait = data;
+
+  return wait->events->events->len >= wait->count;
+}
+
 static void
 wait_for_events (Events     *events,
                  guint       count,
                  const char *what)
 {
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+  EventsWait wait = { events, count };
 
-  while (events->events->len < count)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
+  wait_until (events_reached, &wait, what);
 }
 
 static void
@@ -414,7 +445,7 @@ local_setup (Local         *local,
 {
   g_autoptr(GError) error = NULL;
 
-  local->address = abstract_address ("local");
+  local->address = qipc_test_abstract_address ("local");
   local->broker = qipc_broker_new ();
   g_assert_true (qipc_broker_listen (local->broker, local->address, &error));
   g_assert_no_error (error);
@@ -460,17 +491,12 @@ test_unsupported (Local         *local,
   g_assert_false (qipc_bus_unexport_object (local->bus, id));
 }
 
-typedef struct
-{
-  int fine;
-} Fine;
-
 static void
-on_fine (GObject *mirror,
-         int      value,
-         Fine    *fine)
+on_fine (GObject  *mirror,
+         int       value,
+         gboolean *fine)
 {
-  fine->fine = value;
+  *fine = value == 7;
 }
 
 /* What is left after skipping still works, in the same process. */
@@ -481,7 +507,7 @@ test_skipped_still_work (Local         *local,
   g_autoptr(GObject) oddball = g_object_new (QIPC_TEST_TYPE_ODDBALL, NULL);
   g_autoptr(GObject) mirror = NULL;
   g_autoptr(GError) error = NULL;
-  Fine fine = { 0 };
+  gboolean fine = FALSE;
   guint id;
 
   id = qipc_bus_export_object (local->bus, "app/oddball", oddball,
@@ -492,13 +518,7 @@ test_skipped_still_work (Local         *local,
   g_signal_connect (mirror, "fine", G_CALLBACK (on_fine), &fine);
   g_signal_emit_by_name (oddball, "fine", 7);
   g_signal_emit_by_name (oddball, "raw", NULL);
-  {
-    guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "fine");
-
-    while (fine.fine != 7)
-      g_main_context_iteration (NULL, TRUE);
-    g_source_remove (timeout);
-  }
+  wait_for_flag (&fine, "the signal that can be carried");
   qipc_bus_unexport_object (local->bus, id);
 }
 
