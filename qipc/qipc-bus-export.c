@@ -495,6 +495,9 @@ qipc_bus_export_object (QipcBus          *bus,
   export->id = g_atomic_int_add (&last_id, 1) + 1;
   g_hash_table_insert (bus_exports (bus), GUINT_TO_POINTER (export->id), export);
   g_object_ref (bus);
+  /* Mirrors waiting for this path (its previous exporter died) read
+   * the state now rather than at their next check. */
+  send_or_warn (export, path, QIPC_REMOTE_EXPORTED, NULL);
   return g_steal_pointer (&export)->id;
 }
 

@@ -637,6 +637,17 @@ on_remote_message (QipcChannel *channel,
                    GVariant    *data,
                    QipcMirror  *self)
 {
+  /* An exporter that has just started, maybe in place of one that died
+   * too shortly before for the poll to see it: read its state. */
+  if (g_str_equal (message, QIPC_REMOTE_EXPORTED))
+    {
+      if (self->init_task == NULL && self->state_request == 0)
+        {
+          vanish (self);
+          native_request_state (self);
+        }
+      return;
+    }
   /* Before the state, or while the object is away, the state read
    * next has everything these changes did. */
   if (self->state_request != 0 || !self->remote_present)
@@ -1133,8 +1144,6 @@ mirror_create (GType         type,
                                                   self, NULL);
   self->init_cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   connect_instance (self);
-  if (_qipc_value_lookup_object (path) == NULL)
-    _qipc_value_register_object (instance, path);
   return self;
 }
 

@@ -6,7 +6,8 @@
  *   PATH          the exporter sends each signal (message: the signal's
  *                 GObject name, data: its arguments as a tuple), each
  *                 property change (message "notify::NAME", data: the
- *                 new value as "v") and "unexported" (no data)
+ *                 new value as "v"), "exported" once it is ready and
+ *                 "unexported" at the end (no data)
  *   PATH/.call    the exporter listens for requests, each naming a
  *                 reply channel and a request id:
  *                   "get-all"      (st)
@@ -34,6 +35,7 @@ G_BEGIN_DECLS
 #define QIPC_REMOTE_GET_ALL       "get-all"
 #define QIPC_REMOTE_SET_PROPERTY  "set-property"
 #define QIPC_REMOTE_CALL_ACTION   "call-action"
+#define QIPC_REMOTE_EXPORTED      "exported"
 #define QIPC_REMOTE_UNEXPORTED    "unexported"
 #define QIPC_REMOTE_STATE         "state"
 #define QIPC_REMOTE_RETURN        "return"

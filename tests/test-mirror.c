@@ -377,6 +377,34 @@ test_vanished_on_kill (Fixture       *fixture,
 }
 
 static void
+count_event (QipcMirror *handle,
+             guint      *count)
+{
+  (*count)++;
+}
+
+/* A new exporter in place of a killed one, maybe before the mirror's
+ * next check: its state is read either way. */
+static void
+test_replaced_quickly (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  guint vanished = 0, appeared = 0;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (count_event), &vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (count_event), &appeared);
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "99");
+  wait_for_value (mirror, 99, "the new exporter's state");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpuint (vanished, >=, 1);
+  g_assert_cmpuint (appeared, ==, vanished);
+}
+
+static void
 test_vanished_on_unexport (Fixture       *fixture,
                            gconstpointer  data)
 {
@@ -763,6 +791,7 @@ main (int    argc,
   g_test_add ("/mirror/native/action", Fixture, NULL, fixture_setup, test_action, fixture_teardown);
   g_test_add ("/mirror/native/no-gap", Fixture, NULL, fixture_setup, test_no_gap, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
+  g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
