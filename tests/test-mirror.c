@@ -317,30 +317,65 @@ test_action (Fixture       *fixture,
   g_assert_nonnull (strstr (error->message, "explode"));
 }
 
+static gboolean
+last_signal_reached (gconstpointer data)
+{
+  const EventsWait *wait = data;
+  GArray *values = wait->events->values;
+
+  return values->len > 0 && g_array_index (values, int, values->len - 1) == (int) wait->count;
+}
+
+static void
+wait_for_last_signal (Events *events,
+                      int     value)
+{
+  EventsWait wait = { events, value };
+
+  wait_until (last_signal_reached, &wait, "the last value-changed");
+}
+
 /* The exporter counts up while the mirror is made: from the state on,
  * every value arrives, in order, once. */
 static void
-test_no_gap (Fixture       *fixture,
-             gconstpointer  data)
+check_no_gap (QipcTestChild *exporter,
+              GObject *    (*make_mirror) (gconstpointer data),
+              gconstpointer  data)
 {
   const int n = 400;
+  g_autofree char *command = g_strdup_printf ("count %d", n);
   g_autoptr(GObject) mirror = NULL;
   g_autoptr(Events) events = NULL;
-  g_autofree char *command = g_strdup_printf ("count %d", n);
   int initial;
 
-  qipc_test_child_send (fixture->exporter, command);
+  qipc_test_child_send (exporter, command);
   g_usleep (20 * 1000);
-  mirror = mirror_counter (fixture->bus, "app/counter");
+  mirror = make_mirror (data);
   initial = qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror));
   events = events_watch (mirror);
-  qipc_test_child_expect (fixture->exporter, "counted");
-  wait_for_value (mirror, 41 + n, "the last value");
+  qipc_test_child_expect (exporter, "counted");
+  /* The last signal, not the last property change, which comes first. */
+  wait_for_last_signal (events, 41 + n);
   g_test_message ("state at %d, then %u signals", initial, events->values->len);
   g_assert_cmpint (initial, >=, 41);
   g_assert_cmpuint (events->values->len, ==, 41 + n - initial);
   for (guint i = 0; i < events->values->len; i++)
     g_assert_cmpint (g_array_index (events->values, int, i), ==, initial + 1 + (int) i);
+}
+
+static GObject *
+make_native_mirror (gconstpointer data)
+{
+  const Fixture *fixture = data;
+
+  return mirror_counter (fixture->bus, "app/counter");
+}
+
+static void
+test_no_gap (Fixture       *fixture,
+             gconstpointer  data)
+{
+  check_no_gap (fixture->exporter, make_native_mirror, fixture);
 }
 
 static void
@@ -747,6 +782,19 @@ test_dbus_vanished (DBusFixture   *fixture,
   wait_for_value (mirror, 100, "a value from the new owner");
 }
 
+static GObject *
+make_dbus_mirror (gconstpointer data)
+{
+  return mirror_dbus_counter ((DBusFixture *) data);
+}
+
+static void
+test_dbus_no_gap (DBusFixture   *fixture,
+                  gconstpointer  data)
+{
+  check_no_gap (fixture->exporter, make_dbus_mirror, fixture);
+}
+
 static void
 test_dbus_explicit (DBusFixture   *fixture,
                     gconstpointer  data)
@@ -803,6 +851,7 @@ main (int    argc,
 
   g_test_add ("/mirror/dbus/counter", DBusFixture, NULL, dbus_setup, test_dbus_counter, dbus_teardown);
   g_test_add ("/mirror/dbus/vanished", DBusFixture, NULL, dbus_setup, test_dbus_vanished, dbus_teardown);
+  g_test_add ("/mirror/dbus/no-gap", DBusFixture, NULL, dbus_setup, test_dbus_no_gap, dbus_teardown);
   g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
 
   return g_test_run ();
