@@ -166,16 +166,15 @@ static void
 fail_calls (QipcMirror *self,
             const char *why)
 {
-  GHashTableIter iter;
-  GTask *task;
+  GList *tasks = g_hash_table_get_values (self->calls);
 
-  g_hash_table_iter_init (&iter, self->calls);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &task))
-    {
-      g_task_return_new_error (task, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED,
-                               "The object at %s %s", self->path, why);
-      g_hash_table_iter_remove (&iter);
-    }
+  /* Taken out first: a callback may start another call. */
+  g_list_foreach (tasks, (GFunc) (void (*) (void)) g_object_ref, NULL);
+  g_hash_table_remove_all (self->calls);
+  for (GList *l = tasks; l != NULL; l = l->next)
+    g_task_return_new_error (l->data, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED,
+                             "The object at %s %s", self->path, why);
+  g_list_free_full (tasks, g_object_unref);
 }
 
 static void
@@ -637,6 +636,8 @@ on_remote_message (QipcChannel *channel,
                    GVariant    *data,
                    QipcMirror  *self)
 {
+  /* What this runs may drop the last reference to the instance. */
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   /* An exporter that has just started, maybe in place of one that died
    * too shortly before for the poll to see it: read its state. */
   if (g_str_equal (message, QIPC_REMOTE_EXPORTED))
@@ -674,6 +675,8 @@ on_reply (QipcChannel *channel,
           GVariant    *data,
           QipcMirror  *self)
 {
+  /* What this runs may drop the last reference to the instance. */
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   guint64 id;
 
   if (data == NULL || !g_variant_is_container (data) || g_variant_n_children (data) < 2)
@@ -760,6 +763,8 @@ static void
 on_bus_disconnected (QipcBus    *bus,
                      QipcMirror *self)
 {
+  /* What this runs may drop the last reference to the instance. */
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   if (self->init_task == NULL)
     vanish (self);
 }
@@ -770,6 +775,8 @@ on_messages_lost (QipcBus    *bus,
                   guint64     count,
                   QipcMirror *self)
 {
+  /* What this runs may drop the last reference to the instance. */
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   if (self->remote_present && self->state_request == 0)
     native_request_state (self);
 }
@@ -902,6 +909,7 @@ on_dbus_signal (GDBusConnection *connection,
                 gpointer         user_data)
 {
   QipcMirror *self = user_data;
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autofree char *name = NULL;
 
   if (self->state_request != 0 || !self->remote_present || self->instance == NULL)
@@ -920,6 +928,7 @@ on_dbus_properties_changed (GDBusConnection *connection,
                             gpointer         user_data)
 {
   QipcMirror *self = user_data;
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autoptr(GVariant) changed = NULL;
 
   if (self->state_request != 0 || !self->remote_present || self->instance == NULL ||
@@ -936,6 +945,7 @@ on_name_appeared (GDBusConnection *connection,
                   gpointer         user_data)
 {
   QipcMirror *self = user_data;
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
 
   if (self->init_task == NULL && !self->remote_present && self->state_request == 0)
     dbus_request_state (self);
@@ -947,6 +957,7 @@ on_name_vanished (GDBusConnection *connection,
                   gpointer         user_data)
 {
   QipcMirror *self = user_data;
+  g_autoptr(QipcMirror) hold = g_object_ref (self);
 
   if (self->init_task == NULL)
     vanish (self);

@@ -45,6 +45,19 @@ wait_for_flag (gboolean   *flag,
   wait_until (flag_is_set, flag, what);
 }
 
+static gboolean
+pointer_is_null (gconstpointer pointer)
+{
+  return *(gconstpointer const *) pointer == NULL;
+}
+
+static void
+wait_for_flag_cleared (gpointer   *pointer,
+                       const char *what)
+{
+  wait_until (pointer_is_null, pointer, what);
+}
+
 typedef struct
 {
   GObject *object;
@@ -455,6 +468,38 @@ test_vanished_on_unexport (Fixture       *fixture,
 }
 
 static void
+drop_mirror (GObject     *instance,
+             int          value,
+             const char  *label,
+             GObject    **mirror)
+{
+  g_assert_true (instance == *mirror);
+  g_clear_object (mirror);
+}
+
+/* A handler of the mirror's own signal drops the last reference. */
+static void
+test_dropped_in_handler (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  GObject *mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autoptr(GError) error = NULL;
+
+  g_object_add_weak_pointer (G_OBJECT (handle), (gpointer *) &handle);
+  g_signal_connect (mirror, "value-changed", G_CALLBACK (drop_mirror), &mirror);
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_flag_cleared ((gpointer *) &handle, "the mirror's handle to go");
+  g_assert_null (mirror);
+  /* What the exporter sends next goes nowhere. */
+  qipc_test_child_send (fixture->exporter, "set 6");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  g_assert_true (qipc_channel_flush_for_bus (fixture->bus, &error));
+  g_assert_no_error (error);
+}
+
+static void
 test_not_found (Fixture       *fixture,
                 gconstpointer  data)
 {
@@ -841,6 +886,7 @@ main (int    argc,
   g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
   g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
+  g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
   g_test_add ("/mirror/export/unsupported", Local, NULL, local_setup, test_unsupported, local_teardown);
