@@ -124,8 +124,9 @@ fixture_teardown (Fixture       *fixture,
   if (fixture->exporter != NULL)
     qipc_test_child_kill (fixture->exporter);
   g_clear_pointer (&fixture->exporter, qipc_test_child_free);
-  qipc_test_child_kill (fixture->broker);
-  qipc_test_child_free (fixture->broker);
+  if (fixture->broker != NULL)
+    qipc_test_child_kill (fixture->broker);
+  g_clear_pointer (&fixture->broker, qipc_test_child_free);
   g_free (fixture->address);
 }
 
@@ -475,6 +476,22 @@ drop_mirror (GObject     *instance,
 {
   g_assert_true (instance == *mirror);
   g_clear_object (mirror);
+}
+
+/* This process loses its broker: the remote is gone for it too. */
+static void
+test_vanished_on_broker_loss (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  gboolean vanished = FALSE;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
+  qipc_test_child_kill (fixture->broker);
+  g_clear_pointer (&fixture->broker, qipc_test_child_free);
+  wait_for_flag (&vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
 }
 
 /* A handler of the mirror's own signal drops the last reference. */
@@ -886,6 +903,7 @@ main (int    argc,
   g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
   g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
+  g_test_add ("/mirror/native/vanished-on-broker-loss", Fixture, NULL, fixture_setup, test_vanished_on_broker_loss, fixture_teardown);
   g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
