@@ -478,20 +478,30 @@ drop_mirror (GObject     *instance,
   g_clear_object (mirror);
 }
 
-/* This process loses its broker: the remote is gone for it too. */
+/* This process loses its broker: the remote is gone for it too, and
+ * back with the broker. */
 static void
 test_vanished_on_broker_loss (Fixture       *fixture,
                               gconstpointer  data)
 {
   g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
   QipcMirror *handle = qipc_mirror_get_for_object (mirror);
-  gboolean vanished = FALSE;
+  gboolean vanished = FALSE, appeared = FALSE;
 
   g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
   qipc_test_child_kill (fixture->broker);
   g_clear_pointer (&fixture->broker, qipc_test_child_free);
   wait_for_flag (&vanished, "vanished");
   g_assert_false (qipc_mirror_get_remote_present (handle));
+
+  /* A broker again: both buses reconnect, and the state is read again. */
+  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
+  qipc_test_child_expect (fixture->broker, "listening");
+  wait_for_flag (&appeared, "appeared");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  qipc_test_child_send (fixture->exporter, "set 12");
+  wait_for_value (mirror, 12, "a value after the reconnection");
 }
 
 /* A handler of the mirror's own signal drops the last reference. */
@@ -903,7 +913,7 @@ main (int    argc,
   g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
   g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
-  g_test_add ("/mirror/native/vanished-on-broker-loss", Fixture, NULL, fixture_setup, test_vanished_on_broker_loss, fixture_teardown);
+  g_test_add ("/mirror/native/broker-lost-and-back", Fixture, NULL, fixture_setup, test_vanished_on_broker_loss, fixture_teardown);
   g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
