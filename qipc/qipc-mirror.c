@@ -424,6 +424,14 @@ init_done (QipcMirror *self)
   return g_steal_pointer (&self->init_task);
 }
 
+/* Before the state, or while the object is away, remote changes are
+ * dropped: the state read next has everything they did. */
+static gboolean
+accepts_changes (QipcMirror *self)
+{
+  return self->state_request == 0 && self->remote_present && self->instance != NULL;
+}
+
 /* The state arrived: apply it, and changes from now on. */
 static void
 state_received (QipcMirror      *self,
@@ -649,9 +657,7 @@ on_remote_message (QipcChannel *channel,
         }
       return;
     }
-  /* Before the state, or while the object is away, the state read
-   * next has everything these changes did. */
-  if (self->state_request != 0 || !self->remote_present)
+  if (!accepts_changes (self))
     return;
   if (g_str_equal (message, QIPC_REMOTE_UNEXPORTED))
     vanish (self);
@@ -912,7 +918,7 @@ on_dbus_signal (GDBusConnection *connection,
   g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autofree char *name = NULL;
 
-  if (self->state_request != 0 || !self->remote_present || self->instance == NULL)
+  if (!accepts_changes (self))
     return;
   name = _qipc_name_from_dbus (signal_name);
   apply_signal (self, name, parameters, QIPC_VALUE_DBUS);
@@ -931,8 +937,7 @@ on_dbus_properties_changed (GDBusConnection *connection,
   g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autoptr(GVariant) changed = NULL;
 
-  if (self->state_request != 0 || !self->remote_present || self->instance == NULL ||
-      !g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
+  if (!accepts_changes (self) || !g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
     return;
   changed = g_variant_get_child_value (parameters, 1);
   apply_properties (self, changed, QIPC_VALUE_DBUS);

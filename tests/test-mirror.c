@@ -399,26 +399,40 @@ on_mirror_event (QipcMirror *handle,
   *flag = TRUE;
 }
 
+typedef struct
+{
+  gboolean vanished;
+  gboolean appeared;
+} Presence;
+
+static QipcMirror *
+watch_presence (GObject  *mirror,
+                Presence *presence)
+{
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &presence->vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &presence->appeared);
+  return handle;
+}
+
 static void
 test_vanished_on_kill (Fixture       *fixture,
                        gconstpointer  data)
 {
   g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
-  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
-  gboolean vanished = FALSE, appeared = FALSE;
-
-  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
-  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
   qipc_test_child_kill (fixture->exporter);
   g_clear_pointer (&fixture->exporter, qipc_test_child_free);
-  wait_for_flag (&vanished, "vanished");
+  wait_for_flag (&presence.vanished, "vanished");
   g_assert_false (qipc_mirror_get_remote_present (handle));
-  g_assert_false (appeared);
+  g_assert_false (presence.appeared);
   g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
 
   /* Another process exports at the same path: state read again. */
   fixture->exporter = spawn_exporter (fixture->address, "app/counter", "99");
-  wait_for_flag (&appeared, "appeared");
+  wait_for_flag (&presence.appeared, "appeared");
   g_assert_true (qipc_mirror_get_remote_present (handle));
   g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
   qipc_test_child_send (fixture->exporter, "set 100");
@@ -458,13 +472,12 @@ test_vanished_on_unexport (Fixture       *fixture,
                            gconstpointer  data)
 {
   g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
-  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
-  gboolean vanished = FALSE;
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
 
-  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
   qipc_test_child_send (fixture->exporter, "unexport");
   qipc_test_child_expect (fixture->exporter, "unexported");
-  wait_for_flag (&vanished, "vanished");
+  wait_for_flag (&presence.vanished, "vanished");
   g_assert_false (qipc_mirror_get_remote_present (handle));
 }
 
@@ -481,24 +494,21 @@ drop_mirror (GObject     *instance,
 /* This process loses its broker: the remote is gone for it too, and
  * back with the broker. */
 static void
-test_vanished_on_broker_loss (Fixture       *fixture,
+test_broker_lost_and_back (Fixture       *fixture,
                               gconstpointer  data)
 {
   g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
-  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
-  gboolean vanished = FALSE, appeared = FALSE;
-
-  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
-  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
   qipc_test_child_kill (fixture->broker);
   g_clear_pointer (&fixture->broker, qipc_test_child_free);
-  wait_for_flag (&vanished, "vanished");
+  wait_for_flag (&presence.vanished, "vanished");
   g_assert_false (qipc_mirror_get_remote_present (handle));
 
   /* A broker again: both buses reconnect, and the state is read again. */
   fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
   qipc_test_child_expect (fixture->broker, "listening");
-  wait_for_flag (&appeared, "appeared");
+  wait_for_flag (&presence.appeared, "appeared");
   g_assert_true (qipc_mirror_get_remote_present (handle));
   qipc_test_child_send (fixture->exporter, "set 12");
   wait_for_value (mirror, 12, "a value after the reconnection");
@@ -836,19 +846,17 @@ test_dbus_vanished (DBusFixture   *fixture,
                     gconstpointer  data)
 {
   g_autoptr(GObject) mirror = mirror_dbus_counter (fixture);
-  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
-  gboolean vanished = FALSE, appeared = FALSE;
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
 
-  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &vanished);
-  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &appeared);
   qipc_test_child_kill (fixture->exporter);
   g_clear_pointer (&fixture->exporter, qipc_test_child_free);
-  wait_for_flag (&vanished, "vanished");
+  wait_for_flag (&presence.vanished, "vanished");
   g_assert_false (qipc_mirror_get_remote_present (handle));
 
   /* Another process takes the name: followed, state read again. */
   fixture->exporter = spawn_dbus_exporter (fixture, "99");
-  wait_for_flag (&appeared, "appeared");
+  wait_for_flag (&presence.appeared, "appeared");
   g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
   qipc_test_child_send (fixture->exporter, "set 100");
   wait_for_value (mirror, 100, "a value from the new owner");
@@ -913,7 +921,7 @@ main (int    argc,
   g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
   g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
   g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
-  g_test_add ("/mirror/native/broker-lost-and-back", Fixture, NULL, fixture_setup, test_vanished_on_broker_loss, fixture_teardown);
+  g_test_add ("/mirror/native/broker-lost-and-back", Fixture, NULL, fixture_setup, test_broker_lost_and_back, fixture_teardown);
   g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
