@@ -63,11 +63,9 @@ send_or_warn (Export     *export,
               const char *message,
               GVariant   *data)
 {
-  g_autoptr(GError) error = NULL;
+  g_autofree char *who = g_strconcat ("Object ", export->path, NULL);
 
-  if (!qipc_channel_send_for_bus (export->bus, channel, message, data, &error))
-    g_warning ("Object %s: could not send '%s' on %s: %s", export->path, message,
-               channel, error->message);
+  _qipc_remote_send (export->bus, channel, message, data, who);
 }
 
 /* ------------------------------------------------------------------ */

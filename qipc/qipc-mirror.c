@@ -624,10 +624,9 @@ native_send (QipcMirror *self,
              const char *message,
              GVariant   *data)
 {
-  g_autoptr(GError) error = NULL;
+  g_autofree char *who = g_strconcat ("Mirror of ", self->path, NULL);
 
-  if (!qipc_channel_send_for_bus (self->bus, self->control, message, data, &error))
-    g_warning ("Mirror of %s: %s", self->path, error->message);
+  _qipc_remote_send (self->bus, self->control, message, data, who);
 }
 
 static void

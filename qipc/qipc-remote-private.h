@@ -24,6 +24,7 @@
 
 #include <gio/gio.h>
 
+#include "qipc-bus.h"
 #include "qipc-remote.h"
 
 G_BEGIN_DECLS
@@ -54,5 +55,14 @@ GArray   *_qipc_remote_list_signals      (GType              type);
 /* Whether a signal travels as a signal (not an action, which is a
  * call). */
 gboolean  _qipc_remote_is_action         (const GSignalQuery *query);
+
+/* Sends, or says why not: a warning, or only a debug message when the
+ * bus is closed (everything sent after that fails alike). @who names
+ * the object in the message ("Object app/counter"). */
+void      _qipc_remote_send              (QipcBus           *bus,
+                                          const char        *channel,
+                                          const char        *message,
+                                          GVariant          *data,
+                                          const char        *who);
 
 G_END_DECLS

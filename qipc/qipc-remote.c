@@ -4,6 +4,7 @@
  */
 
 #include "qipc-remote-private.h"
+#include "qipc-channel.h"
 #include "qipc-frame-private.h"
 
 #include <string.h>
@@ -63,4 +64,21 @@ gboolean
 _qipc_remote_is_action (const GSignalQuery *query)
 {
   return (query->signal_flags & G_SIGNAL_ACTION) != 0;
+}
+
+void
+_qipc_remote_send (QipcBus    *bus,
+                   const char *channel,
+                   const char *message,
+                   GVariant   *data,
+                   const char *who)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (qipc_channel_send_for_bus (bus, channel, message, data, &error))
+    return;
+  if (g_error_matches (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED))
+    g_debug ("%s: '%s' not sent on %s: %s", who, message, channel, error->message);
+  else
+    g_warning ("%s: could not send '%s' on %s: %s", who, message, channel, error->message);
 }

@@ -683,6 +683,23 @@ test_already_exported (Local         *local,
   g_assert_true (qipc_bus_unexport_object (local->bus, id));
 }
 
+/* An exported object that changes after its bus was closed: nothing to
+ * send to, and nothing to warn about (warnings are fatal here). */
+static void
+test_closed_bus (Local         *local,
+                 gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  qipc_bus_close (local->bus);
+  qipc_test_counter_set_value (counter, 3);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
 static void
 test_invalid_path (Local         *local,
                    gconstpointer  data)
@@ -928,6 +945,7 @@ main (int    argc,
   g_test_add ("/mirror/export/unsupported", Local, NULL, local_setup, test_unsupported, local_teardown);
   g_test_add ("/mirror/export/skipped-still-work", Local, NULL, local_setup, test_skipped_still_work, local_teardown);
   g_test_add ("/mirror/export/already-exported", Local, NULL, local_setup, test_already_exported, local_teardown);
+  g_test_add ("/mirror/export/closed-bus", Local, NULL, local_setup, test_closed_bus, local_teardown);
   g_test_add ("/mirror/export/invalid-path", Local, NULL, local_setup, test_invalid_path, local_teardown);
   g_test_add ("/mirror/native/lifetime", Local, NULL, local_setup, test_lifetime, local_teardown);
 
