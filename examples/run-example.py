@@ -51,7 +51,8 @@ class Participant:
             self.lines.put(line.rstrip('\n'))
         self.lines.put(None)
 
-    def expect(self, wanted):
+    def expect(self, wanted, prefix=False):
+        """Reads lines until WANTED (or one starting with it); returns it."""
         deadline = time.monotonic() + TIMEOUT
         while True:
             try:
@@ -61,8 +62,8 @@ class Participant:
             if line is None:
                 fail(f'{self.name} did not print {wanted!r}; it printed {self.seen!r}')
             self.seen.append(line)
-            if line == wanted:
-                return
+            if line == wanted or (prefix and line.startswith(wanted)):
+                return line
 
     def send(self, line):
         self.process.stdin.write(line + '\n')
@@ -139,7 +140,32 @@ def chat():
         other.wait()
 
 
-SCENARIOS = {'chat': chat}
+def board():
+    """One producer (the first language) and a consumer in each language
+    after it: every consumer sees readings in order, then the end."""
+    key = f'example-board-{os.getpid()}-{random.getrandbits(32)}'
+    count = 20
+    producer = start('shm/board', LANGS[0], key, 'produce', str(count))
+    producer.expect(f'created {key}')
+    consumers = [start('shm/board', lang, key, 'consume') for lang in LANGS[1:]]
+    for consumer in consumers:
+        consumer.expect('attached')
+    producer.send('go')
+    producer.expect(f'published {count}')
+    producer.wait()
+    for consumer in consumers:
+        consumer.expect('done after ', prefix=True)
+        readings = [int(line.split()[1].rstrip(':')) for line in consumer.seen
+                    if line.startswith('reading ')]
+        if not readings or readings != sorted(set(readings)) or readings[-1] > count:
+            fail(f'{consumer.name} saw readings {readings}')
+        last = consumer.seen[-1]
+        if last != f'done after {readings[-1]}':
+            fail(f'{consumer.name} ended with {last!r} after readings {readings}')
+        consumer.wait()
+
+
+SCENARIOS = {'chat': chat, 'board': board}
 
 broker = start_broker()
 try:
