@@ -13,6 +13,7 @@
 #include "qipc-bus.h"
 #include "qipc-bus-export.h"
 #include "qipc-channel.h"
+#include "qipc-dbus.h"
 #include "qipc-local-server.h"
 #include "qipc-local-socket.h"
 #include "qipc-mirror.h"

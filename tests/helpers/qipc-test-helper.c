@@ -7,6 +7,7 @@
  * error and exit with status 1.
  */
 #include <qipc.h>
+#include <gio/gunixinputstream.h>
 
 #include "../test-counter.h"
 
@@ -1087,6 +1088,164 @@ counter_dbus_export (char **argv)
   return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* D-Bus exports                                                       */
+
+typedef struct
+{
+  GDBusConnection *connection;
+  QipcTestCounter *counter;
+  GDataInputStream *input;
+  guint export_id;
+  GMainLoop *loop;
+} DBusCounter;
+
+static GDBusConnection *
+session_bus (void)
+{
+  GError *error = NULL;
+  GDBusConnection *connection = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+
+  if (connection == NULL)
+    exit (fail (error));
+  return connection;
+}
+
+/* Calls RequestName or ReleaseName and says @done. */
+static void
+name_call (GDBusConnection *connection,
+           const char      *method,
+           const char      *name,
+           const char      *done)
+{
+  GError *error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  guint32 result;
+
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", method,
+                                       g_str_equal (method, "RequestName")
+                                         ? g_variant_new ("(su)", name, 4 /* DO_NOT_QUEUE */)
+                                         : g_variant_new ("(s)", name),
+                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  if (reply == NULL)
+    exit (fail (error));
+  g_variant_get (reply, "(u)", &result);
+  if (result != 1)
+    {
+      printf ("%s %s: %u\n", method, name, result);
+      exit (1);
+    }
+  say (done);
+}
+
+static void dbus_counter_read (DBusCounter *self);
+
+/* Reports after everything sent so far has left the process. */
+static void
+dbus_counter_flush_and_say (DBusCounter *self,
+                            const char  *line)
+{
+  GError *error = NULL;
+
+  if (!g_dbus_connection_flush_sync (self->connection, NULL, &error))
+    exit (fail (error));
+  say (line);
+}
+
+static void
+dbus_counter_command (DBusCounter *self,
+                      const char  *line)
+{
+  g_auto(GStrv) words = g_strsplit (line, " ", 2);
+
+  if (g_str_equal (words[0], "set") && words[1] != NULL)
+    {
+      qipc_test_counter_set_value (self->counter, atoi (words[1]));
+      dbus_counter_flush_and_say (self, "ok");
+    }
+  else if (g_str_equal (words[0], "label") && words[1] != NULL)
+    {
+      g_object_set (self->counter, "label", words[1], NULL);
+      dbus_counter_flush_and_say (self, "ok");
+    }
+  else if (g_str_equal (words[0], "get"))
+    {
+      g_autofree char *value = g_strdup_printf ("%d", qipc_test_counter_get_value (self->counter));
+
+      say (value);
+    }
+  else if (g_str_equal (words[0], "own") && words[1] != NULL)
+    name_call (self->connection, "RequestName", words[1], "owned");
+  else if (g_str_equal (words[0], "release") && words[1] != NULL)
+    name_call (self->connection, "ReleaseName", words[1], "released");
+  else if (g_str_equal (words[0], "unexport"))
+    {
+      if (!qipc_dbus_unexport_object (self->connection, self->export_id))
+        exit (1);
+      dbus_counter_flush_and_say (self, "unexported");
+    }
+  else
+    {
+      printf ("unknown command: %s\n", line);
+      exit (64);
+    }
+}
+
+static void
+dbus_counter_line_read (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  DBusCounter *self = user_data;
+  g_autofree char *line = g_data_input_stream_read_line_finish (self->input, result, NULL, NULL);
+
+  if (line == NULL)
+    {
+      g_main_loop_quit (self->loop);
+      return;
+    }
+  dbus_counter_command (self, line);
+  dbus_counter_read (self);
+}
+
+static void
+dbus_counter_read (DBusCounter *self)
+{
+  g_data_input_stream_read_line_async (self->input, G_PRIORITY_DEFAULT, NULL,
+                                       dbus_counter_line_read, self);
+}
+
+/* dbus-counter PATH NAME: on the session bus, export a QipcTestCounter
+ * at PATH (all of it, default interface), own NAME unless it is "-",
+ * say "ready", then follow commands on stdin, one a line: "set N",
+ * "label TEXT" (each says "ok" once the signals are sent), "get" (says
+ * the value), "own NAME" ("owned"), "release NAME" ("released"),
+ * "unexport" ("unexported"). Exits at the end of stdin. */
+static int
+dbus_counter (char **argv)
+{
+  g_autoptr(GInputStream) stdin_stream = g_unix_input_stream_new (0, FALSE);
+  DBusCounter self = { 0 };
+  GError *error = NULL;
+
+  self.connection = session_bus ();
+  self.counter = qipc_test_counter_new ();
+  self.input = g_data_input_stream_new (stdin_stream);
+  self.loop = g_main_loop_new (NULL, FALSE);
+  self.export_id = qipc_dbus_export_object (self.connection, argv[0], NULL, G_OBJECT (self.counter),
+                                            QIPC_EXPORT_FLAGS_ALL, &error);
+  if (self.export_id == 0)
+    return fail (error);
+  if (!g_str_equal (argv[1], "-"))
+    name_call (self.connection, "RequestName", argv[1], "ready");
+  else
+    say ("ready");
+  dbus_counter_read (&self);
+  g_main_loop_run (self.loop);
+  return 0;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -1119,6 +1278,7 @@ static const struct {
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
   { "counter-export", 3, counter_export },
   { "counter-dbus-export", 3, counter_dbus_export },
+  { "dbus-counter", 2, dbus_counter },
 };
 
 int
