@@ -892,6 +892,56 @@ test_dbus_no_gap (DBusFixture   *fixture,
   check_no_gap (fixture->exporter, make_dbus_mirror, fixture);
 }
 
+/* The exporter is qipc_dbus_export_object() itself, in a child. */
+static void
+test_dbus_real_exporter (DBusFixture   *fixture,
+                         gconstpointer  data)
+{
+  g_autofree char *name = g_strconcat (fixture->name, ".Real", NULL);
+  g_autofree char *path = g_strconcat (name, ":/org/qipc/test/Real", NULL);
+  g_autoptr(QipcTestChild) exporter = qipc_test_child_spawn ("dbus-counter", "/org/qipc/test/Real",
+                                                             name, NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(Events) events = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *label = NULL;
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle;
+
+  qipc_test_child_expect (exporter, "ready");
+  mirror = qipc_mirror_new (G_OBJECT (fixture->connection), path, QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_no_error (error);
+  handle = watch_presence (mirror, &presence);
+  events = events_watch (mirror);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 0);
+
+  qipc_test_child_send (exporter, "label kitchen");
+  qipc_test_child_expect (exporter, "ok");
+  qipc_test_child_send (exporter, "set 5");
+  qipc_test_child_expect (exporter, "ok");
+  wait_for_last_signal (events, 5);
+  g_assert_cmpstr (events->events->pdata[events->events->len - 1], ==, "value-changed 5 kitchen");
+  label = get_label (mirror);
+  g_assert_cmpstr (label, ==, "kitchen");
+
+  /* The original's own value-changed comes back: it has the new value. */
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 9);
+  wait_for_last_signal (events, 9);
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 2), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 11);
+  wait_for_last_signal (events, 11);
+
+  qipc_test_child_kill (exporter);
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+}
+
 static void
 test_dbus_explicit (DBusFixture   *fixture,
                     gconstpointer  data)
@@ -952,6 +1002,7 @@ main (int    argc,
   g_test_add ("/mirror/dbus/counter", DBusFixture, NULL, dbus_setup, test_dbus_counter, dbus_teardown);
   g_test_add ("/mirror/dbus/vanished", DBusFixture, NULL, dbus_setup, test_dbus_vanished, dbus_teardown);
   g_test_add ("/mirror/dbus/no-gap", DBusFixture, NULL, dbus_setup, test_dbus_no_gap, dbus_teardown);
+  g_test_add ("/mirror/dbus/real-exporter", DBusFixture, NULL, dbus_setup, test_dbus_real_exporter, dbus_teardown);
   g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
 
   return g_test_run ();
