@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import assert_error
-from gi.repository import GLib, Qipc
+from gi.repository import Gio, GLib, GObject, Qipc
 from mirror_types import PyCounter
 
 WAIT_S = 10
@@ -118,3 +118,66 @@ def test_nothing_exported_is_not_found(spawn, address):
         Qipc.Mirror.new(bus, 'py/nobody', PyCounter)
     assert_error(excinfo, Qipc.remote_error_quark(), Qipc.RemoteError.NOT_FOUND)
     bus.close()
+
+
+# Over D-Bus: qipc_child.py's dbus-export-counter exports its own PyCounter
+# (a class of its __main__ module) with qipc_dbus_export_object; this
+# process mirrors it with a class that has the same members.
+
+class DBusCounter(GObject.Object):
+    """The members of qipc_child.py's PyCounter."""
+    __gtype_name__ = 'QipcPyTestDBusCounter'
+    __gsignals__ = {
+        'changed': (GObject.SignalFlags.RUN_LAST, None, (int, str)),
+        'bump': (GObject.SignalFlags.RUN_LAST | GObject.SignalFlags.ACTION, int, (int,)),
+    }
+    count = GObject.Property(type=int, default=0)
+
+
+@pytest.fixture
+def dbus_exporter(spawn, request):
+    bus = Gio.TestDBus.new(Gio.TestDBusFlags.NONE)
+    bus.up()
+    os.environ['DBUS_SESSION_BUS_ADDRESS'] = bus.get_bus_address()
+    flags = (Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+             Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION)
+    connection = Gio.DBusConnection.new_for_address_sync(bus.get_bus_address(), flags, None, None)
+    name = f'org.qipc.PyMirror.P{os.getpid()}'
+    child = spawn('dbus-export-counter', '/org/qipc/pymirror/counter', name)
+    child.expect('ready')
+    yield child, connection, name
+    child.cleanup()
+    connection.close_sync(None)
+    bus.down()
+
+
+def test_python_object_exported_on_dbus_is_mirrored(dbus_exporter):
+    child, connection, name = dbus_exporter
+    mirror = Qipc.Mirror.new_for_dbus(connection, name, '/org/qipc/pymirror/counter',
+                                      'org.qipc.Object.__main___PyCounter', DBusCounter, None)
+    assert isinstance(mirror, DBusCounter)
+    seen = []
+    mirror.connect('changed', lambda obj, n, text: seen.append((n, text)))
+    child.send('emit 3 hello')
+    child.expect('ok')
+    wait_for(lambda: seen, 'the changed signal')
+    assert seen == [(3, 'hello')]
+    child.send('set 7')
+    child.expect('ok')
+    wait_for(lambda: mirror.props.count == 7, 'the remote count')
+
+    # Set on the mirror: the original follows (asked until it has).
+    mirror.props.count = 4
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        child.send('get')
+        if child.readline() == '4':
+            break
+        assert time.monotonic() < deadline, 'the original never got count 4'
+        time.sleep(0.02)
+
+    handle = Qipc.Mirror.get_for_object(mirror)
+    vanished = []
+    handle.connect('vanished', lambda h: vanished.append(True))
+    child.kill()
+    wait_for(lambda: vanished, 'vanished')
