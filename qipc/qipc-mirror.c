@@ -1239,7 +1239,7 @@ store_result (GObject      *source,
  * @user_data: data for @callback
  *
  * The form of [ctor@Mirror.new] that does not block. On D-Bus, the
- * interface is the one `qipc_dbus_export_object()` uses when it is given
+ * interface is the one [func@dbus_export_object] uses when it is given
  * none; [func@Mirror.new_for_dbus_async] names another.
  */
 void
@@ -1323,7 +1323,7 @@ qipc_mirror_new_finish (GAsyncResult  *result,
  *
  * Makes a new instance of @type that mirrors the object exported at
  * @path, over qipc channels (see [method@Bus.export_object]) or D-Bus
- * (see `qipc_dbus_export_object()`). When this returns, the instance
+ * (see [func@dbus_export_object]). When this returns, the instance
  * already has the remote object's properties, and every change after
  * them is applied as it arrives (see [class@Mirror] for the rules).
  *
@@ -1357,7 +1357,7 @@ qipc_mirror_new (GObject     *bus_or_connection,
  * @bus_name: the exporter's unique or well-known name
  * @object_path: the object's D-Bus path
  * @interface_name: (nullable): the interface, or %NULL for the one
- *   `qipc_dbus_export_object()` uses when given none
+ *   [func@dbus_export_object] uses when given none
  *   (`org.qipc.Object.` and the type name)
  * @type: the local type, the same as the remote object's
  * @cancellable: (nullable): a #GCancellable
@@ -1412,7 +1412,7 @@ qipc_mirror_new_for_dbus_finish (GAsyncResult  *result,
  *   name is followed as its owner changes
  * @object_path: the object's D-Bus path
  * @interface_name: (nullable): the interface, or %NULL for the one
- *   `qipc_dbus_export_object()` uses when given none
+ *   [func@dbus_export_object] uses when given none
  * @type: the local type, the same as the remote object's
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
