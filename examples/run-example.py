@@ -165,7 +165,32 @@ def board():
         consumer.wait()
 
 
-SCENARIOS = {'chat': chat, 'board': board}
+def counter():
+    """The first language serves a counter; each one after it watches a
+    mirror of it: increments and a property set from a watcher reach
+    everyone, and the watchers hear the server go."""
+    server = start('counter/counter', LANGS[0], 'serve')
+    server.expect('serving')
+    watchers = [start('counter/counter', lang, 'watch') for lang in LANGS[1:]]
+    for watcher in watchers:
+        watcher.expect('start 0')
+    for value in range(1, 4):
+        server.send('inc')
+        server.expect(f'value {value}')
+        for watcher in watchers:
+            watcher.expect(f'value {value}')
+    watchers[0].send('set 10')
+    server.expect('value 10')
+    for watcher in watchers:
+        watcher.expect('value 10')
+    server.end_input()
+    server.wait()
+    for watcher in watchers:
+        watcher.expect('gone')
+        watcher.wait()
+
+
+SCENARIOS = {'chat': chat, 'board': board, 'counter': counter}
 
 broker = start_broker()
 try:
