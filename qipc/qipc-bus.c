@@ -11,6 +11,18 @@
  * ([func@Bus.get_default]) through [ctor@Channel.new] and the static
  * calls of [class@Channel], and never touch a bus themselves.
  *
+ * ```c
+ * g_autoptr(GError) error = NULL;
+ * g_autoptr(QipcBus) bus = qipc_bus_new_for_address ("unix:path=/run/app/bus", &error);
+ * g_autoptr(QipcChannel) events = NULL;
+ *
+ * if (bus == NULL)
+ *   g_error ("%s", error->message);   // QIPC_BUS_ERROR_BROKER_NOT_FOUND, …
+ * g_signal_connect (bus, "disconnected", G_CALLBACK (on_broker_lost), NULL);
+ * events = qipc_channel_new_for_bus (bus, "app/events", &error);
+ * qipc_channel_send_for_bus (bus, "app/control", "reload", NULL, &error);
+ * ```
+ *
  * A bus lives on the thread-default [struct@GLib.MainContext] of the
  * thread that created it: messages arrive, and signals are emitted, when
  * that context runs. Sending never blocks: messages are queued and leave

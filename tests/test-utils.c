@@ -28,6 +28,14 @@ qipc_test_key (const char *what)
   return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
 }
 
+/* A broker address on an abstract Unix socket no other test uses. */
+char *
+qipc_test_abstract_address (const char *what)
+{
+  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
+                          g_random_int ());
+}
+
 /* A child (a daemon especially) must not outlive a test that aborts. */
 static void
 die_with_parent (gpointer user_data)

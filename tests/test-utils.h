@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 typedef struct _QipcTestChild QipcTestChild;
 
 char          *qipc_test_key              (const char     *what);
+char          *qipc_test_abstract_address (const char     *what);
 QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
                                            ...) G_GNUC_NULL_TERMINATED;
 QipcTestChild *qipc_test_child_spawn_program (const char *program,
