@@ -33,9 +33,13 @@
  * - `unix:path=/run/user/1000/qipc/bus`: a Unix socket path;
  * - `unix:abstract=name`: a Linux abstract socket;
  * - `tcp:host=127.0.0.1,port=7777`: TCP (the broker's policy must admit
- *   anonymous clients).
+ *   anonymous clients);
+ * - `dbus:session`, `dbus:system`, `dbus:address=unix:path=/tmp/bus`: a
+ *   D-Bus daemon instead of a qipc broker, with messages as D-Bus
+ *   signals (see [Channels over D-Bus](dbus-transport.html)). Setting
+ *   `QIPC_BUS_ADDRESS=dbus:session` puts the default bus there.
  *
- * If the broker goes away, the bus emits [signal@Bus::disconnected] and
+ * If the broker (or D-Bus daemon) goes away, the bus emits [signal@Bus::disconnected] and
  * reconnects by itself, with a backoff from 20 ms to 2 s; once connected
  * again it registers its channels again, sends what was sent meanwhile
  * (up to [property@Bus:max-queued] bytes; beyond that sending fails with
