@@ -5,6 +5,7 @@
 #include "test-utils.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,29 +28,73 @@ qipc_test_key (const char *what)
   return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
 }
 
+/* A broker address on an abstract Unix socket no other test uses. */
+char *
+qipc_test_abstract_address (const char *what)
+{
+  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
+                          g_random_int ());
+}
+
+/* A child (a daemon especially) must not outlive a test that aborts. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static QipcTestChild *
+child_spawnv (const char *program,
+              const char *first_arg,
+              va_list     args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  QipcTestChild *child = g_new0 (QipcTestChild, 1);
+
+  g_ptr_array_add (argv, (char *) program);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  g_ptr_array_add (argv, NULL);
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  child->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
+                                                 &error);
+  g_assert_no_error (error);
+  child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+  return child;
+}
+
+/* Runs tests/helpers/qipc-test-helper with these arguments. */
 QipcTestChild *
 qipc_test_child_spawn (const char *first_arg,
                        ...)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
   const char *helper = g_getenv ("QIPC_TEST_HELPER");
-  QipcTestChild *child = g_new0 (QipcTestChild, 1);
+  QipcTestChild *child;
   va_list args;
 
   g_assert_nonnull (helper);
-  g_ptr_array_add (argv, (char *) helper);
   va_start (args, first_arg);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
+  child = child_spawnv (helper, first_arg, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
+  return child;
+}
 
-  child->process = g_subprocess_newv ((const char * const *) argv->pdata,
-                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
-                                      &error);
-  g_assert_no_error (error);
-  child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
+/* Runs another program (a daemon the test needs) the same way. */
+QipcTestChild *
+qipc_test_child_spawn_program (const char *program,
+                               const char *first_arg,
+                               ...)
+{
+  QipcTestChild *child;
+  va_list args;
+
+  va_start (args, first_arg);
+  child = child_spawnv (program, first_arg, args);
+  va_end (args);
   return child;
 }
 
@@ -207,4 +252,110 @@ qipc_test_socket_read_exactly (QipcSocket *socket,
       g_assert_no_error (error);
     }
   return qipc_socket_read (socket, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* Channels                                                            */
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  QipcTestInbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+  /* For a plain name it is the name; for a pattern, a match of it. */
+  g_assert_nonnull (qipc_channel_get_message_channel (channel));
+  if (!strchr (qipc_channel_get_name (channel), '*'))
+    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
+}
+
+QipcTestInbox *
+qipc_test_inbox_new (void)
+{
+  QipcTestInbox *inbox = g_new0 (QipcTestInbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+void
+qipc_test_inbox_free (QipcTestInbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+/* Runs the thread-default main context until @inbox holds @count
+ * messages. */
+void
+qipc_test_inbox_wait (QipcTestInbox *inbox,
+                      guint          count)
+{
+  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+/* A channel on @bus whose messages go to @inbox. */
+QipcChannel *
+qipc_test_listen (QipcBus       *bus,
+                  const char    *name,
+                  QipcTestInbox *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  return channel;
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
+void
+qipc_test_settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+void
+qipc_test_send_ok (QipcBus    *bus,
+                   const char *channel,
+                   const char *message,
+                   GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+void
+qipc_test_flush_ok (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+gboolean
+qipc_test_is_registered (QipcBus    *bus,
+                         const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
 }

@@ -12,8 +12,12 @@ G_BEGIN_DECLS
 typedef struct _QipcTestChild QipcTestChild;
 
 char          *qipc_test_key              (const char     *what);
+char          *qipc_test_abstract_address (const char     *what);
 QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
                                            ...) G_GNUC_NULL_TERMINATED;
+QipcTestChild *qipc_test_child_spawn_program (const char *program,
+                                             const char *first_arg,
+                                             ...) G_GNUC_NULL_TERMINATED;
 void           qipc_test_child_expect     (QipcTestChild  *child,
                                            const char     *line);
 char          *qipc_test_child_read_line  (QipcTestChild  *child);
@@ -34,6 +38,30 @@ void           qipc_test_socket_write_text   (QipcSocket *socket,
 GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
                                               gsize       size);
 
+/* What channels received, as "channel-name message data" lines (data
+ * printed with its type, "none" without data). */
+typedef struct
+{
+  GPtrArray *messages;
+} QipcTestInbox;
+
+QipcTestInbox *qipc_test_inbox_new       (void);
+void           qipc_test_inbox_free      (QipcTestInbox *inbox);
+void           qipc_test_inbox_wait      (QipcTestInbox *inbox,
+                                          guint          count);
+QipcChannel   *qipc_test_listen          (QipcBus       *bus,
+                                          const char    *name,
+                                          QipcTestInbox *inbox);
+void           qipc_test_settle          (guint          ms);
+void           qipc_test_send_ok         (QipcBus       *bus,
+                                          const char    *channel,
+                                          const char    *message,
+                                          GVariant      *data);
+void           qipc_test_flush_ok        (QipcBus       *bus);
+gboolean       qipc_test_is_registered   (QipcBus       *bus,
+                                          const char    *name);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestInbox, qipc_test_inbox_free)
 
 G_END_DECLS

@@ -303,6 +303,46 @@ const commands = {
         loop.run();
         Qipc.dbus_unexport_object(connection, id);
     },
+
+    // Exports a mirrorTypes.js JsCounter whose value is VALUE at PATH on
+    // the broker at ADDRESS, says "exported", then obeys stdin: "set N"
+    // (says "ok"), "wait-value N" (says "value N" once the value is N).
+    async 'mirror-export'(address, path, value) {
+        const {JsCounter} = await import('./mirrorTypes.js');
+        const bus = Qipc.Bus.new_for_address(address);
+        const counter = new JsCounter({value: Number(value)});
+        bus.export_object(path, counter, Qipc.ExportFlags.ALL);
+        let waited = null;
+        const checkWaited = () => {
+            if (waited !== null && counter.value === waited) {
+                say('value', waited);
+                waited = null;
+            }
+        };
+        counter.connect('notify::value', checkWaited);
+        const loop = new GLib.MainLoop(null, false);
+        const readNext = () => stdin.read_line_async(GLib.PRIORITY_DEFAULT, null, (_stream, result) => {
+            const [bytes] = stdin.read_line_finish(result);
+            if (bytes === null) {
+                loop.quit();
+                return;
+            }
+            const [command, argument] = decoder.decode(bytes).trim().split(' ');
+            if (command === 'set') {
+                counter.value = Number(argument);
+                say('ok');
+            } else if (command === 'wait-value') {
+                waited = Number(argument);
+                checkWaited();
+            }
+            readNext();
+        });
+        readNext();
+        say('exported');
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => loop.quit());
+        loop.run();
+        bus.close();
+    },
 };
 
 const [name, ...args] = ARGV;
@@ -311,7 +351,7 @@ if (!(name in commands)) {
     System.exit(64);
 }
 try {
-    commands[name](...args);
+    await commands[name](...args);
 } catch (e) {
     if (!(e instanceof GLib.Error))
         throw e;

@@ -352,7 +352,6 @@ def cmd_channel_close_after_broker(address):
     say('closed')
 
 
-
 class PyCounter(GObject.Object):
     """A counter written in Python: what cmd_dbus_export_counter exports."""
     __gsignals__ = {
@@ -394,7 +393,41 @@ def cmd_dbus_export_counter(path, name):
     Qipc.dbus_unexport_object(connection, export_id)
 
 
+def cmd_mirror_export(address, path, value):
+    """Exports a mirror_types.PyCounter whose value is VALUE at PATH on
+    the broker at ADDRESS, says "exported", then obeys stdin: "set N",
+    "label TEXT" (both say "ok"), "wait-value N" (says "value N" once
+    the value is N)."""
+    from mirror_types import PyCounter
+
+    bus = Qipc.Bus.new_for_address(address)
+    counter = PyCounter(value=int(value))
+    bus.export_object(path, counter, Qipc.ExportFlags.ALL)
+    waited = []
+
+    def check_waited(*args):
+        if waited and counter.props.value == waited[0]:
+            say('value', waited.pop())
+
+    counter.connect('notify::value', check_waited)
+
+    def on_line(line):
+        command, _, argument = line.partition(' ')
+        if command == 'set':
+            counter.props.value = int(argument)
+        elif command == 'label':
+            counter.props.label = argument
+        elif command == 'wait-value':
+            waited[:] = [int(argument)]
+            check_waited()
+            return
+        say('ok')
+    say('exported')
+    serve_stdin(on_line)
+
+
 COMMANDS = {
+    'mirror-export': cmd_mirror_export,
     'local-echo-server': cmd_local_echo_server,
     'tcp-echo-server': cmd_tcp_echo_server,
     'local-send-memfd': cmd_local_send_memfd,
