@@ -81,7 +81,9 @@ function describe(data) {
     return data === null ? 'none' : data.print(true);
 }
 
-// A counter written in JavaScript: what dbus-export-counter exports.
+// A counter written in JavaScript: what dbus-export-counter exports. Unlike
+// mirrorTypes.js's JsCounter it keeps the GType name GJS makes up, so the
+// test checks the default interface name derived from it.
 const GjsCounter = GObject.registerClass({
     Properties: {
         'count': GObject.ParamSpec.int('count', '', '', GObject.ParamFlags.READWRITE,
