@@ -553,6 +553,15 @@ vtable_set_property (GDBusConnection  *connection,
                    export->interface_name, local_error->message);
       return FALSE;
     }
+  /* GObject would only warn (fatal with G_DEBUG=fatal-warnings) and
+   * keep the old value: the caller gets an error instead. */
+  if (g_param_value_validate (property->pspec, &value))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "Cannot set property %s of %s: the value is out of its range",
+                   property_name, export->interface_name);
+      return FALSE;
+    }
   g_object_set_property (export->object, property->pspec->name, &value);
   return TRUE;
 }

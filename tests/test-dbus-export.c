@@ -914,9 +914,24 @@ test_connect_signal_invalid (void)
   g_closure_unref (closure);
 }
 
-/* A well-known name moves from one process to another: the
- * subscription follows it, and never delivers what a process that does
- * not own the name sends. */
+static gboolean
+name_has_owner (GDBusConnection *connection,
+                const char      *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = call (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                    "org.freedesktop.DBus", "NameHasOwner",
+                                    g_variant_new ("(s)", name), &error);
+  gboolean has_owner;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &has_owner);
+  return has_owner;
+}
+
+/* A well-known name moves from one process to another (released, then
+ * its owner killed): the subscription follows it, and never delivers
+ * what a process that does not own the name sends. */
 static void
 test_connect_signal_follows_owner (void)
 {
@@ -958,6 +973,16 @@ test_connect_signal_follows_owner (void)
   g_clear_pointer (&text, g_free);
   text = received_text (received);
   g_assert_cmpstr (text, ==, "1 , 2 , 101 ");
+
+  /* The second owner dies; the first takes the name back. */
+  qipc_test_child_kill (second);
+  WAIT_UNTIL (!name_has_owner (client, name));
+  child_command (first, own, "owned");
+  child_command (first, "set 4", "ok");
+  WAIT_UNTIL (received->values->len >= 4);
+  g_clear_pointer (&text, g_free);
+  text = received_text (received);
+  g_assert_cmpstr (text, ==, "1 , 2 , 101 , 4 ");
   qipc_dbus_disconnect_signal (client, id);
   received_free (received);
 }

@@ -359,6 +359,7 @@ class PyCounter(GObject.Object):
         'bump': (GObject.SignalFlags.RUN_LAST | GObject.SignalFlags.ACTION, int, (int,)),
     }
     count = GObject.Property(type=int, default=0)
+    level = GObject.Property(type=int, default=0, minimum=0, maximum=10)
 
     def do_bump(self, by):
         self.count += by

@@ -8,6 +8,7 @@
 # qipc_child.py, so this process may block on its output meanwhile.
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -23,12 +24,16 @@ _serial = iter(range(1_000_000))
 
 @pytest.fixture(scope='module')
 def dbus_address():
-    bus = Gio.TestDBus.new(Gio.TestDBusFlags.NONE)
-    bus.up()
-    address = bus.get_bus_address()
+    """A private bus. Not Gio.TestDBus: its watcher is a fork() of this
+    process, which may have threads by then."""
+    daemon = subprocess.Popen(['dbus-daemon', '--session', '--nofork', '--print-address=1'],
+                              stdout=subprocess.PIPE)
+    address = daemon.stdout.readline().decode().strip()
     os.environ['DBUS_SESSION_BUS_ADDRESS'] = address
     yield address
-    bus.down()
+    daemon.kill()
+    daemon.wait()
+    daemon.stdout.close()
 
 
 @pytest.fixture
@@ -136,6 +141,14 @@ def test_action_and_properties(exporter, connection):
                              GLib.Variant('(ssv)', (INTERFACE, 'Count', GLib.Variant('s', 'x'))),
                              None, Gio.DBusCallFlags.NONE, -1, None)
     assert Gio.DBusError.get_remote_error(excinfo.value) == 'org.freedesktop.DBus.Error.InvalidArgs'
+
+    with pytest.raises(GLib.Error) as excinfo:
+        connection.call_sync(name, path, 'org.freedesktop.DBus.Properties', 'Set',
+                             GLib.Variant('(ssv)', (INTERFACE, 'Level', GLib.Variant('i', 11))),
+                             None, Gio.DBusCallFlags.NONE, -1, None)
+    assert Gio.DBusError.get_remote_error(excinfo.value) == 'org.freedesktop.DBus.Error.InvalidArgs'
+    assert 'out of its range' in excinfo.value.message
+    assert get('Level') == 0
 
     wait_for(lambda: len(changes) == 3, 'three PropertiesChanged')
     assert changes == [(INTERFACE, {'Count': 3}, []), (INTERFACE, {'Count': 10}, []),
