@@ -644,7 +644,7 @@ on_remote_message (QipcChannel *channel,
                    QipcMirror  *self)
 {
   /* What this runs may drop the last reference to the instance. */
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   /* An exporter that has just started, maybe in place of one that died
    * too shortly before for the poll to see it: read its state. */
   if (g_str_equal (message, QIPC_REMOTE_EXPORTED))
@@ -681,7 +681,7 @@ on_reply (QipcChannel *channel,
           QipcMirror  *self)
 {
   /* What this runs may drop the last reference to the instance. */
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   guint64 id;
 
   if (data == NULL || !g_variant_is_container (data) || g_variant_n_children (data) < 2)
@@ -769,7 +769,7 @@ on_bus_disconnected (QipcBus    *bus,
                      QipcMirror *self)
 {
   /* What this runs may drop the last reference to the instance. */
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   if (self->init_task == NULL)
     vanish (self);
 }
@@ -781,7 +781,7 @@ on_messages_lost (QipcBus    *bus,
                   QipcMirror *self)
 {
   /* What this runs may drop the last reference to the instance. */
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   if (self->remote_present && self->state_request == 0)
     native_request_state (self);
 }
@@ -914,7 +914,7 @@ on_dbus_signal (GDBusConnection *connection,
                 gpointer         user_data)
 {
   QipcMirror *self = user_data;
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autofree char *name = NULL;
 
   if (!accepts_changes (self))
@@ -933,7 +933,7 @@ on_dbus_properties_changed (GDBusConnection *connection,
                             gpointer         user_data)
 {
   QipcMirror *self = user_data;
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
   g_autoptr(GVariant) changed = NULL;
 
   if (!accepts_changes (self) || !g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
@@ -949,7 +949,7 @@ on_name_appeared (GDBusConnection *connection,
                   gpointer         user_data)
 {
   QipcMirror *self = user_data;
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
 
   if (self->init_task == NULL && !self->remote_present && self->state_request == 0)
     dbus_request_state (self);
@@ -961,7 +961,7 @@ on_name_vanished (GDBusConnection *connection,
                   gpointer         user_data)
 {
   QipcMirror *self = user_data;
-  g_autoptr(QipcMirror) hold = g_object_ref (self);
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
 
   if (self->init_task == NULL)
     vanish (self);
