@@ -4,6 +4,7 @@
  */
 
 #include "qipc-transport-private.h"
+#include "qipc-mqtt-transport-private.h"
 
 typedef struct
 {
@@ -22,7 +23,8 @@ static const struct
   const char *prefix;
   TransportNew new_for_address;
 } transports[] = {
-  { NULL, NULL },
+  { "mqtt://", _qipc_mqtt_transport_new },
+  { "mqtts://", _qipc_mqtt_transport_new },
 };
 
 static void

@@ -4,6 +4,7 @@
  */
 #include "test-utils.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,162 @@ qipc_test_socket_read_exactly (QipcSocket *socket,
       g_assert_no_error (error);
     }
   return qipc_socket_read (socket, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* A mosquitto of the test's own                                       */
+
+struct _QipcTestMosquitto
+{
+  GSubprocess *process;
+  guint16 port;
+  char *directory;
+  char *config;
+  char *address;
+};
+
+static guint16
+free_loopback_port (void)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, any, FALSE, &error));
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static gboolean
+port_accepts (guint16 port)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
+  return connection != NULL;
+}
+
+/* Starts mosquitto on the port and config already chosen; FALSE when it
+ * exits at once (the port was taken meanwhile). */
+static gboolean
+mosquitto_launch (QipcTestMosquitto *mosquitto)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  mosquitto->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
+                                         "mosquitto", "-c", mosquitto->config, NULL);
+  g_assert_no_error (error);
+  while (!port_accepts (mosquitto->port))
+    {
+      /* No identifier once it has exited. */
+      if (g_subprocess_get_identifier (mosquitto->process) == NULL)
+        {
+          g_clear_object (&mosquitto->process);
+          return FALSE;
+        }
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (5000);
+    }
+  return TRUE;
+}
+
+static void
+mosquitto_write_config (QipcTestMosquitto *mosquitto)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+
+  text = g_strdup_printf ("# A test's own broker: loopback only, no persistence.\n"
+                          "listener %u 127.0.0.1\n"
+                          "allow_anonymous true\n"
+                          "persistence false\n"
+                          "log_dest stderr\n"
+                          "log_type error\n"
+                          "log_type warning\n",
+                          mosquitto->port);
+  g_assert_true (g_file_set_contents (mosquitto->config, text, -1, &error));
+  g_assert_no_error (error);
+}
+
+/* A mosquitto on 127.0.0.1 at a free port, with a config of its own
+ * (anonymous clients, no persistence); its address is
+ * qipc_test_mosquitto_get_address(). */
+QipcTestMosquitto *
+qipc_test_mosquitto_start (void)
+{
+  QipcTestMosquitto *mosquitto = g_new0 (QipcTestMosquitto, 1);
+  g_autoptr(GError) error = NULL;
+
+  mosquitto->directory = g_dir_make_tmp ("qipc-test-mosquitto-XXXXXX", &error);
+  g_assert_no_error (error);
+  mosquitto->config = g_build_filename (mosquitto->directory, "mosquitto.conf", NULL);
+  /* Another test may take the port between our look and mosquitto's. */
+  for (int attempt = 0; attempt < 10; attempt++)
+    {
+      mosquitto->port = free_loopback_port ();
+      mosquitto_write_config (mosquitto);
+      if (mosquitto_launch (mosquitto))
+        break;
+    }
+  g_assert_nonnull (mosquitto->process);
+  mosquitto->address = g_strdup_printf ("mqtt://127.0.0.1:%u", mosquitto->port);
+  return mosquitto;
+}
+
+/* "mqtt://127.0.0.1:PORT" */
+const char *
+qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto)
+{
+  return mosquitto->address;
+}
+
+guint16
+qipc_test_mosquitto_get_port (QipcTestMosquitto *mosquitto)
+{
+  return mosquitto->port;
+}
+
+/* Kills it (SIGKILL: what it had is lost), waiting for its end. */
+void
+qipc_test_mosquitto_stop (QipcTestMosquitto *mosquitto)
+{
+  if (mosquitto->process == NULL)
+    return;
+  g_subprocess_send_signal (mosquitto->process, SIGKILL);
+  g_assert_true (g_subprocess_wait (mosquitto->process, NULL, NULL));
+  g_clear_object (&mosquitto->process);
+}
+
+/* Starts it again (after a stop, or kills it first) on the same port. */
+void
+qipc_test_mosquitto_restart (QipcTestMosquitto *mosquitto)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  qipc_test_mosquitto_stop (mosquitto);
+  while (!mosquitto_launch (mosquitto))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (50000);
+    }
+}
+
+void
+qipc_test_mosquitto_free (QipcTestMosquitto *mosquitto)
+{
+  qipc_test_mosquitto_stop (mosquitto);
+  g_unlink (mosquitto->config);
+  g_rmdir (mosquitto->directory);
+  g_free (mosquitto->config);
+  g_free (mosquitto->directory);
+  g_free (mosquitto->address);
+  g_free (mosquitto);
 }

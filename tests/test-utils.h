@@ -34,6 +34,17 @@ void           qipc_test_socket_write_text   (QipcSocket *socket,
 GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
                                               gsize       size);
 
+/* A mosquitto the test starts on 127.0.0.1 at a free port. */
+typedef struct _QipcTestMosquitto QipcTestMosquitto;
+
+QipcTestMosquitto *qipc_test_mosquitto_start       (void);
+const char        *qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto);
+guint16            qipc_test_mosquitto_get_port    (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_stop        (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_restart     (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_free        (QipcTestMosquitto *mosquitto);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestMosquitto, qipc_test_mosquitto_free)
 
 G_END_DECLS

@@ -1,0 +1,701 @@
+/* test-mqtt.c: channels over MQTT, on a mosquitto of the test's own
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <qipc.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+#include <string.h>
+
+#include "test-utils.h"
+
+#define WAIT_SECONDS 20
+
+typedef struct
+{
+  GPtrArray *messages;        /* "name message data" lines */
+} Inbox;
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  Inbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+}
+
+static Inbox *
+inbox_new (void)
+{
+  Inbox *inbox = g_new0 (Inbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+static void
+inbox_free (Inbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
+
+static gboolean
+timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wait_for_count (Inbox *inbox,
+                guint  count)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
+static void
+settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+static gboolean
+inbox_has (Inbox      *inbox,
+           const char *line)
+{
+  for (guint i = 0; i < inbox->messages->len; i++)
+    if (g_str_equal (inbox->messages->pdata[i], line))
+      return TRUE;
+  return FALSE;
+}
+
+/* A client id unique to this process and call. */
+static char *
+bus_address (QipcTestMosquitto *mosquitto,
+             const char        *options)
+{
+  return g_strdup_printf ("%s%s%s", qipc_test_mosquitto_get_address (mosquitto),
+                          options != NULL ? "?" : "", options != NULL ? options : "");
+}
+
+static QipcBus *
+connect_bus (QipcTestMosquitto *mosquitto,
+             const char        *options)
+{
+  g_autofree char *address = bus_address (mosquitto, options);
+  g_autoptr(GError) error = NULL;
+  QipcBus *bus = qipc_bus_new_for_address (address, &error);
+
+  g_assert_no_error (error);
+  return bus;
+}
+
+static QipcChannel *
+listen_on (QipcBus    *bus,
+           const char *name,
+           Inbox      *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  if (inbox != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  return channel;
+}
+
+static void
+send (QipcBus    *bus,
+      const char *channel,
+      const char *message,
+      GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+static void
+flush (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+static gboolean
+is_registered (QipcBus    *bus,
+               const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+static void
+test_address_invalid (void)
+{
+  const struct { const char *address; const char *names; } cases[] = {
+    { "mqtt://", "no host" },
+    { "mqtt://127.0.0.1:1883?bogus=1", "bogus" },
+    { "mqtt://127.0.0.1:1883?keepalive=soon", "keepalive" },
+    { "mqtt://127.0.0.1:1883?keepalive=1", "keepalive" },
+    { "mqtt://127.0.0.1:1883?format=xml", "format" },
+    { "mqtt://127.0.0.1:1883?prefix=a/+", "prefix" },
+    { "mqtt://127.0.0.1:1883?prefix=a//b", "prefix" },
+    { "mqtt://127.0.0.1:1883?client-id=a/b", "client-id" },
+    { "mqtt://127.0.0.1:1883?client-id=", "client-id" },
+    { "mqtt://127.0.0.1:1883?password=x", "password" },
+    { "mqtt://127.0.0.1:1883?ca=/etc/ca.pem", "ca" },
+    { "mqtt://127.0.0.1:1883?no-local=yes", "no-local" },
+    { "mqtt://127.0.0.1:1883?format=json&format=json", "twice" },
+    { "mqtt://127.0.0.1:1883?format", "format" },
+    { "mqtt://user:pw@127.0.0.1:1883", "user" },
+    { "mqtt://127.0.0.1:1883/path", "path" },
+    { "mqtt://127.0.0.1:99999", "99999" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QipcBus) bus = qipc_bus_new_for_address (cases[i].address, &error);
+
+      g_test_message ("%s: %s", cases[i].address, error != NULL ? error->message : "accepted");
+      g_assert_null (bus);
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS);
+      g_assert_nonnull (strstr (error->message, cases[i].names));
+    }
+}
+
+static void
+test_address_no_broker (void)
+{
+  g_autoptr(QipcTestMosquitto) mosquitto = qipc_test_mosquitto_start ();
+  g_autofree char *address = g_strdup (qipc_test_mosquitto_get_address (mosquitto));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+
+  qipc_test_mosquitto_stop (mosquitto);
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_null (bus);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
+}
+
+/* ------------------------------------------------------------------ */
+/* Channel semantics                                                   */
+
+typedef struct
+{
+  QipcTestMosquitto *mosquitto;
+  QipcBus *bus;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  fixture->mosquitto = qipc_test_mosquitto_start ();
+  fixture->bus = connect_bus (fixture->mosquitto, data);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_object (&fixture->bus);
+  qipc_test_mosquitto_free (fixture->mosquitto);
+}
+
+static void
+test_own_message (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/events", inbox);
+
+  flush (fixture->bus);
+  send (fixture->bus, "app/events", "hello", NULL);
+  send (fixture->bus, "app/events", "value", g_variant_new ("(si)", "x", 42));
+  wait_for_count (inbox, 2);
+  settle (100);
+  g_assert_cmpuint (inbox->messages->len, ==, 2);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/events hello none");
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/events value ('x', 42)");
+}
+
+static void
+count_detail (QipcChannel *channel,
+              const char  *message,
+              GVariant    *data,
+              gpointer     user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+test_detail (Fixture       *fixture,
+             gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/detail", inbox);
+  guint detailed = 0;
+
+  g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
+  flush (fixture->bus);
+  send (fixture->bus, "app/detail", "other", NULL);
+  send (fixture->bus, "app/detail", "setValue", g_variant_new_int32 (1));
+  wait_for_count (inbox, 2);
+  g_assert_cmpuint (detailed, ==, 1);
+}
+
+/* Overlapping names and patterns on one bus: each channel gets each
+ * message once, although MQTT delivers a copy per subscription. */
+static void
+test_patterns (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) exact = listen_on (fixture->bus, "a/b", inbox);
+  g_autoptr(QipcChannel) star = listen_on (fixture->bus, "a/*", inbox);
+  g_autoptr(QipcChannel) star_star = listen_on (fixture->bus, "a/**", inbox);
+  g_autoptr(QipcChannel) everything = listen_on (fixture->bus, "**", inbox);
+  g_autoptr(QipcChannel) other = listen_on (fixture->bus, "x/*/z", inbox);
+
+  flush (fixture->bus);
+  send (fixture->bus, "a/b", "m1", NULL);
+  send (fixture->bus, "a/b/c", "m2", NULL);
+  send (fixture->bus, "x/y/z", "m3", NULL);
+  send (fixture->bus, "a", "m4", NULL);
+  /* a/b: 4 channels; a/b/c: 2; x/y/z: 2; a: only "**" */
+  wait_for_count (inbox, 9);
+  settle (300);
+  g_assert_cmpuint (inbox->messages->len, ==, 9);
+  g_assert_true (inbox_has (inbox, "a/b m1 none"));
+  g_assert_true (inbox_has (inbox, "a/* m1 none"));
+  g_assert_true (inbox_has (inbox, "a/** m1 none"));
+  g_assert_true (inbox_has (inbox, "** m1 none"));
+  g_assert_true (inbox_has (inbox, "a/** m2 none"));
+  g_assert_true (inbox_has (inbox, "** m2 none"));
+  g_assert_true (inbox_has (inbox, "x/*/z m3 none"));
+  g_assert_true (inbox_has (inbox, "** m3 none"));
+  g_assert_true (inbox_has (inbox, "** m4 none"));
+}
+
+static void
+test_unregister (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) kept = listen_on (fixture->bus, "u/*", inbox);
+  QipcChannel *dropped = listen_on (fixture->bus, "u/x", inbox);
+
+  flush (fixture->bus);
+  g_object_unref (dropped);
+  flush (fixture->bus);
+  send (fixture->bus, "u/x", "after", NULL);
+  wait_for_count (inbox, 1);
+  settle (300);
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "u/* after none");
+
+  /* The last one too: nothing matches any more. */
+  g_clear_object (&kept);
+  flush (fixture->bus);
+  g_assert_false (is_registered (fixture->bus, "u/x"));
+}
+
+/* A flush returns once the broker has taken everything before it: a
+ * receiver that flushes after the sender's flush has it all queued. */
+static void
+test_flush (Fixture       *fixture,
+            gconstpointer  data)
+{
+  g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (other, "f/x", inbox);
+
+  flush (other);
+  for (guint i = 0; i < 100; i++)
+    send (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
+  flush (fixture->bus);
+  g_assert_true (is_registered (fixture->bus, "f/x"));
+  wait_for_count (inbox, 100);
+}
+
+static void
+test_is_registered (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autofree char *address = bus_address (fixture->mosquitto, NULL);
+  g_autoptr(QipcTestChild) listener = NULL;
+  gint64 deadline;
+
+  g_assert_false (is_registered (fixture->bus, "svc/clock"));
+  listener = qipc_test_child_spawn ("channel-listen", address, "svc/*", NULL);
+  qipc_test_child_expect (listener, "ready");
+  g_assert_true (is_registered (fixture->bus, "svc/clock"));
+  g_assert_false (is_registered (fixture->bus, "svc/clock/x"));
+  g_assert_false (is_registered (fixture->bus, "other"));
+
+  /* SIGKILL: the broker publishes the listener's last will, which
+   * clears its presence. */
+  qipc_test_child_kill (listener);
+  deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+  while (is_registered (fixture->bus, "svc/clock"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
+}
+
+static void
+test_list (Fixture       *fixture,
+           gconstpointer  data)
+{
+  g_autoptr(QipcChannel) a = listen_on (fixture->bus, "l/a", NULL);
+  g_autoptr(QipcChannel) a2 = listen_on (fixture->bus, "l/a", NULL);
+  g_autoptr(QipcChannel) b = listen_on (fixture->bus, "l/*", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) list = qipc_bus_list_channels (fixture->bus, &error);
+  g_autofree char *text = NULL;
+
+  g_assert_no_error (error);
+  text = g_variant_print (list, FALSE);
+  g_assert_nonnull (strstr (text, "('l/a', 2)"));
+  g_assert_nonnull (strstr (text, "('l/*', 1)"));
+}
+
+static void
+test_order (Fixture       *fixture,
+            gconstpointer  data)
+{
+  g_autofree char *address = bus_address (fixture->mosquitto, NULL);
+  g_autoptr(QipcTestChild) counter = qipc_test_child_spawn ("channel-count", address, "o/x",
+                                                            "10000", "fast", NULL);
+  g_autoptr(QipcTestChild) sender = NULL;
+
+  qipc_test_child_expect (counter, "ready");
+  sender = qipc_test_child_spawn ("channel-send", address, "o/x", "10000", NULL);
+  qipc_test_child_expect (sender, "sent");
+  qipc_test_child_expect (counter, "received 10000 lost 0");
+  qipc_test_child_expect (counter, "ordered");
+}
+
+static void
+keep_data (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  *(GVariant **) user_data = g_variant_ref (data);
+}
+
+static void
+test_large (Fixture       *fixture,
+            gconstpointer  data)
+{
+  g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
+  g_autoptr(QipcChannel) channel = listen_on (other, "big/x", NULL);
+  g_autoptr(GVariant) received = NULL;
+  gsize size = 1024 * 1024;
+  g_autofree guint8 *bytes = g_malloc (size);
+  GVariant *sent;
+  guint timeout;
+
+  for (gsize i = 0; i < size; i++)
+    bytes[i] = (i * 7 + i / 4096) & 0xff;
+  sent = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1));
+  g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
+  flush (other);
+  send (fixture->bus, "big/x", "blob", sent);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  while (received == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  g_assert_true (g_variant_equal (received, sent));
+  g_variant_unref (sent);
+}
+
+/* Every kind of value survives JSON (and the gvariant format). */
+static void
+test_round_trip (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  static const char *const values[] = {
+    "true", "byte 200", "int16 -5", "uint16 65535", "-7", "uint32 4000000000",
+    "int64 -9000000000000", "uint64 18446744073709551615", "2.5", "'text'",
+    "objectpath '/a/b'", "signature 'a{sv}'", "<int16 3>", "<<'nested'>>",
+    "@mi nothing", "@mi 5", "@mas just ['x']", "b'bytes\\x00\\xff'",
+    "{'a': <1>, 'b': <(2, 'x')>}", "{1: 'one', 2: 'two'}", "{true: 1.5}",
+    "('s', 1, [2, 3], {'k': @ms nothing})", "[(1, <[byte 1, 2]>)]", "@a{sv} {}", "@ay []",
+  };
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "rt/x", inbox);
+
+  flush (fixture->bus);
+  for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      send (fixture->bus, "rt/x", "v", value);
+    }
+  wait_for_count (inbox, G_N_ELEMENTS (values));
+  for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, NULL);
+      g_autofree char *text = g_variant_print (value, TRUE);
+      g_autofree char *line = g_strdup_printf ("rt/x v %s", text);
+
+      g_assert_cmpstr (inbox->messages->pdata[i], ==, line);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Interoperation with other MQTT clients                              */
+
+static char *
+run_mosquitto_sub_once (QipcTestMosquitto *mosquitto,
+                        QipcBus           *bus)
+{
+  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
+  g_autoptr(GSubprocess) sub = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  gint64 deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+  g_autoptr(GAsyncResult) result = NULL;
+
+  sub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error,
+                          "mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+                          "-t", "qipc/interop/out", "-C", "1", "-W", "20", NULL);
+  g_assert_no_error (error);
+  /* mosquitto_sub says nothing once subscribed: send until it prints. */
+  g_subprocess_communicate_utf8_async (sub, NULL, NULL, qipc_test_store_result, &result);
+  while (result == NULL)
+    {
+      send (bus, "interop/out", "reading", g_variant_new ("(sa{sv})", "x", NULL));
+      flush (bus);
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      for (int i = 0; i < 20 && result == NULL; i++)
+        g_main_context_iteration (NULL, FALSE), g_usleep (5000);
+    }
+  g_assert_true (g_subprocess_communicate_utf8_finish (sub, result, &out, NULL, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&out);
+}
+
+static void
+test_interop_sub (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autofree char *out = run_mosquitto_sub_once (fixture->mosquitto, fixture->bus);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *object;
+
+  g_test_message ("mosquitto_sub printed: %s", out);
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  g_assert_no_error (error);
+  object = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (object, "message"), ==, "reading");
+  g_assert_cmpstr (json_object_get_string_member (object, "type"), ==, "(sa{sv})");
+  g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (object, "data"), 0),
+                   ==, "x");
+}
+
+static void
+run_mosquitto_pub (QipcTestMosquitto *mosquitto,
+                   const char        *topic,
+                   const char        *payload)
+{
+  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
+  g_autoptr(GSubprocess) pub = NULL;
+  g_autoptr(GError) error = NULL;
+
+  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
+                          "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+                          "-q", "1", "-t", topic, "-m", payload, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait_check (pub, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_interop_pub (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "interop/in", inbox);
+
+  flush (fixture->bus);
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"set\", \"data\": {\"x\": [1, 2], \"y\": \"z\"}, "
+                     "\"type\": \"a{sv}\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"pair\", \"data\": [\"AAE=\", 7], \"type\": \"(ayq)\"}");
+  /* No type: what the JSON itself says. */
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"plain\", \"data\": [1, 2]}");
+  /* Garbage from foreign clients is dropped, and what follows it works. */
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "not json");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"data\": 1}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": 300, \"type\": \"y\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": 1, \"type\": \"*\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
+  wait_for_count (inbox, 4);
+  settle (200);
+  g_assert_cmpuint (inbox->messages->len, ==, 4);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==,
+                   "interop/in set {'x': <[int64 1, 2]>, 'y': <'z'>}");
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "interop/in pair ([byte 0x00, 0x01], uint16 7)");
+  g_assert_cmpstr (inbox->messages->pdata[2], ==, "interop/in plain [int64 1, 2]");
+  g_assert_cmpstr (inbox->messages->pdata[3], ==, "interop/in none none");
+}
+
+/* ------------------------------------------------------------------ */
+/* Failures                                                            */
+
+static void
+test_broker_restart (void)
+{
+  g_autoptr(QipcTestMosquitto) mosquitto = qipc_test_mosquitto_start ();
+  g_autofree char *address = bus_address (mosquitto, NULL);
+  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address,
+                                                             "r/*", NULL);
+  g_autoptr(QipcBus) bus = connect_bus (mosquitto, NULL);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (bus, "r/x", inbox);
+  guint timeout;
+
+  qipc_test_child_expect (listener, "ready");
+  flush (bus);
+  send (bus, "r/x", "before", NULL);
+  qipc_test_child_expect (listener, "r/* before none");
+  wait_for_count (inbox, 1);
+
+  qipc_test_mosquitto_stop (mosquitto);
+  qipc_test_child_expect (listener, "disconnected");
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the disconnection");
+  while (qipc_bus_is_connected (bus))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  /* Sent while the broker is away: queued, sent once back. */
+  send (bus, "r/x", "meanwhile", g_variant_new_int32 (1));
+
+  qipc_test_mosquitto_restart (mosquitto);
+  qipc_test_child_expect (listener, "connected");
+  flush (bus);
+  wait_for_count (inbox, 2);
+  g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/x meanwhile 1");
+  /* The listener subscribed again before it said "connected"; our
+   * message may have reached the broker before that. */
+  send (bus, "r/x", "after", NULL);
+  for (;;)
+    {
+      g_autofree char *line = qipc_test_child_read_line (listener);
+
+      if (g_str_equal (line, "r/* meanwhile 1"))
+        continue;
+      g_assert_cmpstr (line, ==, "r/* after none");
+      break;
+    }
+  wait_for_count (inbox, 3);
+  g_assert_true (is_registered (bus, "r/y"));
+}
+
+static void
+test_queue_full (void)
+{
+  g_autoptr(QipcTestMosquitto) mosquitto = qipc_test_mosquitto_start ();
+  g_autoptr(QipcBus) bus = connect_bus (mosquitto, NULL);
+  g_autoptr(GError) error = NULL;
+  guint timeout;
+  guint i;
+
+  qipc_bus_set_max_queued (bus, 64 * 1024);
+  qipc_test_mosquitto_stop (mosquitto);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the disconnection");
+  while (qipc_bus_is_connected (bus))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  for (i = 0; i < 100000; i++)
+    if (!qipc_channel_send_for_bus (bus, "q/x", "n", g_variant_new_uint32 (i), &error))
+      break;
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_QUEUE_FULL);
+  g_assert_cmpuint (i, >, 100);
+}
+
+static void
+test_bad_names (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (qipc_channel_send_for_bus (fixture->bus, "a+b", "m", NULL, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+  g_clear_error (&error);
+  g_assert_false (qipc_channel_send_for_bus (fixture->bus, "$qipc/presence/x", "m", NULL, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func, options) \
+  g_test_add ("/mqtt/" path, Fixture, options, fixture_setup, func, fixture_teardown)
+
+  g_test_add_func ("/mqtt/address/invalid", test_address_invalid);
+  g_test_add_func ("/mqtt/address/no-broker", test_address_no_broker);
+  ADD ("channel/own-message", test_own_message, NULL);
+  ADD ("channel/own-message-gvariant", test_own_message, "format=gvariant");
+  ADD ("channel/detail", test_detail, NULL);
+  ADD ("channel/patterns", test_patterns, NULL);
+  ADD ("channel/patterns-prefix", test_patterns, "prefix=site/one&keepalive=10");
+  ADD ("channel/unregister", test_unregister, NULL);
+  ADD ("channel/flush", test_flush, NULL);
+  ADD ("channel/list", test_list, NULL);
+  ADD ("channel/bad-names", test_bad_names, NULL);
+  ADD ("channel/round-trip-json", test_round_trip, NULL);
+  ADD ("channel/round-trip-gvariant", test_round_trip, "format=gvariant");
+  ADD ("channel/payload-1mib", test_large, NULL);
+  ADD ("processes/is-registered-last-will", test_is_registered, NULL);
+  ADD ("processes/order-10000", test_order, NULL);
+  ADD ("interop/mosquitto-sub", test_interop_sub, NULL);
+  ADD ("interop/mosquitto-pub", test_interop_pub, NULL);
+  g_test_add_func ("/mqtt/processes/broker-restart", test_broker_restart);
+  g_test_add_func ("/mqtt/queue-full", test_queue_full);
+
+  return g_test_run ();
+}
