@@ -667,6 +667,143 @@ test_bad_names (Fixture       *fixture,
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
 }
 
+/* ------------------------------------------------------------------ */
+/* Bridges                                                             */
+
+/* A qipc-broker process on @address, bridged to @mosquitto, connected
+ * to once it serves (its bridges run before it listens). */
+static GSubprocess *
+spawn_bridged_broker (const char        *address,
+                      QipcTestMosquitto *mosquitto)
+{
+  g_autoptr(GError) error = NULL;
+  GSubprocess *broker;
+  gint64 deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+
+  broker = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, g_getenv ("QIPC_BROKER"),
+                             "--address", address,
+                             "--bridge", qipc_test_mosquitto_get_address (mosquitto),
+                             "--bridge-channels", "br/*",
+                             "--bridge-channels", "br/**",
+                             NULL);
+  g_assert_no_error (error);
+  for (;;)
+    {
+      g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, NULL);
+
+      if (bus != NULL)
+        break;
+      g_assert_nonnull (g_subprocess_get_identifier (broker));
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
+  return broker;
+}
+
+/* "PREFIX uint32 0", "PREFIX uint32 1"… */
+static void
+expect_lines (QipcTestChild *child,
+              const char    *prefix,
+              guint          n)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *line = g_strdup_printf ("%s uint32 %u", prefix, i);
+
+      qipc_test_child_expect (child, line);
+    }
+}
+
+/* Two native brokers bridged through one mosquitto: each message
+ * reaches the other side once, and comes back to neither. */
+static void
+test_bridge (void)
+{
+  g_autoptr(QipcTestMosquitto) mosquitto = qipc_test_mosquitto_start ();
+  g_autofree char *address_a = g_strdup_printf ("unix:abstract=qipc-test/%d/bridge-a/%u",
+                                                (int) getpid (), g_random_int ());
+  g_autofree char *address_b = g_strdup_printf ("unix:abstract=qipc-test/%d/bridge-b/%u",
+                                                (int) getpid (), g_random_int ());
+  g_autoptr(GSubprocess) broker_a = spawn_bridged_broker (address_a, mosquitto);
+  g_autoptr(GSubprocess) broker_b = spawn_bridged_broker (address_b, mosquitto);
+  g_autoptr(QipcTestChild) listener_a = qipc_test_child_spawn ("channel-listen", address_a,
+                                                               "br/*", NULL);
+  g_autoptr(QipcTestChild) listener_b = qipc_test_child_spawn ("channel-listen", address_b,
+                                                               "br/x", NULL);
+  g_autoptr(QipcTestChild) local_only = qipc_test_child_spawn ("channel-listen", address_b,
+                                                               "local/x", NULL);
+  g_autoptr(QipcBus) bus_a = NULL;
+  g_autoptr(QipcBus) bus_b = NULL;
+  g_autoptr(QipcBus) mqtt = connect_bus (mosquitto, NULL);
+  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcChannel) channel = listen_on (mqtt, "br/x", inbox);
+  g_autoptr(GError) error = NULL;
+
+  qipc_test_child_expect (listener_a, "ready");
+  qipc_test_child_expect (listener_b, "ready");
+  qipc_test_child_expect (local_only, "ready");
+  bus_a = qipc_bus_new_for_address (address_a, &error);
+  g_assert_no_error (error);
+  bus_b = qipc_bus_new_for_address (address_b, &error);
+  g_assert_no_error (error);
+  flush (mqtt);
+
+  /* A to B (and to MQTT), each once. */
+  for (guint i = 0; i < 20; i++)
+    send (bus_a, "br/x", "m", g_variant_new_uint32 (i));
+  send (bus_a, "local/x", "not-bridged", NULL);
+  flush (bus_a);
+  expect_lines (listener_a, "br/* m", 20);
+  expect_lines (listener_b, "br/x m", 20);
+  wait_for_count (inbox, 20);
+
+  /* B to A. */
+  send (bus_b, "br/x", "back", NULL);
+  flush (bus_b);
+  qipc_test_child_expect (listener_a, "br/* back none");
+  qipc_test_child_expect (listener_b, "br/x back none");
+  wait_for_count (inbox, 21);
+
+  /* Anything that bounces has come back by now; the next line each
+   * listener prints must be this last message (from MQTT). */
+  settle (500);
+  send (mqtt, "br/x", "end", NULL);
+  flush (mqtt);
+  qipc_test_child_expect (listener_a, "br/* end none");
+  qipc_test_child_expect (listener_b, "br/x end none");
+  wait_for_count (inbox, 22);
+  settle (200);
+  g_assert_cmpuint (inbox->messages->len, ==, 22);
+  /* Not bridged: "not-bridged" from A never reached B. */
+  send (bus_b, "local/x", "here", NULL);
+  flush (bus_b);
+  qipc_test_child_expect (local_only, "local/x here none");
+
+  g_subprocess_force_exit (broker_a);
+  g_subprocess_force_exit (broker_b);
+  g_assert_true (g_subprocess_wait (broker_a, NULL, NULL));
+  g_assert_true (g_subprocess_wait (broker_b, NULL, NULL));
+}
+
+static void
+test_bridge_invalid (void)
+{
+  g_autoptr(QipcBroker) broker = qipc_broker_new ();
+  const char *patterns[] = { "a/*", NULL };
+  const char *bad_patterns[] = { "a/**/b", NULL };
+  const char *no_patterns[] = { NULL };
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (qipc_broker_add_bridge (broker, "tcp:host=127.0.0.1,port=1", patterns, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS);
+  g_clear_error (&error);
+  g_assert_false (qipc_broker_add_bridge (broker, "mqtt://127.0.0.1:1", bad_patterns, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+  g_clear_error (&error);
+  g_assert_false (qipc_broker_add_bridge (broker, "mqtt://127.0.0.1:1", no_patterns, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -696,6 +833,8 @@ main (int    argc,
   ADD ("interop/mosquitto-pub", test_interop_pub, NULL);
   g_test_add_func ("/mqtt/processes/broker-restart", test_broker_restart);
   g_test_add_func ("/mqtt/queue-full", test_queue_full);
+  g_test_add_func ("/mqtt/bridge/two-brokers", test_bridge);
+  g_test_add_func ("/mqtt/bridge/invalid", test_bridge_invalid);
 
   return g_test_run ();
 }

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /* Nothing a test waits for may take longer than this; past it the test
@@ -250,16 +251,25 @@ port_accepts (guint16 port)
   return connection != NULL;
 }
 
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /* Starts mosquitto on the port and config already chosen; FALSE when it
  * exits at once (the port was taken meanwhile). */
 static gboolean
 mosquitto_launch (QipcTestMosquitto *mosquitto)
 {
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
   g_autoptr(GError) error = NULL;
   gint64 deadline = g_get_monotonic_time () + TEST_WAIT_SECONDS * G_USEC_PER_SEC;
 
-  mosquitto->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
-                                         "mosquitto", "-c", mosquitto->config, NULL);
+  /* A test that crashes or times out must not leave its broker behind. */
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  mosquitto->process = g_subprocess_launcher_spawn (launcher, &error,
+                                                    "mosquitto", "-c", mosquitto->config, NULL);
   g_assert_no_error (error);
   while (!port_accepts (mosquitto->port))
     {
@@ -281,10 +291,14 @@ mosquitto_write_config (QipcTestMosquitto *mosquitto)
   g_autofree char *text = NULL;
   g_autoptr(GError) error = NULL;
 
+  /* mosquitto drops (silently) the QoS 1 messages beyond
+   * max_queued_messages for a slow client, 1000 by default: a receiver
+   * under a sanitizer falls that far behind a sender. */
   text = g_strdup_printf ("# A test's own broker: loopback only, no persistence.\n"
                           "listener %u 127.0.0.1\n"
                           "allow_anonymous true\n"
                           "persistence false\n"
+                          "max_queued_messages 100000\n"
                           "log_dest stderr\n"
                           "log_type error\n"
                           "log_type warning\n",
