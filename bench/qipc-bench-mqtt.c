@@ -530,7 +530,10 @@ start_mosquitto (char **address,
   /* Both sides get the same broker: the default in-flight window (20),
    * and room for the whole burst of a round. */
   text = g_strdup_printf ("listener %u 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                          "max_queued_messages 0\nset_tcp_nodelay true\nlog_type error\n", port);
+                          "max_queued_messages 0\nset_tcp_nodelay true\nlog_type error\n"
+                          /* As root it would become the user mosquitto, and
+                           * lose its parent-death signal. */
+                          "user %s\n", port, g_get_user_name ());
   g_file_set_contents (config, text, -1, NULL);
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
   process = g_subprocess_launcher_spawn (launcher, NULL, "mosquitto", "-c", config, NULL);

@@ -21,7 +21,12 @@
  * - `unix:path=/run/user/1000/qipc/bus`: a Unix socket path;
  * - `unix:abstract=name`: a Linux abstract socket;
  * - `tcp:host=127.0.0.1,port=7777`: TCP (the broker's policy must admit
- *   anonymous clients).
+ *   anonymous clients);
+ * - `mqtt://host:1883?client-id=…&prefix=qipc&keepalive=30&format=json`
+ *   and `mqtts://host:8883?ca=…`: an MQTT 5 broker (mosquitto, EMQX,
+ *   HiveMQ, VerneMQ…), channel `a/b` being topic `<prefix>/a/b`; see
+ *   [Running qipc across machines](mqtt.html) for the options and for
+ *   what MQTT keeps of the semantics below.
  *
  * If the broker goes away, the bus emits [signal@Bus::disconnected] and
  * reconnects by itself, with a backoff from 20 ms to 2 s; once connected

@@ -45,6 +45,7 @@
 #include <mqtt_protocol.h>
 #include <errno.h>
 #include <glib-unix.h>
+#include <poll.h>
 #include <string.h>
 
 #define DEFAULT_PORT 1883
@@ -60,6 +61,8 @@
 #define MAX_PAYLOAD (256 * 1024 * 1024 - 64 * 1024)
 #define GVARIANT_CONTENT_TYPE "application/x-gvariant"
 #define PASSWORD_ENV "QIPC_MQTT_PASSWORD"
+/* Packets read in one go before the main loop runs again. */
+#define READ_BATCH 64
 
 typedef enum
 {
@@ -149,6 +152,7 @@ struct _QipcMqttTransport
   GSource *presence_source;
 
   GHashTable *presence;       /* client id -> GHashTable name -> count */
+  JsonParser *parser;         /* for every incoming message */
 
   GQueue outbox;              /* Op, waiting for the connection */
   GHashTable *inflight;       /* mid -> Op, handed to libmosquitto */
@@ -365,9 +369,13 @@ static char *
 channel_to_topic (QipcMqttTransport *self,
                   const char        *name)
 {
-  g_auto(GStrv) segments = g_strsplit (name, "/", -1);
+  g_auto(GStrv) segments = NULL;
   g_autofree char *joined = NULL;
 
+  /* Every message: names, not patterns. */
+  if (strchr (name, '*') == NULL)
+    return g_strconcat (self->prefix, "/", name, NULL);
+  segments = g_strsplit (name, "/", -1);
   for (guint i = 0; segments[i] != NULL; i++)
     {
       if (strcmp (segments[i], "*") == 0)
@@ -945,31 +953,32 @@ qipc_mqtt_transport_call_finish (QipcTransport  *transport,
 /* ------------------------------------------------------------------ */
 /* Payloads                                                            */
 
+/* Written by hand around json-glib's text of the data: this runs for
+ * every message. */
 static GBytes *
 encode_json (const char *message,
              GVariant   *data)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new ();
-  g_autoptr(JsonGenerator) generator = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
+  GString *text = g_string_sized_new (128);
+  g_autoptr(JsonNode) name = json_node_init_string (json_node_alloc (), message);
+  g_autofree char *name_text = json_to_string (name, FALSE);
   gsize length;
-  char *text;
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, message);
+  g_string_append (text, "{\"message\":");
+  g_string_append (text, name_text);
   if (data != NULL)
     {
-      json_builder_set_member_name (builder, "data");
-      json_builder_add_value (builder, _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS));
-      json_builder_set_member_name (builder, "type");
-      json_builder_add_string_value (builder, g_variant_get_type_string (data));
+      g_autoptr(JsonNode) node = _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS);
+      g_autofree char *data_text = json_to_string (node, FALSE);
+
+      /* Type strings need no escaping. */
+      g_string_append (text, ",\"data\":");
+      g_string_append (text, data_text);
+      g_string_append_printf (text, ",\"type\":\"%s\"", g_variant_get_type_string (data));
     }
-  json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  json_generator_set_root (generator, root);
-  text = json_generator_to_data (generator, &length);
-  return g_bytes_new_take (text, length);
+  g_string_append_c (text, '}');
+  length = text->len;
+  return g_bytes_new_take (g_string_free (text, FALSE), length);
 }
 
 static GBytes *
@@ -987,12 +996,12 @@ encode_gvariant (const char          *message,
 }
 
 static gboolean
-decode_json (const struct mosquitto_message  *msg,
+decode_json (JsonParser                      *parser,
+             const struct mosquitto_message  *msg,
              char                           **message,
              GVariant                       **data,
              GError                         **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
   JsonObject *object;
   JsonNode *root, *name, *value, *type;
   const GVariantType *variant_type = NULL;
@@ -1197,7 +1206,7 @@ receive_channel_message (QipcMqttTransport              *self,
   if (is_gvariant_payload (props))
     ok = decode_gvariant (msg, props, &message, &data, &error);
   else
-    ok = decode_json (msg, &message, &data, &error);
+    ok = decode_json (self->parser, msg, &message, &data, &error);
   if (ok && !_qipc_message_name_validate (message, &error))
     ok = FALSE;
   if (!ok)
@@ -1307,6 +1316,23 @@ socket_prepare (GSource *source,
   return FALSE;
 }
 
+/* libmosquitto reads one packet a call: take what the socket holds
+ * (within reason) rather than one packet per main loop iteration. */
+static void
+read_available (QipcMqttTransport *self,
+                GSource           *source)
+{
+  for (int i = 0; i < READ_BATCH && self->socket_source == source; i++)
+    {
+      struct pollfd pfd = { mosquitto_socket (self->mosq), POLLIN, 0 };
+
+      if (i > 0 && (pfd.fd < 0 || poll (&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN)))
+        break;
+      if (mosquitto_loop_read (self->mosq, 1) != MOSQ_ERR_SUCCESS)
+        break;
+    }
+}
+
 static gboolean
 socket_dispatch (GSource     *source,
                  GSourceFunc  callback,
@@ -1318,7 +1344,7 @@ socket_dispatch (GSource     *source,
 
   /* Either may end the connection, and this source with it. */
   if (revents & (G_IO_IN | G_IO_ERR | G_IO_HUP))
-    mosquitto_loop_read (self->mosq, 1);
+    read_available (self, source);
   if (self->socket_source == source && (revents & G_IO_OUT))
     mosquitto_loop_write (self->mosq, 1);
   return self->socket_source == source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
@@ -1661,6 +1687,7 @@ qipc_mqtt_transport_finalize (GObject *object)
   g_hash_table_unref (self->ids);
   g_hash_table_unref (self->own_names);
   g_hash_table_unref (self->presence);
+  g_object_unref (self->parser);
   g_main_context_unref (self->context);
   g_free (self->address);
   g_free (self->host);
@@ -1704,6 +1731,7 @@ _qipc_mqtt_transport_init (QipcMqttTransport *self)
   self->presence = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_hash_table_unref);
   self->inflight = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) op_free);
+  self->parser = json_parser_new_immutable ();
 }
 
 static gpointer

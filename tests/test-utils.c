@@ -299,10 +299,13 @@ mosquitto_write_config (QipcTestMosquitto *mosquitto)
                           "allow_anonymous true\n"
                           "persistence false\n"
                           "max_queued_messages 100000\n"
+                          /* Run as root, it would switch to the user
+                           * mosquitto, and lose its parent-death signal. */
+                          "user %s\n"
                           "log_dest stderr\n"
                           "log_type error\n"
                           "log_type warning\n",
-                          mosquitto->port);
+                          mosquitto->port, g_get_user_name ());
   g_assert_true (g_file_set_contents (mosquitto->config, text, -1, &error));
   g_assert_no_error (error);
 }

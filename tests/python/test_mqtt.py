@@ -3,6 +3,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import getpass
 import socket
 import subprocess
 import time
@@ -24,7 +25,8 @@ def mosquitto(tmp_path):
     """A mosquitto of the test's own; yields its address."""
     port = free_port()
     config = tmp_path / 'mosquitto.conf'
-    config.write_text(f'listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n')
+    config.write_text(f'listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n'
+                      f'user {getpass.getuser()}\n')
     proc = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + WAIT_S
     while True:
