@@ -8,6 +8,7 @@
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "test-utils.h"
 
@@ -804,6 +805,164 @@ test_bridge_invalid (void)
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
 }
 
+/* ------------------------------------------------------------------ */
+/* Two hosts                                                           */
+
+static void
+run_ip (const char *first_arg,
+        ...) G_GNUC_NULL_TERMINATED;
+
+static void
+run_ip (const char *first_arg,
+        ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) ip = NULL;
+  g_autoptr(GError) error = NULL;
+  va_list args;
+
+  g_ptr_array_add (argv, (char *) "ip");
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  ip = g_subprocess_newv ((const char * const *) argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait_check (ip, NULL, &error));
+  g_assert_no_error (error);
+}
+
+typedef struct
+{
+  char *netns[2];
+  char *address;              /* the broker, on host 0 */
+  char *directory;
+  char *config;
+  GSubprocess *mosquitto;
+} Hosts;
+
+static void
+mosquitto_setup (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Two network namespaces joined by a veth pair, 10.213.N.1 and .2, and
+ * a mosquitto listening on host 0's address only. */
+static Hosts *
+hosts_new (void)
+{
+  Hosts *hosts = g_new0 (Hosts, 1);
+  guint subnet = getpid () % 250 + 1;
+  g_autofree char *veth0 = g_strdup_printf ("qv%da", (int) getpid () % 100000);
+  g_autofree char *veth1 = g_strdup_printf ("qv%db", (int) getpid () % 100000);
+  g_autofree char *ip0 = g_strdup_printf ("10.213.%u.1/24", subnet);
+  g_autofree char *ip1 = g_strdup_printf ("10.213.%u.2/24", subnet);
+  g_autofree char *text = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autofree char *host0 = NULL;
+  g_autoptr(GError) error = NULL;
+
+  hosts->netns[0] = g_strdup_printf ("qipc-test-%d-host0", (int) getpid ());
+  hosts->netns[1] = g_strdup_printf ("qipc-test-%d-host1", (int) getpid ());
+  run_ip ("netns", "add", hosts->netns[0], NULL);
+  run_ip ("netns", "add", hosts->netns[1], NULL);
+  run_ip ("link", "add", veth0, "type", "veth", "peer", "name", veth1, NULL);
+  run_ip ("link", "set", veth0, "netns", hosts->netns[0], NULL);
+  run_ip ("link", "set", veth1, "netns", hosts->netns[1], NULL);
+  run_ip ("-n", hosts->netns[0], "addr", "add", ip0, "dev", veth0, NULL);
+  run_ip ("-n", hosts->netns[1], "addr", "add", ip1, "dev", veth1, NULL);
+  run_ip ("-n", hosts->netns[0], "link", "set", veth0, "up", NULL);
+  run_ip ("-n", hosts->netns[1], "link", "set", veth1, "up", NULL);
+  /* A host reaches its own address through lo. */
+  run_ip ("-n", hosts->netns[0], "link", "set", "lo", "up", NULL);
+  run_ip ("-n", hosts->netns[1], "link", "set", "lo", "up", NULL);
+
+  hosts->directory = g_dir_make_tmp ("qipc-test-netns-XXXXXX", &error);
+  g_assert_no_error (error);
+  hosts->config = g_build_filename (hosts->directory, "mosquitto.conf", NULL);
+  text = g_strdup_printf ("listener 1883 10.213.%u.1\nallow_anonymous true\n"
+                          "persistence false\nuser %s\nlog_type error\n",
+                          subnet, g_get_user_name ());
+  g_assert_true (g_file_set_contents (hosts->config, text, -1, &error));
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                       G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, mosquitto_setup, NULL, NULL);
+  hosts->mosquitto = g_subprocess_launcher_spawn (launcher, &error, "ip", "netns", "exec",
+                                                  hosts->netns[0], "mosquitto", "-c",
+                                                  hosts->config, NULL);
+  g_assert_no_error (error);
+  /* Ready once a client on the other host gets through (nothing here
+   * can reach it). */
+  host0 = g_strdup_printf ("10.213.%u.1", subnet);
+  for (int attempt = 0; ; attempt++)
+    {
+      g_autoptr(GSubprocess) pub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error,
+                                                     "ip", "netns", "exec", hosts->netns[1],
+                                                     "mosquitto_pub", "-h", host0, "-t", "probe",
+                                                     "-m", "x", NULL);
+
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_wait (pub, NULL, NULL));
+      if (g_subprocess_get_successful (pub))
+        break;
+      g_assert_cmpint (attempt, <, 200);
+      g_usleep (50000);
+    }
+  hosts->address = g_strdup_printf ("mqtt://%s:1883", host0);
+  return hosts;
+}
+
+static void
+hosts_free (Hosts *hosts)
+{
+  g_subprocess_force_exit (hosts->mosquitto);
+  g_subprocess_wait (hosts->mosquitto, NULL, NULL);
+  g_object_unref (hosts->mosquitto);
+  /* The veth pair goes with its namespaces. */
+  run_ip ("netns", "delete", hosts->netns[0], NULL);
+  run_ip ("netns", "delete", hosts->netns[1], NULL);
+  g_unlink (hosts->config);
+  g_rmdir (hosts->directory);
+  g_free (hosts->config);
+  g_free (hosts->directory);
+  g_free (hosts->address);
+  g_free (hosts->netns[0]);
+  g_free (hosts->netns[1]);
+  g_free (hosts);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Hosts, hosts_free)
+
+/* Two "machines" (network namespaces) and a broker on one of them: a
+ * listener on the other gets the sender's messages, in order, and is
+ * registered as seen from the sender's machine. */
+static void
+test_two_hosts (void)
+{
+  g_autoptr(Hosts) hosts = NULL;
+  g_autoptr(QipcTestChild) counter = NULL;
+  g_autoptr(QipcTestChild) sender = NULL;
+
+  if (!qipc_test_is_root ())
+    {
+      g_test_fail_printf ("Needs root to create network namespaces");
+      return;
+    }
+  hosts = hosts_new ();
+  counter = qipc_test_child_spawn_in_netns (hosts->netns[1], "channel-count", hosts->address,
+                                            "hosts/x", "1000", "fast", NULL);
+  qipc_test_child_expect (counter, "ready");
+  sender = qipc_test_child_spawn_in_netns (hosts->netns[0], "channel-send", hosts->address,
+                                           "hosts/x", "1000", NULL);
+  qipc_test_child_expect (sender, "sent");
+  qipc_test_child_expect (counter, "received 1000 lost 0");
+  qipc_test_child_expect (counter, "ordered");
+  g_assert_cmpint (qipc_test_child_wait (sender), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (counter), ==, 0);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -835,6 +994,7 @@ main (int    argc,
   g_test_add_func ("/mqtt/queue-full", test_queue_full);
   g_test_add_func ("/mqtt/bridge/two-brokers", test_bridge);
   g_test_add_func ("/mqtt/bridge/invalid", test_bridge_invalid);
+  g_test_add_func ("/mqtt/netns/two-hosts", test_two_hosts);
 
   return g_test_run ();
 }

@@ -29,30 +29,64 @@ qipc_test_key (const char *what)
   return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
 }
 
-QipcTestChild *
-qipc_test_child_spawn (const char *first_arg,
-                       ...)
+static QipcTestChild *
+child_spawn_argv (GPtrArray *argv)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  const char *helper = g_getenv ("QIPC_TEST_HELPER");
   QipcTestChild *child = g_new0 (QipcTestChild, 1);
-  va_list args;
 
-  g_assert_nonnull (helper);
-  g_ptr_array_add (argv, (char *) helper);
-  va_start (args, first_arg);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
   g_ptr_array_add (argv, NULL);
-
   child->process = g_subprocess_newv ((const char * const *) argv->pdata,
                                       G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
                                       &error);
   g_assert_no_error (error);
   child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
   return child;
+}
+
+static void
+add_helper_args (GPtrArray  *argv,
+                 const char *first_arg,
+                 va_list     args)
+{
+  const char *helper = g_getenv ("QIPC_TEST_HELPER");
+
+  g_assert_nonnull (helper);
+  g_ptr_array_add (argv, (char *) helper);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+}
+
+QipcTestChild *
+qipc_test_child_spawn (const char *first_arg,
+                       ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  va_start (args, first_arg);
+  add_helper_args (argv, first_arg, args);
+  va_end (args);
+  return child_spawn_argv (argv);
+}
+
+/* The helper in the network namespace @netns (ip netns exec; root). */
+QipcTestChild *
+qipc_test_child_spawn_in_netns (const char *netns,
+                                const char *first_arg,
+                                ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  g_ptr_array_add (argv, (char *) "ip");
+  g_ptr_array_add (argv, (char *) "netns");
+  g_ptr_array_add (argv, (char *) "exec");
+  g_ptr_array_add (argv, (char *) netns);
+  va_start (args, first_arg);
+  add_helper_args (argv, first_arg, args);
+  va_end (args);
+  return child_spawn_argv (argv);
 }
 
 static gboolean

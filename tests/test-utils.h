@@ -14,6 +14,9 @@ typedef struct _QipcTestChild QipcTestChild;
 char          *qipc_test_key              (const char     *what);
 QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
                                            ...) G_GNUC_NULL_TERMINATED;
+QipcTestChild *qipc_test_child_spawn_in_netns (const char *netns,
+                                               const char *first_arg,
+                                               ...) G_GNUC_NULL_TERMINATED;
 void           qipc_test_child_expect     (QipcTestChild  *child,
                                            const char     *line);
 char          *qipc_test_child_read_line  (QipcTestChild  *child);
