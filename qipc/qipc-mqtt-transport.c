@@ -109,6 +109,7 @@ typedef struct
   GSource source;
   QipcMqttTransport *self;
   gpointer tag;
+  GIOCondition events;
 } SocketSource;
 
 struct _QipcMqttTransport
@@ -1311,7 +1312,12 @@ socket_prepare (GSource *source,
 
   if (mosquitto_want_write (ss->self->mosq))
     events |= G_IO_OUT;
-  g_source_modify_unix_fd (source, ss->tag, events);
+  /* Modifying wakes the context up: only on a change. */
+  if (events != ss->events)
+    {
+      g_source_modify_unix_fd (source, ss->tag, events);
+      ss->events = events;
+    }
   *timeout = -1;
   return FALSE;
 }
@@ -1387,7 +1393,8 @@ start_socket_watch (QipcMqttTransport *self)
   stop_socket_watch (self);
   ss = (SocketSource *) g_source_new (&socket_funcs, sizeof (SocketSource));
   ss->self = self;
-  ss->tag = g_source_add_unix_fd (&ss->source, mosquitto_socket (self->mosq), G_IO_IN);
+  ss->events = G_IO_IN | G_IO_ERR | G_IO_HUP;
+  ss->tag = g_source_add_unix_fd (&ss->source, mosquitto_socket (self->mosq), ss->events);
   g_source_set_static_name (&ss->source, "[qipc] MQTT socket");
   g_source_attach (&ss->source, self->context);
   self->socket_source = &ss->source;
