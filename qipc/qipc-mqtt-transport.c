@@ -162,7 +162,21 @@ struct _QipcMqttTransport
   GQueue waiters;             /* Waiter */
   guint64 next_echo;
   guint64 echo_received;
+
+  /* What libmosquitto's callbacks saw, handled once it has returned
+   * (see process_events()). */
+  GQueue incoming;            /* Incoming */
+  gboolean event_connected;
+  gboolean event_lost;
+  gboolean waiters_dirty;
 };
+
+typedef struct
+{
+  char *channel;
+  char *message;
+  GVariant *data;
+} Incoming;
 
 G_DEFINE_FINAL_TYPE (QipcMqttTransport, _qipc_mqtt_transport, QIPC_TYPE_TRANSPORT)
 
@@ -475,7 +489,7 @@ op_acknowledged (QipcMqttTransport *self,
     return;
   g_hash_table_steal (self->inflight, GINT_TO_POINTER (mid));
   op_done (self, op);
-  check_waiters (self);
+  self->waiters_dirty = TRUE;
 }
 
 static GError *
@@ -1195,6 +1209,7 @@ receive_channel_message (QipcMqttTransport              *self,
   g_autofree char *message = NULL;
   g_autoptr(GVariant) data = NULL;
   g_autoptr(GError) error = NULL;
+  Incoming *incoming;
   gboolean ok;
 
   if (!is_copy_to_take (self, msg->topic, props))
@@ -1215,8 +1230,11 @@ receive_channel_message (QipcMqttTransport              *self,
       g_message ("Dropping a malformed MQTT message on %s: %s", msg->topic, error->message);
       return;
     }
-  _qipc_bus_transport_deliver (_qipc_transport_get_bus (QIPC_TRANSPORT (self)), channel,
-                               message, data);
+  incoming = g_new0 (Incoming, 1);
+  incoming->channel = g_strdup (channel);
+  incoming->message = g_steal_pointer (&message);
+  incoming->data = g_steal_pointer (&data);
+  g_queue_push_tail (&self->incoming, incoming);
 }
 
 static void
@@ -1240,7 +1258,7 @@ on_message (struct mosquitto               *mosq,
 
       if (g_ascii_string_to_unsigned (text, 10, 1, G_MAXUINT64, &echo, NULL))
         self->echo_received = MAX (self->echo_received, echo);
-      check_waiters (self);
+      self->waiters_dirty = TRUE;
     }
   else if (g_str_has_prefix (rest, "$qipc/presence/"))
     {
@@ -1322,6 +1340,50 @@ socket_prepare (GSource *source,
   return FALSE;
 }
 
+static void
+incoming_free (gpointer data)
+{
+  Incoming *incoming = data;
+
+  g_free (incoming->channel);
+  g_free (incoming->message);
+  g_clear_pointer (&incoming->data, g_variant_unref);
+  g_free (incoming);
+}
+
+/* What the callbacks saw, once libmosquitto has returned: the bus's
+ * signals and the messages run application code, which may run the
+ * main context again (a blocking flush in a handler), and so come back
+ * here or into libmosquitto. */
+static void
+process_events (QipcMqttTransport *self)
+{
+  G_GNUC_UNUSED g_autoptr(QipcMqttTransport) keep = g_object_ref (self);
+  Incoming *incoming;
+
+  if (self->event_connected && !self->closing)
+    {
+      self->event_connected = FALSE;
+      _qipc_bus_transport_set_connected (_qipc_transport_get_bus (QIPC_TRANSPORT (self)), TRUE);
+    }
+  while (!self->closing && (incoming = g_queue_pop_head (&self->incoming)) != NULL)
+    {
+      _qipc_bus_transport_deliver (_qipc_transport_get_bus (QIPC_TRANSPORT (self)),
+                                   incoming->channel, incoming->message, incoming->data);
+      incoming_free (incoming);
+    }
+  if (self->event_lost && !self->closing)
+    {
+      self->event_lost = FALSE;
+      _qipc_bus_transport_set_connected (_qipc_transport_get_bus (QIPC_TRANSPORT (self)), FALSE);
+    }
+  if (self->waiters_dirty)
+    {
+      self->waiters_dirty = FALSE;
+      check_waiters (self);
+    }
+}
+
 /* libmosquitto reads one packet a call: take what the socket holds
  * (within reason) rather than one packet per main loop iteration. */
 static void
@@ -1353,7 +1415,14 @@ socket_dispatch (GSource     *source,
     read_available (self, source);
   if (self->socket_source == source && (revents & G_IO_OUT))
     mosquitto_loop_write (self->mosq, 1);
-  return self->socket_source == source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  /* May end with the last reference to the bus, and to us. */
+  if (self->socket_source != source)
+    {
+      process_events (self);
+      return G_SOURCE_REMOVE;
+    }
+  process_events (self);
+  return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs socket_funcs = {
@@ -1367,6 +1436,7 @@ on_misc (gpointer user_data)
   QipcMqttTransport *self = user_data;
 
   mosquitto_loop_misc (self->mosq);
+  process_events (self);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1396,6 +1466,11 @@ start_socket_watch (QipcMqttTransport *self)
   ss->events = G_IO_IN | G_IO_ERR | G_IO_HUP;
   ss->tag = g_source_add_unix_fd (&ss->source, mosquitto_socket (self->mosq), ss->events);
   g_source_set_static_name (&ss->source, "[qipc] MQTT socket");
+  /* A handler that blocks in a flush runs the context again: this
+   * source must go on reading meanwhile (and not being blocked spares
+   * GLib a wake-up on each dispatch). process_events() runs the
+   * handlers outside libmosquitto, where coming back is safe. */
+  g_source_set_can_recurse (&ss->source, TRUE);
   g_source_attach (&ss->source, self->context);
   self->socket_source = &ss->source;
 
@@ -1441,7 +1516,7 @@ resume (QipcMqttTransport *self)
       if (waiter->echo > self->echo_received)
         send_echo (self, waiter->echo);
     }
-  check_waiters (self);
+  self->waiters_dirty = TRUE;
 }
 
 static void
@@ -1465,7 +1540,7 @@ on_connect (struct mosquitto         *mosq,
       return;  /* it disconnects: on_disconnect retries */
     }
   resume (self);
-  _qipc_bus_transport_set_connected (_qipc_transport_get_bus (QIPC_TRANSPORT (self)), TRUE);
+  self->event_connected = TRUE;
 }
 
 static void
@@ -1499,8 +1574,8 @@ on_disconnect (struct mosquitto         *mosq,
     }
   schedule_retry (self);
   if (was_connected)
-    _qipc_bus_transport_set_connected (_qipc_transport_get_bus (QIPC_TRANSPORT (self)), FALSE);
-  check_waiters (self);
+    self->event_lost = TRUE;
+  self->waiters_dirty = TRUE;
 }
 
 static gboolean
@@ -1667,6 +1742,7 @@ qipc_mqtt_transport_close (QipcTransport *transport)
     mosquitto_disconnect_v5 (self->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
   self->connected = FALSE;
 
+  g_queue_clear_full (&self->incoming, incoming_free);
   error = g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED,
                        "The MQTT connection to %s was closed", self->address);
   while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
@@ -1689,6 +1765,7 @@ qipc_mqtt_transport_finalize (GObject *object)
   if (self->mosq != NULL)
     mosquitto_destroy (self->mosq);
   g_queue_clear_full (&self->outbox, (GDestroyNotify) op_free);
+  g_queue_clear_full (&self->incoming, incoming_free);
   g_hash_table_unref (self->inflight);
   g_hash_table_unref (self->filters);
   g_hash_table_unref (self->ids);
