@@ -12,73 +12,11 @@
 
 #define WAIT_SECONDS 20
 
-typedef struct
-{
-  GPtrArray *messages;        /* "name message data" lines */
-} Inbox;
-
-static void
-inbox_add (QipcChannel *channel,
-           const char  *message,
-           GVariant    *data,
-           gpointer     user_data)
-{
-  Inbox *inbox = user_data;
-  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
-
-  g_ptr_array_add (inbox->messages,
-                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
-  /* For a plain name it is the name; for a pattern, a match of it. */
-  g_assert_nonnull (qipc_channel_get_message_channel (channel));
-  if (!strchr (qipc_channel_get_name (channel), '*'))
-    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
-}
-
-static Inbox *
-inbox_new (void)
-{
-  Inbox *inbox = g_new0 (Inbox, 1);
-
-  inbox->messages = g_ptr_array_new_with_free_func (g_free);
-  return inbox;
-}
-
-static void
-inbox_free (Inbox *inbox)
-{
-  g_ptr_array_unref (inbox->messages);
-  g_free (inbox);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
-
 static gboolean
 timed_out (gpointer user_data)
 {
   g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
   return G_SOURCE_REMOVE;
-}
-
-static void
-wait_for_count (Inbox *inbox,
-                guint  count)
-{
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
-
-  while (inbox->messages->len < count)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
-}
-
-/* Runs the main context for a while, so that anything unexpected that
- * was going to arrive has arrived. */
-static void
-settle (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + ms * 1000;
-
-  while (g_get_monotonic_time () < end)
-    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
 }
 
 static char *
@@ -117,40 +55,6 @@ fixture_teardown (Fixture       *fixture,
   g_clear_object (&fixture->bus);
   g_clear_object (&fixture->broker);
   g_free (fixture->address);
-}
-
-static QipcChannel *
-listen_on (QipcBus    *bus,
-           const char *name,
-           Inbox      *inbox)
-{
-  g_autoptr(GError) error = NULL;
-  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
-  return channel;
-}
-
-static void
-send_ok (QipcBus    *bus,
-         const char *channel,
-         const char *message,
-         GVariant   *data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
-  g_assert_no_error (error);
-}
-
-static void
-flush_ok (QipcBus *bus)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
-  g_assert_no_error (error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -235,14 +139,14 @@ static void
 test_own_message (Fixture       *fixture,
                   gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/settings", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/settings", inbox);
 
-  send_ok (fixture->bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
-  send_ok (fixture->bus, "app/settings", "reset", NULL);
-  send_ok (fixture->bus, "app/other", "setValue", NULL);
-  wait_for_count (inbox, 2);
-  settle (50);
+  qipc_test_send (fixture->bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
+  qipc_test_send (fixture->bus, "app/settings", "reset", NULL);
+  qipc_test_send (fixture->bus, "app/other", "setValue", NULL);
+  qipc_test_inbox_wait (inbox, 2);
+  qipc_test_settle (50);
   g_assert_cmpuint (inbox->messages->len, ==, 2);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/settings setValue (42, 'x')");
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/settings reset none");
@@ -262,15 +166,15 @@ static void
 test_detail (Fixture       *fixture,
              gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/settings", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/settings", inbox);
   guint detailed = 0;
 
   g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
-  send_ok (fixture->bus, "app/settings", "other", NULL);
-  send_ok (fixture->bus, "app/settings", "setValue", g_variant_new_int32 (1));
-  send_ok (fixture->bus, "app/settings", "never-connected-as-detail", NULL);
-  wait_for_count (inbox, 3);
+  qipc_test_send (fixture->bus, "app/settings", "other", NULL);
+  qipc_test_send (fixture->bus, "app/settings", "setValue", g_variant_new_int32 (1));
+  qipc_test_send (fixture->bus, "app/settings", "never-connected-as-detail", NULL);
+  qipc_test_inbox_wait (inbox, 3);
   g_assert_cmpuint (detailed, ==, 1);
   /* A message name nobody used as a detail does not become a quark. */
   g_assert_cmpuint (g_quark_try_string ("never-connected-as-detail"), ==, 0);
@@ -296,25 +200,25 @@ static void
 test_patterns (Fixture       *fixture,
                gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) one = listen_on (fixture->bus, "a/*", inbox);
-  g_autoptr(QipcChannel) deep = listen_on (fixture->bus, "a/**", inbox);
-  g_autoptr(QipcChannel) middle = listen_on (fixture->bus, "x/*/z", inbox);
-  g_autoptr(QipcChannel) exact = listen_on (fixture->bus, "a/b", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) one = qipc_test_listen (fixture->bus, "a/*", inbox);
+  g_autoptr(QipcChannel) deep = qipc_test_listen (fixture->bus, "a/**", inbox);
+  g_autoptr(QipcChannel) middle = qipc_test_listen (fixture->bus, "x/*/z", inbox);
+  g_autoptr(QipcChannel) exact = qipc_test_listen (fixture->bus, "a/b", inbox);
   g_autoptr(GPtrArray) sorted = NULL;
   g_autoptr(GPtrArray) deep_channels = g_ptr_array_new_with_free_func (g_free);
 
   g_signal_connect (deep, "received", G_CALLBACK (record_message_channel), deep_channels);
   g_assert_null (qipc_channel_get_message_channel (deep));
-  send_ok (fixture->bus, "a/b", "m1", NULL);     /* three of them */
-  send_ok (fixture->bus, "a/b/c", "m2", NULL);   /* the deep one */
-  send_ok (fixture->bus, "a", "m3", NULL);       /* none: ** needs a segment */
-  send_ok (fixture->bus, "x/y/z", "m4", NULL);   /* x/ * /z */
-  send_ok (fixture->bus, "x/y/y/z", "m5", NULL); /* none */
-  send_ok (fixture->bus, "b/a", "m6", NULL);     /* none */
-  flush_ok (fixture->bus);
-  wait_for_count (inbox, 5);
-  settle (50);
+  qipc_test_send (fixture->bus, "a/b", "m1", NULL);     /* three of them */
+  qipc_test_send (fixture->bus, "a/b/c", "m2", NULL);   /* the deep one */
+  qipc_test_send (fixture->bus, "a", "m3", NULL);       /* none: ** needs a segment */
+  qipc_test_send (fixture->bus, "x/y/z", "m4", NULL);   /* x/ * /z */
+  qipc_test_send (fixture->bus, "x/y/y/z", "m5", NULL); /* none */
+  qipc_test_send (fixture->bus, "b/a", "m6", NULL);     /* none */
+  qipc_test_flush (fixture->bus);
+  qipc_test_inbox_wait (inbox, 5);
+  qipc_test_settle (50);
 
   g_assert_cmpuint (inbox->messages->len, ==, 5);
   g_ptr_array_sort (inbox->messages, compare_strings);
@@ -335,8 +239,8 @@ static void
 test_unregister_on_finalize (Fixture       *fixture,
                              gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  QipcChannel *channel = listen_on (fixture->bus, "gone/soon", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  QipcChannel *channel = qipc_test_listen (fixture->bus, "gone/soon", inbox);
   g_autoptr(GError) error = NULL;
 
   g_assert_true (qipc_channel_is_registered_for_bus (fixture->bus, "gone/soon", &error));
@@ -359,21 +263,21 @@ test_broker_signals (Fixture       *fixture,
 {
   g_autoptr(GPtrArray) added = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   QipcChannel *first, *second;
 
   g_signal_connect (fixture->broker, "channel-added", G_CALLBACK (on_channel_event), added);
   g_signal_connect (fixture->broker, "channel-removed", G_CALLBACK (on_channel_event), removed);
-  first = listen_on (fixture->bus, "s/x", inbox);
-  second = listen_on (fixture->bus, "s/x", inbox);
-  flush_ok (fixture->bus);
+  first = qipc_test_listen (fixture->bus, "s/x", inbox);
+  second = qipc_test_listen (fixture->bus, "s/x", inbox);
+  qipc_test_flush (fixture->bus);
   g_assert_cmpuint (added->len, ==, 1);
   g_assert_cmpstr (added->pdata[0], ==, "s/x");
   g_object_unref (first);
-  flush_ok (fixture->bus);
+  qipc_test_flush (fixture->bus);
   g_assert_cmpuint (removed->len, ==, 0);
   g_object_unref (second);
-  flush_ok (fixture->bus);
+  qipc_test_flush (fixture->bus);
   g_assert_cmpuint (removed->len, ==, 1);
   g_assert_cmpstr (removed->pdata[0], ==, "s/x");
   g_assert_cmpuint (qipc_broker_get_n_clients (fixture->broker), ==, 1);
@@ -385,12 +289,12 @@ test_flush_async (Fixture       *fixture,
 {
   g_autoptr(GAsyncResult) flushed = NULL;
   g_autoptr(GAsyncResult) registered = NULL;
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "f/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "f/x", inbox);
   g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < 1000; i++)
-    send_ok (fixture->bus, "f/x", "m", g_variant_new_uint32 (i));
+    qipc_test_send (fixture->bus, "f/x", "m", g_variant_new_uint32 (i));
   qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &flushed);
   qipc_channel_is_registered_async (fixture->bus, "f/x", NULL, qipc_test_store_result, &registered);
   qipc_test_wait_for_result (&flushed);
@@ -400,7 +304,7 @@ test_flush_async (Fixture       *fixture,
   g_assert_true (qipc_channel_is_registered_finish (registered, &error));
   g_assert_no_error (error);
   /* The broker queued the deliveries to us before it answered. */
-  wait_for_count (inbox, 1000);
+  qipc_test_inbox_wait (inbox, 1000);
 }
 
 static void
@@ -462,7 +366,7 @@ test_channel_limit (Fixture       *fixture,
   g_assert_null (one_too_many);
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
   g_clear_error (&error);
-  flush_ok (fixture->bus);
+  qipc_test_flush (fixture->bus);
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,22 +391,22 @@ test_fan_out (void)
   g_autoptr(QipcTestChild) other = qipc_test_child_spawn ("channel-listen", address, "weather", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) own = NULL;
 
   g_assert_no_error (error);
   qipc_test_child_expect (exact, "ready");
   qipc_test_child_expect (pattern, "ready");
   qipc_test_child_expect (other, "ready");
-  own = listen_on (bus, "news/sport", inbox);
+  own = qipc_test_listen (bus, "news/sport", inbox);
 
-  send_ok (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
-  send_ok (bus, "weather", "rain", NULL);
+  qipc_test_send (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
+  qipc_test_send (bus, "weather", "rain", NULL);
   qipc_test_child_expect (exact, "news/sport goal ('home', 1)");
   qipc_test_child_expect (pattern, "news/* goal ('home', 1)");
   qipc_test_child_expect (other, "weather rain none");
-  wait_for_count (inbox, 1);
-  settle (50);
+  qipc_test_inbox_wait (inbox, 1);
+  qipc_test_settle (50);
   g_assert_cmpuint (inbox->messages->len, ==, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "news/sport goal ('home', 1)");
 
@@ -606,7 +510,7 @@ test_large_payload (void)
 
   /* Sent to ourselves through the broker's process: the payload goes
    * out and comes back as a sealed memfd. */
-  send_ok (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
+  qipc_test_send (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
   g_clear_pointer (&data, g_free);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
   while (received == NULL)
@@ -633,12 +537,12 @@ test_slow_receiver (Fixture       *fixture,
   qipc_test_child_expect (receiver, "ready");
   for (guint i = 0; i < 20000; i++)
     {
-      send_ok (fixture->bus, "slow/x", "n", g_variant_new_uint32 (i));
+      qipc_test_send (fixture->bus, "slow/x", "n", g_variant_new_uint32 (i));
       if (i % 256 == 255)
         while (g_main_context_iteration (NULL, FALSE))
           ;
     }
-  flush_ok (fixture->bus);
+  qipc_test_flush (fixture->bus);
   qipc_test_child_send (receiver, "go");
   line = qipc_test_child_read_line (receiver);
   g_assert_cmpint (sscanf (line, "received %u lost %u", &received, &lost), ==, 2);
@@ -668,19 +572,19 @@ test_broker_restart (void)
   g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address, "r/x", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) own = NULL;
   guint disconnects = 0, connects = 0;
   guint timeout;
 
   g_assert_no_error (error);
   qipc_test_child_expect (listener, "ready");
-  own = listen_on (bus, "r/*", inbox);
+  own = qipc_test_listen (bus, "r/*", inbox);
   g_signal_connect (bus, "disconnected", G_CALLBACK (on_bus_event), &disconnects);
   g_signal_connect (bus, "connected", G_CALLBACK (on_bus_event), &connects);
-  send_ok (bus, "r/x", "before", NULL);
+  qipc_test_send (bus, "r/x", "before", NULL);
   qipc_test_child_expect (listener, "r/x before none");
-  wait_for_count (inbox, 1);
+  qipc_test_inbox_wait (inbox, 1);
 
   qipc_test_child_kill (broker);
   g_clear_pointer (&broker, qipc_test_child_free);
@@ -692,18 +596,18 @@ test_broker_restart (void)
   g_assert_false (qipc_bus_is_connected (bus));
 
   /* Sent while no broker runs: queued, and delivered after. */
-  send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
+  qipc_test_send (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
 
   broker = spawn_broker (address);
   qipc_test_child_expect (listener, "connected");
   /* Our queued message reaches our own channel (re-registered before the
    * queue is sent); the listener gets it only if it was back first. */
-  wait_for_count (inbox, 2);
+  qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpuint (connects, ==, 1);
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/* meanwhile 7");
 
   /* The channels came back: both processes are registered again. */
-  send_ok (bus, "r/x", "after", NULL);
+  qipc_test_send (bus, "r/x", "after", NULL);
   {
     g_autofree char *line = qipc_test_child_read_line (listener);
 
@@ -712,7 +616,7 @@ test_broker_restart (void)
     else
       g_assert_cmpstr (line, ==, "r/x after none");
   }
-  wait_for_count (inbox, 3);
+  qipc_test_inbox_wait (inbox, 3);
 
   qipc_test_child_kill (listener);
   qipc_test_child_kill (broker);
@@ -814,7 +718,7 @@ test_garbage (void)
   send_raw (address, frame + sizeof hello, 19, TRUE);
 
   /* Everyone else goes on. */
-  send_ok (bus, "g/x", "still-here", NULL);
+  qipc_test_send (bus, "g/x", "still-here", NULL);
   qipc_test_child_expect (listener, "g/x still-here none");
   g_assert_true (is_registered (bus, "g/x"));
   qipc_test_child_kill (listener);
@@ -836,7 +740,7 @@ test_policy_allows (Fixture       *fixture,
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(QipcTestChild) allowed = NULL;
   g_autoptr(QipcTestChild) refused = NULL;
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = NULL;
 
   if (!qipc_test_is_root ())
@@ -849,12 +753,12 @@ test_policy_allows (Fixture       *fixture,
   g_assert_true (qipc_broker_listen (broker, address, &error));
   bus = qipc_bus_new_for_address (address, &error);
   g_assert_no_error (error);
-  channel = listen_on (bus, "pub/x", inbox);
-  flush_ok (bus);
+  channel = qipc_test_listen (bus, "pub/x", inbox);
+  qipc_test_flush (bus);
 
   allowed = qipc_test_child_spawn ("channel-as-nobody", address, "**", "pub/x", NULL);
   qipc_test_child_expect (allowed, "ok");
-  wait_for_count (inbox, 1);
+  qipc_test_inbox_wait (inbox, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "pub/x hello none");
 
   refused = qipc_test_child_spawn ("channel-as-nobody", address, "**", "priv/x", NULL);
@@ -862,8 +766,8 @@ test_policy_allows (Fixture       *fixture,
 
   /* Listening on "**", nobody gets pub/x (sent by the owner and by the
    * other nobody client) but not priv/x. */
-  send_ok (bus, "priv/x", "secret", NULL);
-  send_ok (bus, "pub/x", "news", NULL);
+  qipc_test_send (bus, "priv/x", "secret", NULL);
+  qipc_test_send (bus, "pub/x", "news", NULL);
   qipc_test_child_expect (allowed, "** news none");
   qipc_test_child_expect (refused, "** news none");
   qipc_test_child_kill (allowed);
@@ -914,7 +818,7 @@ test_tcp (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(QipcBus) refused = NULL;
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = NULL;
   g_autoptr(GSocketListener) probe = g_socket_listener_new ();
   guint16 port_closed, port_open;
@@ -944,9 +848,9 @@ test_tcp (void)
 
   bus = qipc_bus_new_for_address (address_open, &error);
   g_assert_no_error (error);
-  channel = listen_on (bus, "t/*", inbox);
-  send_ok (bus, "t/x", "over-tcp", g_variant_new_string ("hi"));
-  wait_for_count (inbox, 1);
+  channel = qipc_test_listen (bus, "t/*", inbox);
+  qipc_test_send (bus, "t/x", "over-tcp", g_variant_new_string ("hi"));
+  qipc_test_inbox_wait (inbox, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "t/* over-tcp 'hi'");
   /* Payloads past the memfd threshold travel inline on TCP, up to 1 MiB. */
   {
@@ -958,9 +862,9 @@ test_tcp (void)
                                                &error));
     g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
     g_clear_error (&error);
-    send_ok (bus, "t/x", "medium",
+    qipc_test_send (bus, "t/x", "medium",
              g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob, 200 * 1024, 1));
-    wait_for_count (inbox, 2);
+    qipc_test_inbox_wait (inbox, 2);
   }
 }
 
@@ -1009,10 +913,10 @@ static void
 test_list_channels (Fixture       *fixture,
                     gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) one = listen_on (fixture->bus, "l/a", inbox);
-  g_autoptr(QipcChannel) two = listen_on (fixture->bus, "l/a", inbox);
-  g_autoptr(QipcChannel) pattern = listen_on (fixture->bus, "l/**", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) one = qipc_test_listen (fixture->bus, "l/a", inbox);
+  g_autoptr(QipcChannel) two = qipc_test_listen (fixture->bus, "l/a", inbox);
+  g_autoptr(QipcChannel) pattern = qipc_test_listen (fixture->bus, "l/**", inbox);
   g_autoptr(GVariant) list = NULL;
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
@@ -1064,7 +968,7 @@ test_monitor (Fixture       *fixture,
   g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) error = NULL;
   g_autoptr(QipcBus) watcher = qipc_bus_new_for_address (fixture->address, &error);
-  g_autoptr(Inbox) inbox = inbox_new ();
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = NULL;
   guint timeout;
 
@@ -1072,17 +976,17 @@ test_monitor (Fixture       *fixture,
   g_signal_connect (watcher, "monitored", G_CALLBACK (on_monitored), seen);
   g_assert_true (qipc_bus_start_monitor (watcher, &error));
   g_assert_no_error (error);
-  channel = listen_on (watcher, "m/*", inbox);
-  flush_ok (watcher);
+  channel = qipc_test_listen (watcher, "m/*", inbox);
+  qipc_test_flush (watcher);
 
-  send_ok (fixture->bus, "nobody/listens", "a", NULL);
-  send_ok (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
-  flush_ok (fixture->bus);
+  qipc_test_send (fixture->bus, "nobody/listens", "a", NULL);
+  qipc_test_send (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
+  qipc_test_flush (fixture->bus);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
   while (seen->len < 2 || inbox->messages->len < 1)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
-  settle (50);
+  qipc_test_settle (50);
   g_assert_cmpuint (seen->len, ==, 2);
   g_assert_cmpstr (seen->pdata[0], ==, "nobody/listens a none");
   g_assert_cmpstr (seen->pdata[1], ==, "m/x b 3");

@@ -14,42 +14,6 @@
 
 #define WAIT_SECONDS 20
 
-typedef struct
-{
-  GPtrArray *messages;        /* "name message data" lines */
-} Inbox;
-
-static void
-inbox_add (QipcChannel *channel,
-           const char  *message,
-           GVariant    *data,
-           gpointer     user_data)
-{
-  Inbox *inbox = user_data;
-  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
-
-  g_ptr_array_add (inbox->messages,
-                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
-}
-
-static Inbox *
-inbox_new (void)
-{
-  Inbox *inbox = g_new0 (Inbox, 1);
-
-  inbox->messages = g_ptr_array_new_with_free_func (g_free);
-  return inbox;
-}
-
-static void
-inbox_free (Inbox *inbox)
-{
-  g_ptr_array_unref (inbox->messages);
-  g_free (inbox);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Inbox, inbox_free)
-
 static gboolean
 timed_out (gpointer user_data)
 {
@@ -57,39 +21,7 @@ timed_out (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-wait_for_count (Inbox *inbox,
-                guint  count)
-{
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "messages");
-
-  while (inbox->messages->len < count)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
-}
-
-/* Runs the main context for a while, so that anything unexpected that
- * was going to arrive has arrived. */
-static void
-settle (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + ms * 1000;
-
-  while (g_get_monotonic_time () < end)
-    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
-}
-
-static gboolean
-inbox_has (Inbox      *inbox,
-           const char *line)
-{
-  for (guint i = 0; i < inbox->messages->len; i++)
-    if (g_str_equal (inbox->messages->pdata[i], line))
-      return TRUE;
-  return FALSE;
-}
-
-/* A client id unique to this process and call. */
+/* The address of @mosquitto, with @options (NULL: none). */
 static char *
 bus_address (QipcTestMosquitto *mosquitto,
              const char        *options)
@@ -108,41 +40,6 @@ connect_bus (QipcTestMosquitto *mosquitto,
 
   g_assert_no_error (error);
   return bus;
-}
-
-static QipcChannel *
-listen_on (QipcBus    *bus,
-           const char *name,
-           Inbox      *inbox)
-{
-  g_autoptr(GError) error = NULL;
-  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  if (inbox != NULL)
-    g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
-  return channel;
-}
-
-static void
-send (QipcBus    *bus,
-      const char *channel,
-      const char *message,
-      GVariant   *data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
-  g_assert_no_error (error);
-}
-
-static void
-flush (QipcBus *bus)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
-  g_assert_no_error (error);
 }
 
 static gboolean
@@ -237,14 +134,14 @@ static void
 test_own_message (Fixture       *fixture,
                   gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/events", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/events", inbox);
 
-  flush (fixture->bus);
-  send (fixture->bus, "app/events", "hello", NULL);
-  send (fixture->bus, "app/events", "value", g_variant_new ("(si)", "x", 42));
-  wait_for_count (inbox, 2);
-  settle (100);
+  qipc_test_flush (fixture->bus);
+  qipc_test_send (fixture->bus, "app/events", "hello", NULL);
+  qipc_test_send (fixture->bus, "app/events", "value", g_variant_new ("(si)", "x", 42));
+  qipc_test_inbox_wait (inbox, 2);
+  qipc_test_settle (100);
   g_assert_cmpuint (inbox->messages->len, ==, 2);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/events hello none");
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/events value ('x', 42)");
@@ -263,15 +160,15 @@ static void
 test_detail (Fixture       *fixture,
              gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "app/detail", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/detail", inbox);
   guint detailed = 0;
 
   g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
-  flush (fixture->bus);
-  send (fixture->bus, "app/detail", "other", NULL);
-  send (fixture->bus, "app/detail", "setValue", g_variant_new_int32 (1));
-  wait_for_count (inbox, 2);
+  qipc_test_flush (fixture->bus);
+  qipc_test_send (fixture->bus, "app/detail", "other", NULL);
+  qipc_test_send (fixture->bus, "app/detail", "setValue", g_variant_new_int32 (1));
+  qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpuint (detailed, ==, 1);
 }
 
@@ -281,53 +178,53 @@ static void
 test_patterns (Fixture       *fixture,
                gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) exact = listen_on (fixture->bus, "a/b", inbox);
-  g_autoptr(QipcChannel) star = listen_on (fixture->bus, "a/*", inbox);
-  g_autoptr(QipcChannel) star_star = listen_on (fixture->bus, "a/**", inbox);
-  g_autoptr(QipcChannel) everything = listen_on (fixture->bus, "**", inbox);
-  g_autoptr(QipcChannel) other = listen_on (fixture->bus, "x/*/z", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) exact = qipc_test_listen (fixture->bus, "a/b", inbox);
+  g_autoptr(QipcChannel) star = qipc_test_listen (fixture->bus, "a/*", inbox);
+  g_autoptr(QipcChannel) star_star = qipc_test_listen (fixture->bus, "a/**", inbox);
+  g_autoptr(QipcChannel) everything = qipc_test_listen (fixture->bus, "**", inbox);
+  g_autoptr(QipcChannel) other = qipc_test_listen (fixture->bus, "x/*/z", inbox);
 
-  flush (fixture->bus);
-  send (fixture->bus, "a/b", "m1", NULL);
-  send (fixture->bus, "a/b/c", "m2", NULL);
-  send (fixture->bus, "x/y/z", "m3", NULL);
-  send (fixture->bus, "a", "m4", NULL);
+  qipc_test_flush (fixture->bus);
+  qipc_test_send (fixture->bus, "a/b", "m1", NULL);
+  qipc_test_send (fixture->bus, "a/b/c", "m2", NULL);
+  qipc_test_send (fixture->bus, "x/y/z", "m3", NULL);
+  qipc_test_send (fixture->bus, "a", "m4", NULL);
   /* a/b: 4 channels; a/b/c: 2; x/y/z: 2; a: only "**" */
-  wait_for_count (inbox, 9);
-  settle (300);
+  qipc_test_inbox_wait (inbox, 9);
+  qipc_test_settle (300);
   g_assert_cmpuint (inbox->messages->len, ==, 9);
-  g_assert_true (inbox_has (inbox, "a/b m1 none"));
-  g_assert_true (inbox_has (inbox, "a/* m1 none"));
-  g_assert_true (inbox_has (inbox, "a/** m1 none"));
-  g_assert_true (inbox_has (inbox, "** m1 none"));
-  g_assert_true (inbox_has (inbox, "a/** m2 none"));
-  g_assert_true (inbox_has (inbox, "** m2 none"));
-  g_assert_true (inbox_has (inbox, "x/*/z m3 none"));
-  g_assert_true (inbox_has (inbox, "** m3 none"));
-  g_assert_true (inbox_has (inbox, "** m4 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "a/b m1 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "a/* m1 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "a/** m1 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "** m1 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "a/** m2 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "** m2 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "x/*/z m3 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "** m3 none"));
+  g_assert_true (qipc_test_inbox_has (inbox, "** m4 none"));
 }
 
 static void
 test_unregister (Fixture       *fixture,
                  gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) kept = listen_on (fixture->bus, "u/*", inbox);
-  QipcChannel *dropped = listen_on (fixture->bus, "u/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) kept = qipc_test_listen (fixture->bus, "u/*", inbox);
+  QipcChannel *dropped = qipc_test_listen (fixture->bus, "u/x", inbox);
 
-  flush (fixture->bus);
+  qipc_test_flush (fixture->bus);
   g_object_unref (dropped);
-  flush (fixture->bus);
-  send (fixture->bus, "u/x", "after", NULL);
-  wait_for_count (inbox, 1);
-  settle (300);
+  qipc_test_flush (fixture->bus);
+  qipc_test_send (fixture->bus, "u/x", "after", NULL);
+  qipc_test_inbox_wait (inbox, 1);
+  qipc_test_settle (300);
   g_assert_cmpuint (inbox->messages->len, ==, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "u/* after none");
 
   /* The last one too: nothing matches any more. */
   g_clear_object (&kept);
-  flush (fixture->bus);
+  qipc_test_flush (fixture->bus);
   g_assert_false (is_registered (fixture->bus, "u/x"));
 }
 
@@ -338,15 +235,15 @@ test_flush (Fixture       *fixture,
             gconstpointer  data)
 {
   g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (other, "f/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (other, "f/x", inbox);
 
-  flush (other);
+  qipc_test_flush (other);
   for (guint i = 0; i < 100; i++)
-    send (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
-  flush (fixture->bus);
+    qipc_test_send (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
+  qipc_test_flush (fixture->bus);
   g_assert_true (is_registered (fixture->bus, "f/x"));
-  wait_for_count (inbox, 100);
+  qipc_test_inbox_wait (inbox, 100);
 }
 
 static void
@@ -370,14 +267,14 @@ static void
 test_blocking_in_handler (Fixture       *fixture,
                           gconstpointer  data)
 {
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "h/x", NULL);
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "h/x", NULL);
   guint handled = 0;
   guint timeout;
 
   g_signal_connect (channel, "received", G_CALLBACK (flush_and_query), &handled);
-  flush (fixture->bus);
+  qipc_test_flush (fixture->bus);
   for (guint i = 0; i < 5; i++)
-    send (fixture->bus, "h/x", "m", g_variant_new_uint32 (i));
+    qipc_test_send (fixture->bus, "h/x", "m", g_variant_new_uint32 (i));
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the handlers");
   while (handled < 5)
     g_main_context_iteration (NULL, TRUE);
@@ -414,9 +311,9 @@ static void
 test_list (Fixture       *fixture,
            gconstpointer  data)
 {
-  g_autoptr(QipcChannel) a = listen_on (fixture->bus, "l/a", NULL);
-  g_autoptr(QipcChannel) a2 = listen_on (fixture->bus, "l/a", NULL);
-  g_autoptr(QipcChannel) b = listen_on (fixture->bus, "l/*", NULL);
+  g_autoptr(QipcChannel) a = qipc_test_listen (fixture->bus, "l/a", NULL);
+  g_autoptr(QipcChannel) a2 = qipc_test_listen (fixture->bus, "l/a", NULL);
+  g_autoptr(QipcChannel) b = qipc_test_listen (fixture->bus, "l/*", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) list = qipc_bus_list_channels (fixture->bus, &error);
   g_autofree char *text = NULL;
@@ -457,7 +354,7 @@ test_large (Fixture       *fixture,
             gconstpointer  data)
 {
   g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
-  g_autoptr(QipcChannel) channel = listen_on (other, "big/x", NULL);
+  g_autoptr(QipcChannel) channel = qipc_test_listen (other, "big/x", NULL);
   g_autoptr(GVariant) received = NULL;
   gsize size = 1024 * 1024;
   g_autofree guint8 *bytes = g_malloc (size);
@@ -468,8 +365,8 @@ test_large (Fixture       *fixture,
     bytes[i] = (i * 7 + i / 4096) & 0xff;
   sent = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1));
   g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
-  flush (other);
-  send (fixture->bus, "big/x", "blob", sent);
+  qipc_test_flush (other);
+  qipc_test_send (fixture->bus, "big/x", "blob", sent);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
@@ -491,19 +388,19 @@ test_round_trip (Fixture       *fixture,
     "{'a': <1>, 'b': <(2, 'x')>}", "{1: 'one', 2: 'two'}", "{true: 1.5}",
     "('s', 1, [2, 3], {'k': @ms nothing})", "[(1, <[byte 1, 2]>)]", "@a{sv} {}", "@ay []",
   };
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "rt/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "rt/x", inbox);
 
-  flush (fixture->bus);
+  qipc_test_flush (fixture->bus);
   for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, &error);
 
       g_assert_no_error (error);
-      send (fixture->bus, "rt/x", "v", value);
+      qipc_test_send (fixture->bus, "rt/x", "v", value);
     }
-  wait_for_count (inbox, G_N_ELEMENTS (values));
+  qipc_test_inbox_wait (inbox, G_N_ELEMENTS (values));
   for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
     {
       g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, NULL);
@@ -536,8 +433,8 @@ run_mosquitto_sub_once (QipcTestMosquitto *mosquitto,
   g_subprocess_communicate_utf8_async (sub, NULL, NULL, qipc_test_store_result, &result);
   while (result == NULL)
     {
-      send (bus, "interop/out", "reading", g_variant_new ("(sa{sv})", "x", NULL));
-      flush (bus);
+      qipc_test_send (bus, "interop/out", "reading", g_variant_new ("(sa{sv})", "x", NULL));
+      qipc_test_flush (bus);
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       for (int i = 0; i < 20 && result == NULL; i++)
         g_main_context_iteration (NULL, FALSE), g_usleep (5000);
@@ -587,10 +484,10 @@ static void
 test_interop_pub (Fixture       *fixture,
                   gconstpointer  data)
 {
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (fixture->bus, "interop/in", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "interop/in", inbox);
 
-  flush (fixture->bus);
+  qipc_test_flush (fixture->bus);
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"set\", \"data\": {\"x\": [1, 2], \"y\": \"z\"}, "
                      "\"type\": \"a{sv}\"}");
@@ -607,8 +504,8 @@ test_interop_pub (Fixture       *fixture,
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"bad\", \"data\": 1, \"type\": \"*\"}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
-  wait_for_count (inbox, 4);
-  settle (200);
+  qipc_test_inbox_wait (inbox, 4);
+  qipc_test_settle (200);
   g_assert_cmpuint (inbox->messages->len, ==, 4);
   g_assert_cmpstr (inbox->messages->pdata[0], ==,
                    "interop/in set {'x': <[int64 1, 2]>, 'y': <'z'>}");
@@ -649,16 +546,16 @@ test_broker_restart (void)
   g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address,
                                                              "r/*", NULL);
   g_autoptr(QipcBus) bus = connect_bus (mosquitto, NULL);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (bus, "r/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "r/x", inbox);
   gboolean meanwhile_seen = FALSE;
   guint timeout;
 
   qipc_test_child_expect (listener, "ready");
-  flush (bus);
-  send (bus, "r/x", "before", NULL);
+  qipc_test_flush (bus);
+  qipc_test_send (bus, "r/x", "before", NULL);
   qipc_test_child_expect (listener, "r/* before none");
-  wait_for_count (inbox, 1);
+  qipc_test_inbox_wait (inbox, 1);
 
   qipc_test_mosquitto_stop (mosquitto);
   qipc_test_child_expect (listener, "disconnected");
@@ -667,18 +564,18 @@ test_broker_restart (void)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
   /* Sent while the broker is away: queued, sent once back. */
-  send (bus, "r/x", "meanwhile", g_variant_new_int32 (1));
+  qipc_test_send (bus, "r/x", "meanwhile", g_variant_new_int32 (1));
 
   qipc_test_mosquitto_restart (mosquitto);
   /* The listener gets "meanwhile" only if it subscribed again before
    * this bus sent it (MQTT keeps nothing for absent clients). */
   expect_after_meanwhile (listener, "connected", &meanwhile_seen);
-  flush (bus);
-  wait_for_count (inbox, 2);
+  qipc_test_flush (bus);
+  qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/x meanwhile 1");
-  send (bus, "r/x", "after", NULL);
+  qipc_test_send (bus, "r/x", "after", NULL);
   expect_after_meanwhile (listener, "r/* after none", &meanwhile_seen);
-  wait_for_count (inbox, 3);
+  qipc_test_inbox_wait (inbox, 3);
   g_assert_true (is_registered (bus, "r/y"));
 }
 
@@ -785,8 +682,8 @@ test_bridge (void)
   g_autoptr(QipcBus) bus_a = NULL;
   g_autoptr(QipcBus) bus_b = NULL;
   g_autoptr(QipcBus) mqtt = connect_bus (mosquitto, NULL);
-  g_autoptr(Inbox) inbox = inbox_new ();
-  g_autoptr(QipcChannel) channel = listen_on (mqtt, "br/x", inbox);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (mqtt, "br/x", inbox);
   g_autoptr(GError) error = NULL;
 
   qipc_test_child_expect (listener_a, "ready");
@@ -796,37 +693,37 @@ test_bridge (void)
   g_assert_no_error (error);
   bus_b = qipc_bus_new_for_address (address_b, &error);
   g_assert_no_error (error);
-  flush (mqtt);
+  qipc_test_flush (mqtt);
 
   /* A to B (and to MQTT), each once. */
   for (guint i = 0; i < 20; i++)
-    send (bus_a, "br/x", "m", g_variant_new_uint32 (i));
-  send (bus_a, "local/x", "not-bridged", NULL);
-  flush (bus_a);
+    qipc_test_send (bus_a, "br/x", "m", g_variant_new_uint32 (i));
+  qipc_test_send (bus_a, "local/x", "not-bridged", NULL);
+  qipc_test_flush (bus_a);
   expect_lines (listener_a, "br/* m", 20);
   expect_lines (listener_b, "br/x m", 20);
-  wait_for_count (inbox, 20);
+  qipc_test_inbox_wait (inbox, 20);
 
   /* B to A. */
-  send (bus_b, "br/x", "back", NULL);
-  flush (bus_b);
+  qipc_test_send (bus_b, "br/x", "back", NULL);
+  qipc_test_flush (bus_b);
   qipc_test_child_expect (listener_a, "br/* back none");
   qipc_test_child_expect (listener_b, "br/x back none");
-  wait_for_count (inbox, 21);
+  qipc_test_inbox_wait (inbox, 21);
 
   /* Anything that bounces has come back by now; the next line each
    * listener prints must be this last message (from MQTT). */
-  settle (500);
-  send (mqtt, "br/x", "end", NULL);
-  flush (mqtt);
+  qipc_test_settle (500);
+  qipc_test_send (mqtt, "br/x", "end", NULL);
+  qipc_test_flush (mqtt);
   qipc_test_child_expect (listener_a, "br/* end none");
   qipc_test_child_expect (listener_b, "br/x end none");
-  wait_for_count (inbox, 22);
-  settle (200);
+  qipc_test_inbox_wait (inbox, 22);
+  qipc_test_settle (200);
   g_assert_cmpuint (inbox->messages->len, ==, 22);
   /* Not bridged: "not-bridged" from A never reached B. */
-  send (bus_b, "local/x", "here", NULL);
-  flush (bus_b);
+  qipc_test_send (bus_b, "local/x", "here", NULL);
+  qipc_test_flush (bus_b);
   qipc_test_child_expect (local_only, "local/x here none");
 
   g_subprocess_force_exit (broker_a);

@@ -246,6 +246,107 @@ qipc_test_socket_read_exactly (QipcSocket *socket,
 }
 
 /* ------------------------------------------------------------------ */
+/* Messages received                                                   */
+
+QipcTestInbox *
+qipc_test_inbox_new (void)
+{
+  QipcTestInbox *inbox = g_new0 (QipcTestInbox, 1);
+
+  inbox->messages = g_ptr_array_new_with_free_func (g_free);
+  return inbox;
+}
+
+void
+qipc_test_inbox_free (QipcTestInbox *inbox)
+{
+  g_ptr_array_unref (inbox->messages);
+  g_free (inbox);
+}
+
+void
+qipc_test_inbox_add (QipcChannel *channel,
+                     const char  *message,
+                     GVariant    *data,
+                     gpointer     user_data)
+{
+  QipcTestInbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+  /* For a plain name it is the name; for a pattern, a match of it. */
+  g_assert_nonnull (qipc_channel_get_message_channel (channel));
+  if (!strchr (qipc_channel_get_name (channel), '*'))
+    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
+}
+
+void
+qipc_test_inbox_wait (QipcTestInbox *inbox,
+                      guint          count)
+{
+  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "messages");
+
+  while (inbox->messages->len < count)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+gboolean
+qipc_test_inbox_has (QipcTestInbox *inbox,
+                     const char    *line)
+{
+  for (guint i = 0; i < inbox->messages->len; i++)
+    if (g_str_equal (inbox->messages->pdata[i], line))
+      return TRUE;
+  return FALSE;
+}
+
+QipcChannel *
+qipc_test_listen (QipcBus       *bus,
+                  const char    *name,
+                  QipcTestInbox *inbox)
+{
+  g_autoptr(GError) error = NULL;
+  QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  if (inbox != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (qipc_test_inbox_add), inbox);
+  return channel;
+}
+
+void
+qipc_test_send (QipcBus    *bus,
+                const char *channel,
+                const char *message,
+                GVariant   *data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_send_for_bus (bus, channel, message, data, &error));
+  g_assert_no_error (error);
+}
+
+void
+qipc_test_flush (QipcBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_no_error (error);
+}
+
+void
+qipc_test_settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+/* ------------------------------------------------------------------ */
 /* A mosquitto of the test's own                                       */
 
 struct _QipcTestMosquitto

@@ -37,6 +37,39 @@ void           qipc_test_socket_write_text   (QipcSocket *socket,
 GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
                                               gsize       size);
 
+/* Collects the messages channels receive, as "NAME MESSAGE DATA" lines
+ * (DATA printed with types, or "none"). */
+typedef struct
+{
+  GPtrArray *messages;
+} QipcTestInbox;
+
+QipcTestInbox *qipc_test_inbox_new        (void);
+void           qipc_test_inbox_free       (QipcTestInbox  *inbox);
+/* A QipcChannel::received handler; @inbox is the user data. */
+void           qipc_test_inbox_add        (QipcChannel    *channel,
+                                           const char     *message,
+                                           GVariant       *data,
+                                           gpointer        inbox);
+/* Runs the thread-default context until @count lines (fails after a while). */
+void           qipc_test_inbox_wait       (QipcTestInbox  *inbox,
+                                           guint           count);
+gboolean       qipc_test_inbox_has        (QipcTestInbox  *inbox,
+                                           const char     *line);
+/* A channel on @bus; its messages go to @inbox when not NULL. */
+QipcChannel   *qipc_test_listen           (QipcBus        *bus,
+                                           const char     *name,
+                                           QipcTestInbox  *inbox);
+/* Sending and flushing, any error failing the test. */
+void           qipc_test_send             (QipcBus        *bus,
+                                           const char     *channel,
+                                           const char     *message,
+                                           GVariant       *data);
+void           qipc_test_flush            (QipcBus        *bus);
+/* Runs the thread-default context for @ms, so that anything unexpected
+ * that was going to arrive has arrived. */
+void           qipc_test_settle           (guint           ms);
+
 /* A mosquitto the test starts on 127.0.0.1 at a free port. */
 typedef struct _QipcTestMosquitto QipcTestMosquitto;
 
@@ -48,6 +81,7 @@ void               qipc_test_mosquitto_restart     (QipcTestMosquitto *mosquitto
 void               qipc_test_mosquitto_free        (QipcTestMosquitto *mosquitto);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestInbox, qipc_test_inbox_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestMosquitto, qipc_test_mosquitto_free)
 
 G_END_DECLS
