@@ -435,17 +435,6 @@ test_order (void)
   qipc_test_child_kill (broker);
 }
 
-static gboolean
-is_registered (QipcBus    *bus,
-               const char *name)
-{
-  g_autoptr(GError) error = NULL;
-  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  return registered;
-}
-
 static void
 test_is_registered (void)
 {
@@ -457,16 +446,16 @@ test_is_registered (void)
   gint64 deadline;
 
   g_assert_no_error (error);
-  g_assert_false (is_registered (bus, "svc/clock"));
+  g_assert_false (qipc_test_is_registered (bus, "svc/clock"));
   listener = qipc_test_child_spawn ("channel-listen", address, "svc/*", NULL);
   qipc_test_child_expect (listener, "ready");
-  g_assert_true (is_registered (bus, "svc/clock"));
-  g_assert_false (is_registered (bus, "svc/clock/x"));
+  g_assert_true (qipc_test_is_registered (bus, "svc/clock"));
+  g_assert_false (qipc_test_is_registered (bus, "svc/clock/x"));
 
   qipc_test_child_kill (listener);
   /* The broker sees the connection end when its main loop runs next. */
   deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
-  while (is_registered (bus, "svc/clock"))
+  while (qipc_test_is_registered (bus, "svc/clock"))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       g_usleep (1000);
@@ -720,7 +709,7 @@ test_garbage (void)
   /* Everyone else goes on. */
   qipc_test_send (bus, "g/x", "still-here", NULL);
   qipc_test_child_expect (listener, "g/x still-here none");
-  g_assert_true (is_registered (bus, "g/x"));
+  g_assert_true (qipc_test_is_registered (bus, "g/x"));
   qipc_test_child_kill (listener);
   qipc_test_child_kill (broker);
 }
@@ -789,7 +778,7 @@ test_policy_refuses (Fixture       *fixture,
   stranger = qipc_test_child_spawn ("channel-as-nobody", fixture->address, "a/b", "a/b", NULL);
   qipc_test_child_expect (stranger, "access-denied");
   qipc_test_child_kill (stranger);
-  g_assert_true (is_registered (fixture->bus, "x/y") == FALSE);
+  g_assert_true (qipc_test_is_registered (fixture->bus, "x/y") == FALSE);
 }
 
 static void
@@ -899,7 +888,7 @@ test_autostart_race (void)
     {
       g_autofree char *name = g_strdup_printf ("race/%u", i);
 
-      g_assert_true (is_registered (bus, name));
+      g_assert_true (qipc_test_is_registered (bus, name));
     }
   g_unsetenv ("QIPC_BUS_ADDRESS");
   for (guint i = 0; i < children->len; i++)
@@ -1014,7 +1003,7 @@ test_handshake_timeout (Fixture       *fixture,
   g_assert_cmpuint (header[3], ==, 3);   /* ERROR */
   g_assert_cmpuint (header[12], ==, 0);  /* serial 0: the end */
   /* The fixture's bus said HELLO long ago and goes on. */
-  g_assert_false (is_registered (fixture->bus, "x/y"));
+  g_assert_false (qipc_test_is_registered (fixture->bus, "x/y"));
 }
 
 int

@@ -42,17 +42,6 @@ connect_bus (QipcTestMosquitto *mosquitto,
   return bus;
 }
 
-static gboolean
-is_registered (QipcBus    *bus,
-               const char *name)
-{
-  g_autoptr(GError) error = NULL;
-  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
-
-  g_assert_no_error (error);
-  return registered;
-}
-
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
 
@@ -225,7 +214,7 @@ test_unregister (Fixture       *fixture,
   /* The last one too: nothing matches any more. */
   g_clear_object (&kept);
   qipc_test_flush (fixture->bus);
-  g_assert_false (is_registered (fixture->bus, "u/x"));
+  g_assert_false (qipc_test_is_registered (fixture->bus, "u/x"));
 }
 
 /* A flush returns once the broker has taken everything before it: a
@@ -242,7 +231,7 @@ test_flush (Fixture       *fixture,
   for (guint i = 0; i < 100; i++)
     qipc_test_send (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
   qipc_test_flush (fixture->bus);
-  g_assert_true (is_registered (fixture->bus, "f/x"));
+  g_assert_true (qipc_test_is_registered (fixture->bus, "f/x"));
   qipc_test_inbox_wait (inbox, 100);
 }
 
@@ -289,18 +278,18 @@ test_is_registered (Fixture       *fixture,
   g_autoptr(QipcTestChild) listener = NULL;
   gint64 deadline;
 
-  g_assert_false (is_registered (fixture->bus, "svc/clock"));
+  g_assert_false (qipc_test_is_registered (fixture->bus, "svc/clock"));
   listener = qipc_test_child_spawn ("channel-listen", address, "svc/*", NULL);
   qipc_test_child_expect (listener, "ready");
-  g_assert_true (is_registered (fixture->bus, "svc/clock"));
-  g_assert_false (is_registered (fixture->bus, "svc/clock/x"));
-  g_assert_false (is_registered (fixture->bus, "other"));
+  g_assert_true (qipc_test_is_registered (fixture->bus, "svc/clock"));
+  g_assert_false (qipc_test_is_registered (fixture->bus, "svc/clock/x"));
+  g_assert_false (qipc_test_is_registered (fixture->bus, "other"));
 
   /* SIGKILL: the broker publishes the listener's last will, which
    * clears its presence. */
   qipc_test_child_kill (listener);
   deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
-  while (is_registered (fixture->bus, "svc/clock"))
+  while (qipc_test_is_registered (fixture->bus, "svc/clock"))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       g_usleep (10000);
@@ -576,7 +565,7 @@ test_broker_restart (void)
   qipc_test_send (bus, "r/x", "after", NULL);
   expect_after_meanwhile (listener, "r/* after none", &meanwhile_seen);
   qipc_test_inbox_wait (inbox, 3);
-  g_assert_true (is_registered (bus, "r/y"));
+  g_assert_true (qipc_test_is_registered (bus, "r/y"));
 }
 
 static void

@@ -337,6 +337,17 @@ qipc_test_flush (QipcBus *bus)
   g_assert_no_error (error);
 }
 
+gboolean
+qipc_test_is_registered (QipcBus    *bus,
+                         const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean registered = qipc_channel_is_registered_for_bus (bus, name, &error);
+
+  g_assert_no_error (error);
+  return registered;
+}
+
 void
 qipc_test_settle (guint ms)
 {

@@ -66,6 +66,8 @@ void           qipc_test_send             (QipcBus        *bus,
                                            const char     *message,
                                            GVariant       *data);
 void           qipc_test_flush            (QipcBus        *bus);
+gboolean       qipc_test_is_registered    (QipcBus        *bus,
+                                           const char     *name);
 /* Runs the thread-default context for @ms, so that anything unexpected
  * that was going to arrive has arrived. */
 void           qipc_test_settle           (guint           ms);
