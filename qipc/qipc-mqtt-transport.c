@@ -847,7 +847,7 @@ presence_list (QipcMqttTransport *self)
   g_hash_table_iter_init (&iter, totals);
   while (g_hash_table_iter_next (&iter, &name, &count))
     g_variant_builder_add (&builder, "(su)", name, GPOINTER_TO_UINT (count));
-  return g_variant_new ("(a(su))", &builder);
+  return g_variant_builder_end (&builder);
 }
 
 /* ------------------------------------------------------------------ */

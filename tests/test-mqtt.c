@@ -308,6 +308,7 @@ test_list (Fixture       *fixture,
   g_autofree char *text = NULL;
 
   g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (list), ==, "a(su)");
   text = g_variant_print (list, FALSE);
   g_assert_nonnull (strstr (text, "('l/a', 2)"));
   g_assert_nonnull (strstr (text, "('l/*', 1)"));
