@@ -505,6 +505,95 @@ test_interop_pub (Fixture       *fixture,
 }
 
 /* ------------------------------------------------------------------ */
+/* TLS                                                                 */
+
+static void
+run_openssl (const char *directory,
+             const char *first_arg,
+             ...) G_GNUC_NULL_TERMINATED;
+
+static void
+run_openssl (const char *directory,
+             const char *first_arg,
+             ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                                                       G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_autoptr(GSubprocess) openssl = NULL;
+  g_autoptr(GError) error = NULL;
+  va_list args;
+
+  g_ptr_array_add (argv, (char *) "openssl");
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  g_subprocess_launcher_set_cwd (launcher, directory);
+  openssl = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait_check (openssl, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* mqtts:// with the CA given in the address; without it, the broker's
+ * certificate (of a private CA) is refused. */
+static void
+test_tls (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *directory = g_dir_make_tmp ("qipc-test-tls-XXXXXX", &error);
+  g_autofree char *ca = g_build_filename (directory, "ca.pem", NULL);
+  g_autofree char *cert = g_build_filename (directory, "server.pem", NULL);
+  g_autofree char *key = g_build_filename (directory, "server.key", NULL);
+  g_autofree char *ext = g_build_filename (directory, "ext.cnf", NULL);
+  const char *files[] = { "ca.pem", "ca.key", "ca.srl", "server.pem", "server.key", "server.csr",
+                          "ext.cnf" };
+  g_autoptr(QipcTestMosquitto) mosquitto = NULL;
+  g_autofree char *address = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcBus) untrusting = NULL;
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = NULL;
+
+  g_assert_no_error (error);
+  run_openssl (directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+               "-out", "ca.pem", "-days", "2", "-subj", "/CN=qipc test CA", NULL);
+  run_openssl (directory, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+               "-out", "server.csr", "-subj", "/CN=127.0.0.1", NULL);
+  g_assert_true (g_file_set_contents (ext, "subjectAltName=IP:127.0.0.1\n", -1, NULL));
+  run_openssl (directory, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+               "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", NULL);
+
+  mosquitto = qipc_test_mosquitto_start_tls (ca, cert, key);
+  g_assert_true (g_str_has_prefix (qipc_test_mosquitto_get_address (mosquitto), "mqtts://"));
+  untrusting = qipc_bus_new_for_address (qipc_test_mosquitto_get_address (mosquitto), &error);
+  g_assert_null (untrusting);
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
+  g_clear_error (&error);
+
+  address = g_strdup_printf ("%s?ca=%s", qipc_test_mosquitto_get_address (mosquitto), ca);
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  channel = qipc_test_listen (bus, "tls/x", inbox);
+  qipc_test_flush (bus);
+  qipc_test_send (bus, "tls/x", "secret", g_variant_new_string ("s"));
+  qipc_test_inbox_wait (inbox, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "tls/x secret 's'");
+
+  g_clear_object (&channel);
+  g_clear_object (&bus);
+  g_clear_pointer (&mosquitto, qipc_test_mosquitto_free);
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *path = g_build_filename (directory, files[i], NULL);
+      g_unlink (path);
+    }
+  g_rmdir (directory);
+}
+
+/* ------------------------------------------------------------------ */
 /* Failures                                                            */
 
 /* Reads lines up to @line, which may come after the listener's copy of
@@ -932,6 +1021,7 @@ main (int    argc,
   g_test_add_func ("/mqtt/bridge/two-brokers", test_bridge);
   g_test_add_func ("/mqtt/bridge/invalid", test_bridge_invalid);
   g_test_add_func ("/mqtt/netns/two-hosts", test_two_hosts);
+  g_test_add_func ("/mqtt/tls/private-ca", test_tls);
 
   return g_test_run ();
 }

@@ -364,6 +364,7 @@ struct _QipcTestMosquitto
 {
   GSubprocess *process;
   guint16 port;
+  char *tls_config;           /* NULL, or the listener's TLS lines */
   char *directory;
   char *config;
   char *address;
@@ -450,8 +451,10 @@ mosquitto_write_config (QipcTestMosquitto *mosquitto)
                           "user %s\n"
                           "log_dest stderr\n"
                           "log_type error\n"
-                          "log_type warning\n",
-                          mosquitto->port, g_get_user_name ());
+                          "log_type warning\n"
+                          "%s",
+                          mosquitto->port, g_get_user_name (),
+                          mosquitto->tls_config != NULL ? mosquitto->tls_config : "");
   g_assert_true (g_file_set_contents (mosquitto->config, text, -1, &error));
   g_assert_no_error (error);
 }
@@ -462,8 +465,21 @@ mosquitto_write_config (QipcTestMosquitto *mosquitto)
 QipcTestMosquitto *
 qipc_test_mosquitto_start (void)
 {
+  return qipc_test_mosquitto_start_tls (NULL, NULL, NULL);
+}
+
+/* The same with TLS (all three PEM files given) at an mqtts:// address. */
+QipcTestMosquitto *
+qipc_test_mosquitto_start_tls (const char *ca_file,
+                               const char *cert_file,
+                               const char *key_file)
+{
   QipcTestMosquitto *mosquitto = g_new0 (QipcTestMosquitto, 1);
   g_autoptr(GError) error = NULL;
+
+  if (ca_file != NULL)
+    mosquitto->tls_config = g_strdup_printf ("cafile %s\ncertfile %s\nkeyfile %s\n",
+                                             ca_file, cert_file, key_file);
 
   mosquitto->directory = g_dir_make_tmp ("qipc-test-mosquitto-XXXXXX", &error);
   g_assert_no_error (error);
@@ -477,7 +493,8 @@ qipc_test_mosquitto_start (void)
         break;
     }
   g_assert_nonnull (mosquitto->process);
-  mosquitto->address = g_strdup_printf ("mqtt://127.0.0.1:%u", mosquitto->port);
+  mosquitto->address = g_strdup_printf ("%s://127.0.0.1:%u", ca_file != NULL ? "mqtts" : "mqtt",
+                                        mosquitto->port);
   return mosquitto;
 }
 
@@ -528,5 +545,6 @@ qipc_test_mosquitto_free (QipcTestMosquitto *mosquitto)
   g_free (mosquitto->config);
   g_free (mosquitto->directory);
   g_free (mosquitto->address);
+  g_free (mosquitto->tls_config);
   g_free (mosquitto);
 }

@@ -76,6 +76,9 @@ void           qipc_test_settle           (guint           ms);
 typedef struct _QipcTestMosquitto QipcTestMosquitto;
 
 QipcTestMosquitto *qipc_test_mosquitto_start       (void);
+QipcTestMosquitto *qipc_test_mosquitto_start_tls   (const char        *ca_file,
+                                                    const char        *cert_file,
+                                                    const char        *key_file);
 const char        *qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto);
 guint16            qipc_test_mosquitto_get_port    (QipcTestMosquitto *mosquitto);
 void               qipc_test_mosquitto_stop        (QipcTestMosquitto *mosquitto);
