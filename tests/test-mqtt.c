@@ -236,6 +236,47 @@ test_flush (Fixture       *fixture,
 }
 
 static void
+count_monitored (QipcBus    *bus,
+                 const char *channel,
+                 const char *message,
+                 GVariant   *data,
+                 gpointer    user_data)
+{
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s", channel, message));
+}
+
+/* Monitoring sees every channel under the prefix once, even where a
+ * channel of the bus matches too. */
+static void
+test_monitor (Fixture       *fixture,
+              gconstpointer  data)
+{
+  g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "mon/**", inbox);
+  g_autoptr(GError) error = NULL;
+  guint timeout;
+
+  g_signal_connect (fixture->bus, "monitored", G_CALLBACK (count_monitored), seen);
+  g_assert_true (qipc_bus_start_monitor (fixture->bus, &error));
+  g_assert_no_error (error);
+  qipc_test_send (other, "mon/a/b", "one", NULL);
+  qipc_test_send (other, "elsewhere", "two", NULL);
+  qipc_test_flush (other);
+  qipc_test_inbox_wait (inbox, 1);
+  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
+  while (seen->len < 2)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  qipc_test_settle (200);
+  g_assert_cmpuint (seen->len, ==, 2);
+  g_assert_cmpstr (seen->pdata[0], ==, "mon/a/b one");
+  g_assert_cmpstr (seen->pdata[1], ==, "elsewhere two");
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+}
+
+static void
 flush_and_query (QipcChannel *channel,
                  const char  *message,
                  GVariant    *data,
@@ -1007,6 +1048,7 @@ main (int    argc,
   ADD ("channel/unregister", test_unregister, NULL);
   ADD ("channel/flush", test_flush, NULL);
   ADD ("channel/list", test_list, NULL);
+  ADD ("channel/monitor", test_monitor, NULL);
   ADD ("channel/blocking-in-handler", test_blocking_in_handler, NULL);
   ADD ("channel/bad-names", test_bad_names, NULL);
   ADD ("channel/round-trip-json", test_round_trip, NULL);
