@@ -555,9 +555,10 @@ publish (QipcMqttTransport   *self,
 {
   Op *op;
   gsize bytes = strlen (topic) + (payload != NULL ? g_bytes_get_size (payload) : 0);
-  gsize max_queued = qipc_bus_get_max_queued (_qipc_transport_get_bus (QIPC_TRANSPORT (self)));
+  gsize max_queued = bounded ? qipc_bus_get_max_queued (_qipc_transport_get_bus (QIPC_TRANSPORT (self)))
+                             : G_MAXSIZE;
 
-  if (bounded && self->queued_bytes + bytes > max_queued)
+  if (self->queued_bytes + bytes > max_queued)
     {
       g_clear_pointer (&payload, g_bytes_unref);
       mosquitto_property_free_all (&props);
