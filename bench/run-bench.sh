@@ -18,11 +18,14 @@
 #   BENCH_SUITES  which benchmarks run: "shm" (shared memory lock and
 #                 semaphore ping-pong), "socket" (local sockets), "channels"
 #                 (qipc channels next to GDBus, ZeroMQ and raw socket
-#                 pairs); all three by default
+#                 pairs), "signals" (an exported object's signals over
+#                 D-Bus next to hand-written emit_signal); all by default
 #   BENCH_CHANNEL_ROUNDS   channels: rounds of each measurement (3)
 #   BENCH_CHANNEL_MESSAGES channels: messages delivered per fan-out round
 #                 (96000)
 #   BENCH_CHANNEL_CLIENTS  channels: idle clients of the memory figure (1000)
+#   BENCH_SIGNAL_ROUNDS    signals: rounds of each row (9)
+#   BENCH_SIGNALS          signals: signals emitted per round (20000)
 #
 # The channels suite is one program (qipc-bench-channels), run once: it
 # measures unpinned and pinned itself and prints its own tables and
@@ -38,16 +41,20 @@ rounds=${BENCH_ROUNDS:-5}
 trips=${BENCH_TRIPS:-5000}
 messages=${BENCH_MESSAGES:-200000}
 pin_cpu=${BENCH_PIN_CPU:-0}
-suites=${BENCH_SUITES:-shm socket channels}
+suites=${BENCH_SUITES:-shm socket channels signals}
 chan_rounds=${BENCH_CHANNEL_ROUNDS:-3}
 chan_messages=${BENCH_CHANNEL_MESSAGES:-96000}
 chan_clients=${BENCH_CHANNEL_CLIENTS:-1000}
+sig_rounds=${BENCH_SIGNAL_ROUNDS:-9}
+sig_signals=${BENCH_SIGNALS:-20000}
 run_shm=0
 run_socket=0
 run_channels=0
+run_signals=0
 case " $suites " in *" shm "*) run_shm=1 ;; esac
 case " $suites " in *" socket "*) run_socket=1 ;; esac
 case " $suites " in *" channels "*) run_channels=1 ;; esac
+case " $suites " in *" signals "*) run_signals=1 ;; esac
 
 # The peers: Qt 5 needs a C++ compiler and qtbase5-dev; the channels
 # suite ZeroMQ (libzmq3-dev) and dbus-daemon (dbus).
@@ -58,7 +65,7 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 
 bench_targets () {
-  ninja -C "$builddir" -t targets all 2>/dev/null | sed -n 's/^\(bench\/qipc-bench\(-qt\|-channels\)\{0,1\}\): .*/\1/p'
+  ninja -C "$builddir" -t targets all 2>/dev/null | sed -n 's/^\(bench\/qipc-bench\(-qt\|-channels\|-signals\)\{0,1\}\): .*/\1/p'
 }
 targets=$(bench_targets)
 # A build directory set up before libzmq was installed has no channel
@@ -77,6 +84,7 @@ ninja -C "$builddir" $targets
 c_bench=$builddir/bench/qipc-bench
 qt_bench=$builddir/bench/qipc-bench-qt
 chan_bench=$builddir/bench/qipc-bench-channels
+sig_bench=$builddir/bench/qipc-bench-signals
 if ! grep -qx 'bench/qipc-bench-qt' <<<"$targets"; then
   echo "run-bench.sh: no Qt 5 peer (needs a C++ compiler and qtbase5-dev); Qt columns stay empty" >&2
   qt_bench=
@@ -281,3 +289,10 @@ chan_summary=$(sed -n '/^== /,$p' "$chan_out")
 [ -z "$chan_summary" ] || printf '%s\n' "$chan_summary" | sed '/^== Ratios/,$d'
 [ -z "$summary" ] || printf '%s\n' "$summary" | sed -n '/^== Ratios/,$p'
 [ -z "$chan_summary" ] || printf '%s\n' "$chan_summary" | sed -n '/^== Ratios/,$p'
+
+# The signals suite is one program too; its table and ratios come last.
+if [ "$run_signals" = 1 ]; then
+  echo
+  echo "# signals: an exported object's signals over D-Bus, next to hand-written emit_signal"
+  "$sig_bench" --rounds "$sig_rounds" --signals "$sig_signals"
+fi

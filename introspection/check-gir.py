@@ -12,6 +12,9 @@
 # "skipped: reason", the reason being taken from the comment, and a skip
 # without any text to give as reason is a failure too.
 #
+# Every class's description must also hold a short example (a ``` code
+# block), as the docs promise.
+#
 # g-ir-scanner's own warnings are not checked here: introspection/meson.build
 # generates the GIR with fatal_warnings: true, so any of them fails the build.
 #
@@ -91,6 +94,17 @@ def gir_symbols(path):
         else:
             callables.add(ident)
     return callables, hidden - callables, get_types
+
+
+def classes_without_example(path):
+    """The names of the GIR's classes whose doc has no ``` code block."""
+    root = ET.parse(path).getroot()
+    missing = []
+    for klass in root.iter(CORE + 'class'):
+        doc = klass.find(CORE + 'doc')
+        if doc is None or '```' not in (doc.text or ''):
+            missing.append(klass.get(C_NS + 'type') or klass.get('name'))
+    return missing
 
 
 def skip_reason(comment_lines):
@@ -176,6 +190,9 @@ def main():
             else:
                 problems.append(f'{where}: {name} is missing from the GIR '
                                 '(document it, or mark it (skip) with a reason)')
+
+    for name in classes_without_example(args.gir):
+        problems.append(f'{name}: its class description has no example (a ``` code block)')
 
     if checked == 0:
         problems.append('no exported function found in the headers: is the export macro still QIPC_AVAILABLE_IN_*?')

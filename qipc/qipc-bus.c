@@ -11,6 +11,18 @@
  * ([func@Bus.get_default]) through [ctor@Channel.new] and the static
  * calls of [class@Channel], and never touch a bus themselves.
  *
+ * ```c
+ * g_autoptr(GError) error = NULL;
+ * g_autoptr(QipcBus) bus = qipc_bus_new_for_address ("unix:path=/run/app/bus", &error);
+ * g_autoptr(QipcChannel) events = NULL;
+ *
+ * if (bus == NULL)
+ *   g_error ("%s", error->message);   // QIPC_BUS_ERROR_BROKER_NOT_FOUND, …
+ * g_signal_connect (bus, "disconnected", G_CALLBACK (on_broker_lost), NULL);
+ * events = qipc_channel_new_for_bus (bus, "app/events", &error);
+ * qipc_channel_send_for_bus (bus, "app/control", "reload", NULL, &error);
+ * ```
+ *
  * A bus lives on the thread-default [struct@GLib.MainContext] of the
  * thread that created it: messages arrive, and signals are emitted, when
  * that context runs. Sending never blocks: messages are queued and leave
@@ -22,13 +34,17 @@
  * - `unix:abstract=name`: a Linux abstract socket;
  * - `tcp:host=127.0.0.1,port=7777`: TCP (the broker's policy must admit
  *   anonymous clients);
+ * - `dbus:session`, `dbus:system`, `dbus:address=unix:path=/tmp/bus`: a
+ *   D-Bus daemon instead of a qipc broker, with messages as D-Bus
+ *   signals (see [Channels over D-Bus](dbus-transport.html)). Setting
+ *   `QIPC_BUS_ADDRESS=dbus:session` puts the default bus there;
  * - `mqtt://host:1883?client-id=…&prefix=qipc&keepalive=30&format=json`
  *   and `mqtts://host:8883?ca=…`: an MQTT 5 broker (mosquitto, EMQX,
  *   HiveMQ, VerneMQ…), channel `a/b` being topic `<prefix>/a/b`; see
  *   [Running qipc across machines](mqtt.html) for the options and for
  *   what MQTT keeps of the semantics below.
  *
- * If the broker goes away, the bus emits [signal@Bus::disconnected] and
+ * If the broker (or D-Bus daemon) goes away, the bus emits [signal@Bus::disconnected] and
  * reconnects by itself, with a backoff from 20 ms to 2 s; once connected
  * again it registers its channels again, sends what was sent meanwhile
  * (up to [property@Bus:max-queued] bytes; beyond that sending fails with

@@ -4,6 +4,7 @@
  */
 
 #include "qipc-transport-private.h"
+#include "qipc-dbus-transport-private.h"
 #include "qipc-mqtt-transport-private.h"
 
 typedef struct
@@ -23,6 +24,7 @@ static const struct
   const char *prefix;
   TransportNew new_for_address;
 } transports[] = {
+  { "dbus:", _qipc_dbus_transport_new },
   { "mqtt://", _qipc_mqtt_transport_new },
   { "mqtts://", _qipc_mqtt_transport_new },
 };
@@ -47,7 +49,7 @@ _qipc_transport_new_for_address (QipcBus     *bus,
       QipcTransport *transport;
       QipcTransportPrivate *priv;
 
-      if (transports[i].prefix == NULL || !g_str_has_prefix (address, transports[i].prefix))
+      if (!g_str_has_prefix (address, transports[i].prefix))
         continue;
       transport = transports[i].new_for_address (address, error);
       if (transport == NULL)

@@ -136,106 +136,6 @@ test_address_no_broker (void)
 }
 
 static void
-test_own_message (Fixture       *fixture,
-                  gconstpointer  data)
-{
-  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/settings", inbox);
-
-  qipc_test_send (fixture->bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
-  qipc_test_send (fixture->bus, "app/settings", "reset", NULL);
-  qipc_test_send (fixture->bus, "app/other", "setValue", NULL);
-  qipc_test_inbox_wait (inbox, 2);
-  qipc_test_settle (50);
-  g_assert_cmpuint (inbox->messages->len, ==, 2);
-  g_assert_cmpstr (inbox->messages->pdata[0], ==, "app/settings setValue (42, 'x')");
-  g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/settings reset none");
-}
-
-static void
-count_detail (QipcChannel *channel,
-              const char  *message,
-              GVariant    *data,
-              gpointer     user_data)
-{
-  g_assert_cmpstr (message, ==, "setValue");
-  (*(guint *) user_data)++;
-}
-
-static void
-test_detail (Fixture       *fixture,
-             gconstpointer  data)
-{
-  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/settings", inbox);
-  guint detailed = 0;
-
-  g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
-  qipc_test_send (fixture->bus, "app/settings", "other", NULL);
-  qipc_test_send (fixture->bus, "app/settings", "setValue", g_variant_new_int32 (1));
-  qipc_test_send (fixture->bus, "app/settings", "never-connected-as-detail", NULL);
-  qipc_test_inbox_wait (inbox, 3);
-  g_assert_cmpuint (detailed, ==, 1);
-  /* A message name nobody used as a detail does not become a quark. */
-  g_assert_cmpuint (g_quark_try_string ("never-connected-as-detail"), ==, 0);
-}
-
-static void
-record_message_channel (QipcChannel *channel,
-                        const char  *message,
-                        GVariant    *data,
-                        gpointer     user_data)
-{
-  g_ptr_array_add (user_data, g_strdup (qipc_channel_get_message_channel (channel)));
-}
-
-static int
-compare_strings (gconstpointer a,
-                 gconstpointer b)
-{
-  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
-}
-
-static void
-test_patterns (Fixture       *fixture,
-               gconstpointer  data)
-{
-  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) one = qipc_test_listen (fixture->bus, "a/*", inbox);
-  g_autoptr(QipcChannel) deep = qipc_test_listen (fixture->bus, "a/**", inbox);
-  g_autoptr(QipcChannel) middle = qipc_test_listen (fixture->bus, "x/*/z", inbox);
-  g_autoptr(QipcChannel) exact = qipc_test_listen (fixture->bus, "a/b", inbox);
-  g_autoptr(GPtrArray) sorted = NULL;
-  g_autoptr(GPtrArray) deep_channels = g_ptr_array_new_with_free_func (g_free);
-
-  g_signal_connect (deep, "received", G_CALLBACK (record_message_channel), deep_channels);
-  g_assert_null (qipc_channel_get_message_channel (deep));
-  qipc_test_send (fixture->bus, "a/b", "m1", NULL);     /* three of them */
-  qipc_test_send (fixture->bus, "a/b/c", "m2", NULL);   /* the deep one */
-  qipc_test_send (fixture->bus, "a", "m3", NULL);       /* none: ** needs a segment */
-  qipc_test_send (fixture->bus, "x/y/z", "m4", NULL);   /* x/ * /z */
-  qipc_test_send (fixture->bus, "x/y/y/z", "m5", NULL); /* none */
-  qipc_test_send (fixture->bus, "b/a", "m6", NULL);     /* none */
-  qipc_test_flush (fixture->bus);
-  qipc_test_inbox_wait (inbox, 5);
-  qipc_test_settle (50);
-
-  g_assert_cmpuint (inbox->messages->len, ==, 5);
-  g_ptr_array_sort (inbox->messages, compare_strings);
-  sorted = g_ptr_array_ref (inbox->messages);
-  g_assert_cmpstr (g_ptr_array_index (sorted, 0), ==, "a/* m1 none");
-  g_assert_cmpstr (g_ptr_array_index (sorted, 1), ==, "a/** m1 none");
-  g_assert_cmpstr (g_ptr_array_index (sorted, 2), ==, "a/** m2 none");
-  g_assert_cmpstr (g_ptr_array_index (sorted, 3), ==, "a/b m1 none");
-  g_assert_cmpstr (g_ptr_array_index (sorted, 4), ==, "x/*/z m4 none");
-  /* A pattern's handlers learn which channel matched. */
-  g_assert_cmpuint (deep_channels->len, ==, 2);
-  g_assert_cmpstr (deep_channels->pdata[0], ==, "a/b");
-  g_assert_cmpstr (deep_channels->pdata[1], ==, "a/b/c");
-  g_assert_null (qipc_channel_get_message_channel (deep));
-}
-
-static void
 test_unregister_on_finalize (Fixture       *fixture,
                              gconstpointer  data)
 {
@@ -270,14 +170,14 @@ test_broker_signals (Fixture       *fixture,
   g_signal_connect (fixture->broker, "channel-removed", G_CALLBACK (on_channel_event), removed);
   first = qipc_test_listen (fixture->bus, "s/x", inbox);
   second = qipc_test_listen (fixture->bus, "s/x", inbox);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   g_assert_cmpuint (added->len, ==, 1);
   g_assert_cmpstr (added->pdata[0], ==, "s/x");
   g_object_unref (first);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   g_assert_cmpuint (removed->len, ==, 0);
   g_object_unref (second);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   g_assert_cmpuint (removed->len, ==, 1);
   g_assert_cmpstr (removed->pdata[0], ==, "s/x");
   g_assert_cmpuint (qipc_broker_get_n_clients (fixture->broker), ==, 1);
@@ -294,7 +194,7 @@ test_flush_async (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < 1000; i++)
-    qipc_test_send (fixture->bus, "f/x", "m", g_variant_new_uint32 (i));
+    qipc_test_send_ok (fixture->bus, "f/x", "m", g_variant_new_uint32 (i));
   qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &flushed);
   qipc_channel_is_registered_async (fixture->bus, "f/x", NULL, qipc_test_store_result, &registered);
   qipc_test_wait_for_result (&flushed);
@@ -323,30 +223,6 @@ test_cancelled_call (Fixture       *fixture,
 }
 
 static void
-test_closed_bus (Fixture       *fixture,
-                 gconstpointer  data)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QipcChannel) channel = NULL;
-
-  qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &result);
-  qipc_bus_close (fixture->bus);
-  qipc_test_wait_for_result (&result);
-  g_assert_false (qipc_channel_flush_finish (result, &error));
-  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
-  g_clear_error (&error);
-
-  g_assert_false (qipc_bus_is_connected (fixture->bus));
-  g_assert_false (qipc_channel_send_for_bus (fixture->bus, "a/b", "m", NULL, &error));
-  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
-  g_clear_error (&error);
-  channel = qipc_channel_new_for_bus (fixture->bus, "a/b", &error);
-  g_assert_null (channel);
-  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
-}
-
-static void
 test_channel_limit (Fixture       *fixture,
                     gconstpointer  data)
 {
@@ -366,7 +242,7 @@ test_channel_limit (Fixture       *fixture,
   g_assert_null (one_too_many);
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
   g_clear_error (&error);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
 }
 
 /* ------------------------------------------------------------------ */
@@ -379,41 +255,6 @@ spawn_broker (const char *address)
 
   qipc_test_child_expect (child, "listening");
   return child;
-}
-
-static void
-test_fan_out (void)
-{
-  g_autofree char *address = abstract_address ("fan-out");
-  g_autoptr(QipcTestChild) broker = spawn_broker (address);
-  g_autoptr(QipcTestChild) exact = qipc_test_child_spawn ("channel-listen", address, "news/sport", NULL);
-  g_autoptr(QipcTestChild) pattern = qipc_test_child_spawn ("channel-listen", address, "news/*", NULL);
-  g_autoptr(QipcTestChild) other = qipc_test_child_spawn ("channel-listen", address, "weather", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
-  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) own = NULL;
-
-  g_assert_no_error (error);
-  qipc_test_child_expect (exact, "ready");
-  qipc_test_child_expect (pattern, "ready");
-  qipc_test_child_expect (other, "ready");
-  own = qipc_test_listen (bus, "news/sport", inbox);
-
-  qipc_test_send (bus, "news/sport", "goal", g_variant_new ("(si)", "home", 1));
-  qipc_test_send (bus, "weather", "rain", NULL);
-  qipc_test_child_expect (exact, "news/sport goal ('home', 1)");
-  qipc_test_child_expect (pattern, "news/* goal ('home', 1)");
-  qipc_test_child_expect (other, "weather rain none");
-  qipc_test_inbox_wait (inbox, 1);
-  qipc_test_settle (50);
-  g_assert_cmpuint (inbox->messages->len, ==, 1);
-  g_assert_cmpstr (inbox->messages->pdata[0], ==, "news/sport goal ('home', 1)");
-
-  qipc_test_child_kill (exact);
-  qipc_test_child_kill (pattern);
-  qipc_test_child_kill (other);
-  qipc_test_child_kill (broker);
 }
 
 static void
@@ -432,34 +273,6 @@ test_order (void)
   qipc_test_child_expect (receiver, "ordered");
   g_assert_cmpint (qipc_test_child_wait (receiver), ==, 0);
   g_assert_cmpint (qipc_test_child_wait (sender), ==, 0);
-  qipc_test_child_kill (broker);
-}
-
-static void
-test_is_registered (void)
-{
-  g_autofree char *address = abstract_address ("registered");
-  g_autoptr(QipcTestChild) broker = spawn_broker (address);
-  g_autoptr(QipcTestChild) listener = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
-  gint64 deadline;
-
-  g_assert_no_error (error);
-  g_assert_false (qipc_test_is_registered (bus, "svc/clock"));
-  listener = qipc_test_child_spawn ("channel-listen", address, "svc/*", NULL);
-  qipc_test_child_expect (listener, "ready");
-  g_assert_true (qipc_test_is_registered (bus, "svc/clock"));
-  g_assert_false (qipc_test_is_registered (bus, "svc/clock/x"));
-
-  qipc_test_child_kill (listener);
-  /* The broker sees the connection end when its main loop runs next. */
-  deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
-  while (qipc_test_is_registered (bus, "svc/clock"))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (1000);
-    }
   qipc_test_child_kill (broker);
 }
 
@@ -499,7 +312,7 @@ test_large_payload (void)
 
   /* Sent to ourselves through the broker's process: the payload goes
    * out and comes back as a sealed memfd. */
-  qipc_test_send (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
+  qipc_test_send_ok (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
   g_clear_pointer (&data, g_free);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
   while (received == NULL)
@@ -526,12 +339,12 @@ test_slow_receiver (Fixture       *fixture,
   qipc_test_child_expect (receiver, "ready");
   for (guint i = 0; i < 20000; i++)
     {
-      qipc_test_send (fixture->bus, "slow/x", "n", g_variant_new_uint32 (i));
+      qipc_test_send_ok (fixture->bus, "slow/x", "n", g_variant_new_uint32 (i));
       if (i % 256 == 255)
         while (g_main_context_iteration (NULL, FALSE))
           ;
     }
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   qipc_test_child_send (receiver, "go");
   line = qipc_test_child_read_line (receiver);
   g_assert_cmpint (sscanf (line, "received %u lost %u", &received, &lost), ==, 2);
@@ -548,70 +361,6 @@ on_bus_event (QipcBus  *bus,
               gpointer  user_data)
 {
   (*(guint *) user_data)++;
-}
-
-static void
-test_broker_restart (void)
-{
-  g_autofree char *dir = g_dir_make_tmp ("qipc-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "bus", NULL);
-  g_autofree char *lock = g_strconcat (path, ".lock", NULL);
-  g_autofree char *address = g_strconcat ("unix:path=", path, NULL);
-  g_autoptr(QipcTestChild) broker = spawn_broker (address);
-  g_autoptr(QipcTestChild) listener = qipc_test_child_spawn ("channel-listen", address, "r/x", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
-  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) own = NULL;
-  guint disconnects = 0, connects = 0;
-  guint timeout;
-
-  g_assert_no_error (error);
-  qipc_test_child_expect (listener, "ready");
-  own = qipc_test_listen (bus, "r/*", inbox);
-  g_signal_connect (bus, "disconnected", G_CALLBACK (on_bus_event), &disconnects);
-  g_signal_connect (bus, "connected", G_CALLBACK (on_bus_event), &connects);
-  qipc_test_send (bus, "r/x", "before", NULL);
-  qipc_test_child_expect (listener, "r/x before none");
-  qipc_test_inbox_wait (inbox, 1);
-
-  qipc_test_child_kill (broker);
-  g_clear_pointer (&broker, qipc_test_child_free);
-  qipc_test_child_expect (listener, "disconnected");
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "disconnected");
-  while (disconnects == 0)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
-  g_assert_false (qipc_bus_is_connected (bus));
-
-  /* Sent while no broker runs: queued, and delivered after. */
-  qipc_test_send (bus, "r/x", "meanwhile", g_variant_new_int32 (7));
-
-  broker = spawn_broker (address);
-  qipc_test_child_expect (listener, "connected");
-  /* Our queued message reaches our own channel (re-registered before the
-   * queue is sent); the listener gets it only if it was back first. */
-  qipc_test_inbox_wait (inbox, 2);
-  g_assert_cmpuint (connects, ==, 1);
-  g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/* meanwhile 7");
-
-  /* The channels came back: both processes are registered again. */
-  qipc_test_send (bus, "r/x", "after", NULL);
-  {
-    g_autofree char *line = qipc_test_child_read_line (listener);
-
-    if (g_str_equal (line, "r/x meanwhile 7"))
-      qipc_test_child_expect (listener, "r/x after none");
-    else
-      g_assert_cmpstr (line, ==, "r/x after none");
-  }
-  qipc_test_inbox_wait (inbox, 3);
-
-  qipc_test_child_kill (listener);
-  qipc_test_child_kill (broker);
-  g_unlink (path);
-  g_unlink (lock);
-  g_rmdir (dir);
 }
 
 static void
@@ -707,7 +456,7 @@ test_garbage (void)
   send_raw (address, frame + sizeof hello, 19, TRUE);
 
   /* Everyone else goes on. */
-  qipc_test_send (bus, "g/x", "still-here", NULL);
+  qipc_test_send_ok (bus, "g/x", "still-here", NULL);
   qipc_test_child_expect (listener, "g/x still-here none");
   g_assert_true (qipc_test_is_registered (bus, "g/x"));
   qipc_test_child_kill (listener);
@@ -743,7 +492,7 @@ test_policy_allows (Fixture       *fixture,
   bus = qipc_bus_new_for_address (address, &error);
   g_assert_no_error (error);
   channel = qipc_test_listen (bus, "pub/x", inbox);
-  qipc_test_flush (bus);
+  qipc_test_flush_ok (bus);
 
   allowed = qipc_test_child_spawn ("channel-as-nobody", address, "**", "pub/x", NULL);
   qipc_test_child_expect (allowed, "ok");
@@ -755,8 +504,8 @@ test_policy_allows (Fixture       *fixture,
 
   /* Listening on "**", nobody gets pub/x (sent by the owner and by the
    * other nobody client) but not priv/x. */
-  qipc_test_send (bus, "priv/x", "secret", NULL);
-  qipc_test_send (bus, "pub/x", "news", NULL);
+  qipc_test_send_ok (bus, "priv/x", "secret", NULL);
+  qipc_test_send_ok (bus, "pub/x", "news", NULL);
   qipc_test_child_expect (allowed, "** news none");
   qipc_test_child_expect (refused, "** news none");
   qipc_test_child_kill (allowed);
@@ -838,7 +587,7 @@ test_tcp (void)
   bus = qipc_bus_new_for_address (address_open, &error);
   g_assert_no_error (error);
   channel = qipc_test_listen (bus, "t/*", inbox);
-  qipc_test_send (bus, "t/x", "over-tcp", g_variant_new_string ("hi"));
+  qipc_test_send_ok (bus, "t/x", "over-tcp", g_variant_new_string ("hi"));
   qipc_test_inbox_wait (inbox, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "t/* over-tcp 'hi'");
   /* Payloads past the memfd threshold travel inline on TCP, up to 1 MiB. */
@@ -851,8 +600,8 @@ test_tcp (void)
                                                &error));
     g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
     g_clear_error (&error);
-    qipc_test_send (bus, "t/x", "medium",
-             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob, 200 * 1024, 1));
+    qipc_test_send_ok (bus, "t/x", "medium",
+                       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob, 200 * 1024, 1));
     qipc_test_inbox_wait (inbox, 2);
   }
 }
@@ -966,11 +715,11 @@ test_monitor (Fixture       *fixture,
   g_assert_true (qipc_bus_start_monitor (watcher, &error));
   g_assert_no_error (error);
   channel = qipc_test_listen (watcher, "m/*", inbox);
-  qipc_test_flush (watcher);
+  qipc_test_flush_ok (watcher);
 
-  qipc_test_send (fixture->bus, "nobody/listens", "a", NULL);
-  qipc_test_send (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
-  qipc_test_flush (fixture->bus);
+  qipc_test_send_ok (fixture->bus, "nobody/listens", "a", NULL);
+  qipc_test_send_ok (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
+  qipc_test_flush_ok (fixture->bus);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
   while (seen->len < 2 || inbox->messages->len < 1)
     g_main_context_iteration (NULL, TRUE);
@@ -1006,6 +755,10 @@ test_handshake_timeout (Fixture       *fixture,
   g_assert_false (qipc_test_is_registered (fixture->bus, "x/y"));
 }
 
+/* Own messages, details, patterns, closed buses, fan-out, is_registered across processes and broker
+ * restarts are in test-channel-transports.c, which runs them on every
+ * transport, the native one included. */
+
 int
 main (int    argc,
       char **argv)
@@ -1015,15 +768,11 @@ main (int    argc,
 #define ADD(path, func) \
   g_test_add ("/channel/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("names/invalid", test_names_invalid);
-  ADD ("send/own-message", test_own_message);
-  ADD ("send/detail", test_detail);
-  ADD ("send/patterns", test_patterns);
   ADD ("register/unregister-on-finalize", test_unregister_on_finalize);
   ADD ("register/limit", test_channel_limit);
   ADD ("broker/channel-signals", test_broker_signals);
   ADD ("flush/async", test_flush_async);
   ADD ("flush/cancelled", test_cancelled_call);
-  ADD ("bus/closed", test_closed_bus);
   ADD ("slow-receiver/loses-and-is-told", test_slow_receiver);
   ADD ("policy/allows", test_policy_allows);
   ADD ("broker/list-channels", test_list_channels);
@@ -1033,11 +782,8 @@ main (int    argc,
 #undef ADD
   g_test_add_func ("/channel/address/invalid", test_address_invalid);
   g_test_add_func ("/channel/address/no-broker", test_address_no_broker);
-  g_test_add_func ("/channel/processes/fan-out", test_fan_out);
   g_test_add_func ("/channel/processes/order-100000", test_order);
-  g_test_add_func ("/channel/processes/is-registered", test_is_registered);
   g_test_add_func ("/channel/processes/payload-64mib", test_large_payload);
-  g_test_add_func ("/channel/processes/broker-restart", test_broker_restart);
   g_test_add_func ("/channel/processes/queue-full", test_queue_full);
   g_test_add_func ("/channel/processes/garbage", test_garbage);
   g_test_add_func ("/channel/policy/invalid", test_policy_invalid);

@@ -645,6 +645,43 @@ test_no_broker (void)
   g_assert_nonnull (strstr (err, "Invalid bus address"));
 }
 
+/* The same commands on a D-Bus bus: a private dbus-daemon of the test. */
+static void
+test_dbus (void)
+{
+  static const char * const daemon_argv[] = {
+    "dbus-daemon", "--session", "--nofork", "--nosyslog", "--print-address=1", NULL
+  };
+  g_autoptr(GSubprocess) daemon = spawn_strv (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                              G_SUBPROCESS_FLAGS_STDERR_SILENCE, daemon_argv);
+  g_autofree char *printed = read_line (daemon);
+  g_autofree char *address = g_strconcat ("dbus:address=", printed, NULL);
+  g_autoptr(GSubprocess) listener = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *line = NULL;
+
+  listener = spawn_tool ("listen", "--address", address, "--count", "2", "dbus/*", NULL);
+  wait_registered (address, "dbus/x");
+  g_assert_cmpint (run_tool (NULL, NULL, "is-registered", "--address", address, "dbus/x/y", NULL),
+                   ==, EXIT_FALSE);
+  g_assert_cmpint (run_tool (&out, NULL, "channels", "--address", address, NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "dbus/*\t1\n");
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
+                             "dbus/x", "tuple", "(1, \"x\")", NULL), ==, 0);
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
+                             "dbus/y", "maybe", "@ms nothing", NULL), ==, 0);
+  line = read_line (listener);
+  g_assert_cmpstr (line, ==, "dbus/x\ttuple\t(1, 'x')");
+  g_free (line);
+  line = read_line (listener);
+  g_assert_cmpstr (line, ==, "dbus/y\tmaybe\t@ms nothing");
+  g_assert_cmpint (wait_exit (listener), ==, 0);
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", "dbus:address=unix:path=/nonexistent/bus",
+                             "a", "m", NULL), ==, EXIT_NO_BROKER);
+  g_subprocess_force_exit (daemon);
+  g_subprocess_wait (daemon, NULL, NULL);
+}
+
 static guint16
 free_tcp_port (void)
 {
@@ -728,6 +765,7 @@ main (int    argc,
   g_test_add_func ("/cli/errors/no-broker", test_no_broker);
   g_test_add_func ("/cli/errors/permission-denied", test_permission_denied);
   g_test_add_func ("/cli/broker", test_broker_command);
+  g_test_add_func ("/cli/dbus", test_dbus);
 
   return g_test_run ();
 }

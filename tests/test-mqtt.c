@@ -126,9 +126,9 @@ test_own_message (Fixture       *fixture,
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/events", inbox);
 
-  qipc_test_flush (fixture->bus);
-  qipc_test_send (fixture->bus, "app/events", "hello", NULL);
-  qipc_test_send (fixture->bus, "app/events", "value", g_variant_new ("(si)", "x", 42));
+  qipc_test_flush_ok (fixture->bus);
+  qipc_test_send_ok (fixture->bus, "app/events", "hello", NULL);
+  qipc_test_send_ok (fixture->bus, "app/events", "value", g_variant_new ("(si)", "x", 42));
   qipc_test_inbox_wait (inbox, 2);
   qipc_test_settle (100);
   g_assert_cmpuint (inbox->messages->len, ==, 2);
@@ -154,9 +154,9 @@ test_detail (Fixture       *fixture,
   guint detailed = 0;
 
   g_signal_connect (channel, "received::setValue", G_CALLBACK (count_detail), &detailed);
-  qipc_test_flush (fixture->bus);
-  qipc_test_send (fixture->bus, "app/detail", "other", NULL);
-  qipc_test_send (fixture->bus, "app/detail", "setValue", g_variant_new_int32 (1));
+  qipc_test_flush_ok (fixture->bus);
+  qipc_test_send_ok (fixture->bus, "app/detail", "other", NULL);
+  qipc_test_send_ok (fixture->bus, "app/detail", "setValue", g_variant_new_int32 (1));
   qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpuint (detailed, ==, 1);
 }
@@ -174,11 +174,11 @@ test_patterns (Fixture       *fixture,
   g_autoptr(QipcChannel) everything = qipc_test_listen (fixture->bus, "**", inbox);
   g_autoptr(QipcChannel) other = qipc_test_listen (fixture->bus, "x/*/z", inbox);
 
-  qipc_test_flush (fixture->bus);
-  qipc_test_send (fixture->bus, "a/b", "m1", NULL);
-  qipc_test_send (fixture->bus, "a/b/c", "m2", NULL);
-  qipc_test_send (fixture->bus, "x/y/z", "m3", NULL);
-  qipc_test_send (fixture->bus, "a", "m4", NULL);
+  qipc_test_flush_ok (fixture->bus);
+  qipc_test_send_ok (fixture->bus, "a/b", "m1", NULL);
+  qipc_test_send_ok (fixture->bus, "a/b/c", "m2", NULL);
+  qipc_test_send_ok (fixture->bus, "x/y/z", "m3", NULL);
+  qipc_test_send_ok (fixture->bus, "a", "m4", NULL);
   /* a/b: 4 channels; a/b/c: 2; x/y/z: 2; a: only "**" */
   qipc_test_inbox_wait (inbox, 9);
   qipc_test_settle (300);
@@ -202,10 +202,10 @@ test_unregister (Fixture       *fixture,
   g_autoptr(QipcChannel) kept = qipc_test_listen (fixture->bus, "u/*", inbox);
   QipcChannel *dropped = qipc_test_listen (fixture->bus, "u/x", inbox);
 
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   g_object_unref (dropped);
-  qipc_test_flush (fixture->bus);
-  qipc_test_send (fixture->bus, "u/x", "after", NULL);
+  qipc_test_flush_ok (fixture->bus);
+  qipc_test_send_ok (fixture->bus, "u/x", "after", NULL);
   qipc_test_inbox_wait (inbox, 1);
   qipc_test_settle (300);
   g_assert_cmpuint (inbox->messages->len, ==, 1);
@@ -213,7 +213,7 @@ test_unregister (Fixture       *fixture,
 
   /* The last one too: nothing matches any more. */
   g_clear_object (&kept);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   g_assert_false (qipc_test_is_registered (fixture->bus, "u/x"));
 }
 
@@ -227,10 +227,10 @@ test_flush (Fixture       *fixture,
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = qipc_test_listen (other, "f/x", inbox);
 
-  qipc_test_flush (other);
+  qipc_test_flush_ok (other);
   for (guint i = 0; i < 100; i++)
-    qipc_test_send (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
-  qipc_test_flush (fixture->bus);
+    qipc_test_send_ok (fixture->bus, "f/x", "n", g_variant_new_uint32 (i));
+  qipc_test_flush_ok (fixture->bus);
   g_assert_true (qipc_test_is_registered (fixture->bus, "f/x"));
   qipc_test_inbox_wait (inbox, 100);
 }
@@ -261,9 +261,9 @@ test_monitor (Fixture       *fixture,
   g_signal_connect (fixture->bus, "monitored", G_CALLBACK (count_monitored), seen);
   g_assert_true (qipc_bus_start_monitor (fixture->bus, &error));
   g_assert_no_error (error);
-  qipc_test_send (other, "mon/a/b", "one", NULL);
-  qipc_test_send (other, "elsewhere", "two", NULL);
-  qipc_test_flush (other);
+  qipc_test_send_ok (other, "mon/a/b", "one", NULL);
+  qipc_test_send_ok (other, "elsewhere", "two", NULL);
+  qipc_test_flush_ok (other);
   qipc_test_inbox_wait (inbox, 1);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
   while (seen->len < 2)
@@ -302,9 +302,9 @@ test_blocking_in_handler (Fixture       *fixture,
   guint timeout;
 
   g_signal_connect (channel, "received", G_CALLBACK (flush_and_query), &handled);
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   for (guint i = 0; i < 5; i++)
-    qipc_test_send (fixture->bus, "h/x", "m", g_variant_new_uint32 (i));
+    qipc_test_send_ok (fixture->bus, "h/x", "m", g_variant_new_uint32 (i));
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the handlers");
   while (handled < 5)
     g_main_context_iteration (NULL, TRUE);
@@ -396,8 +396,8 @@ test_large (Fixture       *fixture,
     bytes[i] = (i * 7 + i / 4096) & 0xff;
   sent = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1));
   g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
-  qipc_test_flush (other);
-  qipc_test_send (fixture->bus, "big/x", "blob", sent);
+  qipc_test_flush_ok (other);
+  qipc_test_send_ok (fixture->bus, "big/x", "blob", sent);
   timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
@@ -422,14 +422,14 @@ test_round_trip (Fixture       *fixture,
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "rt/x", inbox);
 
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, &error);
 
       g_assert_no_error (error);
-      qipc_test_send (fixture->bus, "rt/x", "v", value);
+      qipc_test_send_ok (fixture->bus, "rt/x", "v", value);
     }
   qipc_test_inbox_wait (inbox, G_N_ELEMENTS (values));
   for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
@@ -464,8 +464,8 @@ run_mosquitto_sub_once (QipcTestMosquitto *mosquitto,
   g_subprocess_communicate_utf8_async (sub, NULL, NULL, qipc_test_store_result, &result);
   while (result == NULL)
     {
-      qipc_test_send (bus, "interop/out", "reading", g_variant_new ("(sa{sv})", "x", NULL));
-      qipc_test_flush (bus);
+      qipc_test_send_ok (bus, "interop/out", "reading", g_variant_new ("(sa{sv})", "x", NULL));
+      qipc_test_flush_ok (bus);
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       for (int i = 0; i < 20 && result == NULL; i++)
         g_main_context_iteration (NULL, FALSE), g_usleep (5000);
@@ -518,7 +518,7 @@ test_interop_pub (Fixture       *fixture,
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "interop/in", inbox);
 
-  qipc_test_flush (fixture->bus);
+  qipc_test_flush_ok (fixture->bus);
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"set\", \"data\": {\"x\": [1, 2], \"y\": \"z\"}, "
                      "\"type\": \"a{sv}\"}");
@@ -618,8 +618,8 @@ test_tls (void)
   bus = qipc_bus_new_for_address (address, &error);
   g_assert_no_error (error);
   channel = qipc_test_listen (bus, "tls/x", inbox);
-  qipc_test_flush (bus);
-  qipc_test_send (bus, "tls/x", "secret", g_variant_new_string ("s"));
+  qipc_test_flush_ok (bus);
+  qipc_test_send_ok (bus, "tls/x", "secret", g_variant_new_string ("s"));
   qipc_test_inbox_wait (inbox, 1);
   g_assert_cmpstr (inbox->messages->pdata[0], ==, "tls/x secret 's'");
 
@@ -672,8 +672,8 @@ test_broker_restart (void)
   guint timeout;
 
   qipc_test_child_expect (listener, "ready");
-  qipc_test_flush (bus);
-  qipc_test_send (bus, "r/x", "before", NULL);
+  qipc_test_flush_ok (bus);
+  qipc_test_send_ok (bus, "r/x", "before", NULL);
   qipc_test_child_expect (listener, "r/* before none");
   qipc_test_inbox_wait (inbox, 1);
 
@@ -684,16 +684,16 @@ test_broker_restart (void)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
   /* Sent while the broker is away: queued, sent once back. */
-  qipc_test_send (bus, "r/x", "meanwhile", g_variant_new_int32 (1));
+  qipc_test_send_ok (bus, "r/x", "meanwhile", g_variant_new_int32 (1));
 
   qipc_test_mosquitto_restart (mosquitto);
   /* The listener gets "meanwhile" only if it subscribed again before
    * this bus sent it (MQTT keeps nothing for absent clients). */
   expect_after_meanwhile (listener, "connected", &meanwhile_seen);
-  qipc_test_flush (bus);
+  qipc_test_flush_ok (bus);
   qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/x meanwhile 1");
-  qipc_test_send (bus, "r/x", "after", NULL);
+  qipc_test_send_ok (bus, "r/x", "after", NULL);
   expect_after_meanwhile (listener, "r/* after none", &meanwhile_seen);
   qipc_test_inbox_wait (inbox, 3);
   g_assert_true (qipc_test_is_registered (bus, "r/y"));
@@ -813,20 +813,20 @@ test_bridge (void)
   g_assert_no_error (error);
   bus_b = qipc_bus_new_for_address (address_b, &error);
   g_assert_no_error (error);
-  qipc_test_flush (mqtt);
+  qipc_test_flush_ok (mqtt);
 
   /* A to B (and to MQTT), each once. */
   for (guint i = 0; i < 20; i++)
-    qipc_test_send (bus_a, "br/x", "m", g_variant_new_uint32 (i));
-  qipc_test_send (bus_a, "local/x", "not-bridged", NULL);
-  qipc_test_flush (bus_a);
+    qipc_test_send_ok (bus_a, "br/x", "m", g_variant_new_uint32 (i));
+  qipc_test_send_ok (bus_a, "local/x", "not-bridged", NULL);
+  qipc_test_flush_ok (bus_a);
   expect_lines (listener_a, "br/* m", 20);
   expect_lines (listener_b, "br/x m", 20);
   qipc_test_inbox_wait (inbox, 20);
 
   /* B to A. */
-  qipc_test_send (bus_b, "br/x", "back", NULL);
-  qipc_test_flush (bus_b);
+  qipc_test_send_ok (bus_b, "br/x", "back", NULL);
+  qipc_test_flush_ok (bus_b);
   qipc_test_child_expect (listener_a, "br/* back none");
   qipc_test_child_expect (listener_b, "br/x back none");
   qipc_test_inbox_wait (inbox, 21);
@@ -834,16 +834,16 @@ test_bridge (void)
   /* Anything that bounces has come back by now; the next line each
    * listener prints must be this last message (from MQTT). */
   qipc_test_settle (500);
-  qipc_test_send (mqtt, "br/x", "end", NULL);
-  qipc_test_flush (mqtt);
+  qipc_test_send_ok (mqtt, "br/x", "end", NULL);
+  qipc_test_flush_ok (mqtt);
   qipc_test_child_expect (listener_a, "br/* end none");
   qipc_test_child_expect (listener_b, "br/x end none");
   qipc_test_inbox_wait (inbox, 22);
   qipc_test_settle (200);
   g_assert_cmpuint (inbox->messages->len, ==, 22);
   /* Not bridged: "not-bridged" from A never reached B. */
-  qipc_test_send (bus_b, "local/x", "here", NULL);
-  qipc_test_flush (bus_b);
+  qipc_test_send_ok (bus_b, "local/x", "here", NULL);
+  qipc_test_flush_ok (bus_b);
   qipc_test_child_expect (local_only, "local/x here none");
 
   g_subprocess_force_exit (broker_a);
@@ -1008,6 +1008,7 @@ static void
 test_two_hosts (void)
 {
   g_autoptr(Hosts) hosts = NULL;
+  const char *helper = g_getenv ("QIPC_TEST_HELPER");
   g_autoptr(QipcTestChild) counter = NULL;
   g_autoptr(QipcTestChild) sender = NULL;
 
@@ -1017,11 +1018,12 @@ test_two_hosts (void)
       return;
     }
   hosts = hosts_new ();
-  counter = qipc_test_child_spawn_in_netns (hosts->netns[1], "channel-count", hosts->address,
-                                            "hosts/x", "1000", "fast", NULL);
+  counter = qipc_test_child_spawn_program ("ip", "netns", "exec", hosts->netns[1], helper,
+                                           "channel-count", hosts->address, "hosts/x", "1000",
+                                           "fast", NULL);
   qipc_test_child_expect (counter, "ready");
-  sender = qipc_test_child_spawn_in_netns (hosts->netns[0], "channel-send", hosts->address,
-                                           "hosts/x", "1000", NULL);
+  sender = qipc_test_child_spawn_program ("ip", "netns", "exec", hosts->netns[0], helper,
+                                          "channel-send", hosts->address, "hosts/x", "1000", NULL);
   qipc_test_child_expect (sender, "sent");
   qipc_test_child_expect (counter, "received 1000 lost 0");
   qipc_test_child_expect (counter, "ordered");

@@ -6,9 +6,9 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 /* Nothing a test waits for may take longer than this; past it the test
@@ -29,64 +29,74 @@ qipc_test_key (const char *what)
   return g_strdup_printf ("qipc-test/%d/%u/%s", (int) getpid (), counter++, what);
 }
 
-static QipcTestChild *
-child_spawn_argv (GPtrArray *argv)
+/* A broker address on an abstract Unix socket no other test uses. */
+char *
+qipc_test_abstract_address (const char *what)
 {
+  return g_strdup_printf ("unix:abstract=qipc-test/%d/%s/%u", (int) getpid (), what,
+                          g_random_int ());
+}
+
+/* A child (a daemon especially) must not outlive a test that aborts. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static QipcTestChild *
+child_spawnv (const char *program,
+              const char *first_arg,
+              va_list     args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
   QipcTestChild *child = g_new0 (QipcTestChild, 1);
 
+  g_ptr_array_add (argv, (char *) program);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
   g_ptr_array_add (argv, NULL);
-  child->process = g_subprocess_newv ((const char * const *) argv->pdata,
-                                      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE,
-                                      &error);
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  child->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
+                                                 &error);
   g_assert_no_error (error);
   child->output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child->process));
   return child;
 }
 
-static void
-add_helper_args (GPtrArray  *argv,
-                 const char *first_arg,
-                 va_list     args)
-{
-  const char *helper = g_getenv ("QIPC_TEST_HELPER");
-
-  g_assert_nonnull (helper);
-  g_ptr_array_add (argv, (char *) helper);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-}
-
+/* Runs tests/helpers/qipc-test-helper with these arguments. */
 QipcTestChild *
 qipc_test_child_spawn (const char *first_arg,
                        ...)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *helper = g_getenv ("QIPC_TEST_HELPER");
+  QipcTestChild *child;
   va_list args;
 
+  g_assert_nonnull (helper);
   va_start (args, first_arg);
-  add_helper_args (argv, first_arg, args);
+  child = child_spawnv (helper, first_arg, args);
   va_end (args);
-  return child_spawn_argv (argv);
+  return child;
 }
 
-/* The helper in the network namespace @netns (ip netns exec; root). */
+/* Runs another program (a daemon the test needs) the same way. */
 QipcTestChild *
-qipc_test_child_spawn_in_netns (const char *netns,
-                                const char *first_arg,
-                                ...)
+qipc_test_child_spawn_program (const char *program,
+                               const char *first_arg,
+                               ...)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  QipcTestChild *child;
   va_list args;
 
-  g_ptr_array_add (argv, (char *) "ip");
-  g_ptr_array_add (argv, (char *) "netns");
-  g_ptr_array_add (argv, (char *) "exec");
-  g_ptr_array_add (argv, (char *) netns);
   va_start (args, first_arg);
-  add_helper_args (argv, first_arg, args);
+  child = child_spawnv (program, first_arg, args);
   va_end (args);
-  return child_spawn_argv (argv);
+  return child;
 }
 
 static gboolean
@@ -246,7 +256,24 @@ qipc_test_socket_read_exactly (QipcSocket *socket,
 }
 
 /* ------------------------------------------------------------------ */
-/* Messages received                                                   */
+/* Channels                                                            */
+
+static void
+inbox_add (QipcChannel *channel,
+           const char  *message,
+           GVariant    *data,
+           gpointer     user_data)
+{
+  QipcTestInbox *inbox = user_data;
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
+
+  g_ptr_array_add (inbox->messages,
+                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
+  /* For a plain name it is the name; for a pattern, a match of it. */
+  g_assert_nonnull (qipc_channel_get_message_channel (channel));
+  if (!strchr (qipc_channel_get_name (channel), '*'))
+    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
+}
 
 QipcTestInbox *
 qipc_test_inbox_new (void)
@@ -264,23 +291,8 @@ qipc_test_inbox_free (QipcTestInbox *inbox)
   g_free (inbox);
 }
 
-void
-qipc_test_inbox_add (QipcChannel *channel,
-                     const char  *message,
-                     GVariant    *data,
-                     gpointer     user_data)
-{
-  QipcTestInbox *inbox = user_data;
-  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : g_strdup ("none");
-
-  g_ptr_array_add (inbox->messages,
-                   g_strdup_printf ("%s %s %s", qipc_channel_get_name (channel), message, text));
-  /* For a plain name it is the name; for a pattern, a match of it. */
-  g_assert_nonnull (qipc_channel_get_message_channel (channel));
-  if (!strchr (qipc_channel_get_name (channel), '*'))
-    g_assert_cmpstr (qipc_channel_get_message_channel (channel), ==, qipc_channel_get_name (channel));
-}
-
+/* Runs the thread-default main context until @inbox holds @count
+ * messages. */
 void
 qipc_test_inbox_wait (QipcTestInbox *inbox,
                       guint          count)
@@ -292,16 +304,7 @@ qipc_test_inbox_wait (QipcTestInbox *inbox,
   g_source_remove (timeout);
 }
 
-gboolean
-qipc_test_inbox_has (QipcTestInbox *inbox,
-                     const char    *line)
-{
-  for (guint i = 0; i < inbox->messages->len; i++)
-    if (g_str_equal (inbox->messages->pdata[i], line))
-      return TRUE;
-  return FALSE;
-}
-
+/* A channel on @bus whose messages go to @inbox. */
 QipcChannel *
 qipc_test_listen (QipcBus       *bus,
                   const char    *name,
@@ -312,15 +315,37 @@ qipc_test_listen (QipcBus       *bus,
 
   g_assert_no_error (error);
   if (inbox != NULL)
-    g_signal_connect (channel, "received", G_CALLBACK (qipc_test_inbox_add), inbox);
+    g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
   return channel;
 }
 
+/* Whether @inbox holds the line @line. */
+gboolean
+qipc_test_inbox_has (QipcTestInbox *inbox,
+                     const char    *line)
+{
+  for (guint i = 0; i < inbox->messages->len; i++)
+    if (g_str_equal (inbox->messages->pdata[i], line))
+      return TRUE;
+  return FALSE;
+}
+
+/* Runs the main context for a while, so that anything unexpected that
+ * was going to arrive has arrived. */
 void
-qipc_test_send (QipcBus    *bus,
-                const char *channel,
-                const char *message,
-                GVariant   *data)
+qipc_test_settle (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
+}
+
+void
+qipc_test_send_ok (QipcBus    *bus,
+                   const char *channel,
+                   const char *message,
+                   GVariant   *data)
 {
   g_autoptr(GError) error = NULL;
 
@@ -329,7 +354,7 @@ qipc_test_send (QipcBus    *bus,
 }
 
 void
-qipc_test_flush (QipcBus *bus)
+qipc_test_flush_ok (QipcBus *bus)
 {
   g_autoptr(GError) error = NULL;
 
@@ -346,15 +371,6 @@ qipc_test_is_registered (QipcBus    *bus,
 
   g_assert_no_error (error);
   return registered;
-}
-
-void
-qipc_test_settle (guint ms)
-{
-  gint64 end = g_get_monotonic_time () + ms * 1000;
-
-  while (g_get_monotonic_time () < end)
-    g_main_context_iteration (NULL, FALSE), g_usleep (1000);
 }
 
 /* ------------------------------------------------------------------ */
@@ -396,12 +412,6 @@ port_accepts (guint16 port)
 
   connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
   return connection != NULL;
-}
-
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* Starts mosquitto on the port and config already chosen; FALSE when it

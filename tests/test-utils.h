@@ -12,11 +12,12 @@ G_BEGIN_DECLS
 typedef struct _QipcTestChild QipcTestChild;
 
 char          *qipc_test_key              (const char     *what);
+char          *qipc_test_abstract_address (const char     *what);
 QipcTestChild *qipc_test_child_spawn      (const char     *first_arg,
                                            ...) G_GNUC_NULL_TERMINATED;
-QipcTestChild *qipc_test_child_spawn_in_netns (const char *netns,
-                                               const char *first_arg,
-                                               ...) G_GNUC_NULL_TERMINATED;
+QipcTestChild *qipc_test_child_spawn_program (const char *program,
+                                             const char *first_arg,
+                                             ...) G_GNUC_NULL_TERMINATED;
 void           qipc_test_child_expect     (QipcTestChild  *child,
                                            const char     *line);
 char          *qipc_test_child_read_line  (QipcTestChild  *child);
@@ -37,42 +38,34 @@ void           qipc_test_socket_write_text   (QipcSocket *socket,
 GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
                                               gsize       size);
 
-/* Collects the messages channels receive, as "NAME MESSAGE DATA" lines
- * (DATA printed with types, or "none"). */
+/* What channels received, as "channel-name message data" lines (data
+ * printed with its type, "none" without data). */
 typedef struct
 {
   GPtrArray *messages;
 } QipcTestInbox;
 
-QipcTestInbox *qipc_test_inbox_new        (void);
-void           qipc_test_inbox_free       (QipcTestInbox  *inbox);
-/* A QipcChannel::received handler; @inbox is the user data. */
-void           qipc_test_inbox_add        (QipcChannel    *channel,
-                                           const char     *message,
-                                           GVariant       *data,
-                                           gpointer        inbox);
-/* Runs the thread-default context until @count lines (fails after a while). */
-void           qipc_test_inbox_wait       (QipcTestInbox  *inbox,
-                                           guint           count);
-gboolean       qipc_test_inbox_has        (QipcTestInbox  *inbox,
-                                           const char     *line);
-/* A channel on @bus; its messages go to @inbox when not NULL. */
-QipcChannel   *qipc_test_listen           (QipcBus        *bus,
-                                           const char     *name,
-                                           QipcTestInbox  *inbox);
-/* Sending and flushing, any error failing the test. */
-void           qipc_test_send             (QipcBus        *bus,
-                                           const char     *channel,
-                                           const char     *message,
-                                           GVariant       *data);
-void           qipc_test_flush            (QipcBus        *bus);
-gboolean       qipc_test_is_registered    (QipcBus        *bus,
-                                           const char     *name);
-/* Runs the thread-default context for @ms, so that anything unexpected
- * that was going to arrive has arrived. */
-void           qipc_test_settle           (guint           ms);
+QipcTestInbox *qipc_test_inbox_new       (void);
+void           qipc_test_inbox_free      (QipcTestInbox *inbox);
+void           qipc_test_inbox_wait      (QipcTestInbox *inbox,
+                                          guint          count);
+/* @inbox may be NULL: the messages go nowhere. */
+QipcChannel   *qipc_test_listen          (QipcBus       *bus,
+                                          const char    *name,
+                                          QipcTestInbox *inbox);
+gboolean       qipc_test_inbox_has       (QipcTestInbox *inbox,
+                                          const char    *line);
+void           qipc_test_settle          (guint          ms);
+void           qipc_test_send_ok         (QipcBus       *bus,
+                                          const char    *channel,
+                                          const char    *message,
+                                          GVariant      *data);
+void           qipc_test_flush_ok        (QipcBus       *bus);
+gboolean       qipc_test_is_registered   (QipcBus       *bus,
+                                          const char    *name);
 
-/* A mosquitto the test starts on 127.0.0.1 at a free port. */
+/* A mosquitto the test starts on 127.0.0.1 at a free port (with TLS at
+ * an mqtts:// address when the three PEM files are given). */
 typedef struct _QipcTestMosquitto QipcTestMosquitto;
 
 QipcTestMosquitto *qipc_test_mosquitto_start       (void);
@@ -86,7 +79,7 @@ void               qipc_test_mosquitto_restart     (QipcTestMosquitto *mosquitto
 void               qipc_test_mosquitto_free        (QipcTestMosquitto *mosquitto);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestInbox, qipc_test_inbox_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestMosquitto, qipc_test_mosquitto_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestInbox, qipc_test_inbox_free)
 
 G_END_DECLS

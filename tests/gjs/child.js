@@ -11,6 +11,7 @@
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
+import GObject from 'gi://GObject';
 import Qipc from 'gi://Qipc?version=1.0';
 import System from 'system';
 
@@ -79,6 +80,24 @@ function runUntilStdinCloses() {
 function describe(data) {
     return data === null ? 'none' : data.print(true);
 }
+
+// A counter written in JavaScript: what dbus-export-counter exports. Unlike
+// mirrorTypes.js's JsCounter it keeps the GType name GJS makes up, so the
+// test checks the default interface name derived from it.
+const GjsCounter = GObject.registerClass({
+    Properties: {
+        'count': GObject.ParamSpec.int('count', '', '', GObject.ParamFlags.READWRITE,
+            -2147483648, 2147483647, 0),
+    },
+    Signals: {
+        'changed': {param_types: [GObject.TYPE_INT, GObject.TYPE_STRING]},
+        'bump': {
+            flags: GObject.SignalFlags.RUN_LAST | GObject.SignalFlags.ACTION,
+            param_types: [GObject.TYPE_INT],
+            return_type: GObject.TYPE_INT,
+        },
+    },
+}, class GjsCounter extends GObject.Object {});
 
 const commands = {
     // Listens on NAME, says "listening", echoes until stdin closes.
@@ -242,6 +261,90 @@ const commands = {
         channels.length = 0;
         bus.close();
     },
+    // dbus-export-counter PATH NAME: on the session bus, exports a
+    // GjsCounter at PATH (everything, default interface), owns NAME, says
+    // "ready TYPENAME"; then "emit N TEXT" emits changed, "set N" sets
+    // count (each says "ok" once sent), "get" says count, until stdin
+    // closes.
+    'dbus-export-counter'(path, name) {
+        const connection = Gio.bus_get_sync(Gio.BusType.SESSION, null);
+        const counter = new GjsCounter();
+        counter.connect('bump', (self, by) => {
+            self.count += by;
+            return self.count;
+        });
+        const id = Qipc.dbus_export_object(connection, path, null, counter, Qipc.ExportFlags.ALL);
+        connection.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+            'RequestName', new GLib.Variant('(su)', [name, 4]), null, Gio.DBusCallFlags.NONE, -1, null);
+        say('ready', GObject.type_name(GjsCounter.$gtype));
+
+        // The main loop runs while waiting for commands: it serves the
+        // method calls and property accesses.
+        const loop = new GLib.MainLoop(null, false);
+        const readNext = () => stdin.read_line_async(GLib.PRIORITY_DEFAULT, null, (_stream, result) => {
+            const [line] = stdin.read_line_finish_utf8(result);
+            if (line === null) {
+                loop.quit();
+                return;
+            }
+            const [word, value, ...text] = line.trim().split(' ');
+            if (word === 'get') {
+                say(counter.count);
+            } else {
+                if (word === 'emit')
+                    counter.emit('changed', Number(value), text.join(' '));
+                else if (word === 'set')
+                    counter.count = Number(value);
+                connection.flush_sync(null);
+                say('ok');
+            }
+            readNext();
+        });
+        readNext();
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => loop.quit());
+        loop.run();
+        Qipc.dbus_unexport_object(connection, id);
+    },
+
+    // Exports a mirrorTypes.js JsCounter whose value is VALUE at PATH on
+    // the broker at ADDRESS, says "exported", then obeys stdin: "set N"
+    // (says "ok"), "wait-value N" (says "value N" once the value is N).
+    async 'mirror-export'(address, path, value) {
+        const {JsCounter} = await import('./mirrorTypes.js');
+        const bus = Qipc.Bus.new_for_address(address);
+        const counter = new JsCounter({value: Number(value)});
+        bus.export_object(path, counter, Qipc.ExportFlags.ALL);
+        let waited = null;
+        const checkWaited = () => {
+            if (waited !== null && counter.value === waited) {
+                say('value', waited);
+                waited = null;
+            }
+        };
+        counter.connect('notify::value', checkWaited);
+        const loop = new GLib.MainLoop(null, false);
+        const readNext = () => stdin.read_line_async(GLib.PRIORITY_DEFAULT, null, (_stream, result) => {
+            const [bytes] = stdin.read_line_finish(result);
+            if (bytes === null) {
+                loop.quit();
+                return;
+            }
+            const [command, argument] = decoder.decode(bytes).trim().split(' ');
+            if (command === 'set') {
+                counter.value = Number(argument);
+                say('ok');
+            } else if (command === 'wait-value') {
+                waited = Number(argument);
+                checkWaited();
+            }
+            readNext();
+        });
+        readNext();
+        say('exported');
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, PATIENCE_MS, () => loop.quit());
+        loop.run();
+        bus.close();
+    },
 };
 
 const [name, ...args] = ARGV;
@@ -250,7 +353,7 @@ if (!(name in commands)) {
     System.exit(64);
 }
 try {
-    commands[name](...args);
+    await commands[name](...args);
 } catch (e) {
     if (!(e instanceof GLib.Error))
         throw e;

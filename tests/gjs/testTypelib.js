@@ -10,6 +10,7 @@
 // table grows with the library. Abstract classes must refuse construction
 // and be covered by the rows of their subclasses.
 
+import Gio from 'gi://Gio';
 import GObject from 'gi://GObject';
 import Qipc from 'gi://Qipc?version=1.0';
 
@@ -69,6 +70,14 @@ const CONSTRUCTORS = {
     Channel() {
         const bus = newBus(hostBroker());
         assertEqual(Qipc.Channel.new_for_bus(bus, 'x').get_name(), 'x');
+    },
+    Mirror() {
+        const bus = newBus(hostBroker());
+        const id = bus.export_object('typelib/thing', new Gio.Cancellable(), Qipc.ExportFlags.ALL);
+        onCleanup(() => bus.unexport_object(id));
+        const mirror = Qipc.Mirror.new(bus, 'typelib/thing', Gio.Cancellable);
+        assert(mirror instanceof Gio.Cancellable, 'the mirror is a Gio.Cancellable');
+        assertEqual(Qipc.Mirror.get_for_object(mirror).get_path(), 'typelib/thing');
     },
 };
 

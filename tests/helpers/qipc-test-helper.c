@@ -7,6 +7,9 @@
  * error and exit with status 1.
  */
 #include <qipc.h>
+#include <gio/gunixinputstream.h>
+
+#include "../test-counter.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -813,6 +816,436 @@ channel_default (char **argv)
   return 1;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Exported objects                                                    */
+
+typedef struct
+{
+  QipcBus *bus;
+  GDBusConnection *connection;
+  QipcTestCounter *counter;
+  guint export_id;
+  int count_left;
+  int wait_value;
+  gboolean waiting;
+} Exporter;
+
+static void
+say_value_if_waited (Exporter *exporter)
+{
+  g_autofree char *line = NULL;
+
+  if (!exporter->waiting || qipc_test_counter_get_value (exporter->counter) != exporter->wait_value)
+    return;
+  exporter->waiting = FALSE;
+  line = g_strdup_printf ("value %d", exporter->wait_value);
+  say (line);
+}
+
+static void
+on_counter_notify (GObject    *counter,
+                   GParamSpec *pspec,
+                   Exporter   *exporter)
+{
+  say_value_if_waited (exporter);
+}
+
+static gboolean
+count_step (gpointer data)
+{
+  Exporter *exporter = data;
+  int value;
+
+  g_signal_emit_by_name (exporter->counter, "increment", 1, &value);
+  if (--exporter->count_left > 0)
+    return G_SOURCE_CONTINUE;
+  say ("counted");
+  return G_SOURCE_REMOVE;
+}
+
+/* Commands on stdin, one a line: "set N", "label TEXT", "count N"
+ * (increment N times, one each millisecond, then say "counted"),
+ * "wait-value N" (say "value N" once the value is N), "unexport"
+ * (then say "unexported"). Others say "ok" when done. */
+static gboolean
+on_exporter_input (GIOChannel   *input,
+                   GIOCondition  condition,
+                   gpointer      data)
+{
+  Exporter *exporter = data;
+  g_autofree char *line = NULL;
+  gsize end;
+
+  if (g_io_channel_read_line (input, &line, NULL, &end, NULL) != G_IO_STATUS_NORMAL)
+    exit (0);
+  line[end] = '\0';
+  if (g_str_has_prefix (line, "set "))
+    qipc_test_counter_set_value (exporter->counter, atoi (line + 4));
+  else if (g_str_has_prefix (line, "label "))
+    g_object_set (exporter->counter, "label", line + 6, NULL);
+  else if (g_str_has_prefix (line, "count "))
+    {
+      exporter->count_left = atoi (line + 6);
+      g_timeout_add (1, count_step, exporter);
+      return G_SOURCE_CONTINUE;
+    }
+  else if (g_str_has_prefix (line, "wait-value "))
+    {
+      exporter->wait_value = atoi (line + 11);
+      exporter->waiting = TRUE;
+      say_value_if_waited (exporter);
+      return G_SOURCE_CONTINUE;
+    }
+  else if (g_str_equal (line, "unexport"))
+    {
+      if (exporter->connection != NULL)
+        g_dbus_connection_unregister_object (exporter->connection, exporter->export_id);
+      else
+        {
+          qipc_bus_unexport_object (exporter->bus, exporter->export_id);
+          qipc_channel_flush_for_bus (exporter->bus, NULL);
+        }
+      say ("unexported");
+      return G_SOURCE_CONTINUE;
+    }
+  say ("ok");
+  return G_SOURCE_CONTINUE;
+}
+
+/* counter-export ADDRESS PATH VALUE: export a QipcTestCounter whose
+ * value is VALUE at PATH, say "exported", then obey the commands on
+ * stdin (see on_exporter_input) until killed. */
+static int
+counter_export (char **argv)
+{
+  Exporter exporter = { 0, };
+  GError *error = NULL;
+  GIOChannel *input = g_io_channel_unix_new (0);
+
+  exporter.bus = bus_connect (argv[0]);
+  exporter.counter = qipc_test_counter_new ();
+  qipc_test_counter_set_value (exporter.counter, atoi (argv[2]));
+  g_object_set (exporter.counter, "label", "start", NULL);
+  exporter.export_id = qipc_bus_export_object (exporter.bus, argv[1], G_OBJECT (exporter.counter),
+                                               QIPC_EXPORT_FLAGS_ALL, &error);
+  if (exporter.export_id == 0)
+    return fail (error);
+  g_signal_connect (exporter.counter, "notify", G_CALLBACK (on_counter_notify), &exporter);
+  g_io_add_watch (input, G_IO_IN | G_IO_HUP, on_exporter_input, &exporter);
+  say ("exported");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+/* The D-Bus side of an export, written by hand with GDBus as the
+ * contract of qipc_dbus_export_object() says: interface
+ * org.qipc.Object.QipcTestCounter, PropertiesChanged with the values. */
+static const char counter_xml[] =
+  "<node><interface name='org.qipc.Object.QipcTestCounter'>"
+  "<property name='Value' type='i' access='readwrite'/>"
+  "<property name='Label' type='s' access='readwrite'/>"
+  "<signal name='ValueChanged'><arg type='i'/><arg type='s'/></signal>"
+  "<method name='Increment'><arg type='i' direction='in'/><arg type='i' direction='out'/></method>"
+  "<method name='Reset'/>"
+  "</interface></node>";
+
+#define COUNTER_PATH "/org/qipc/test/Counter"
+#define COUNTER_INTERFACE "org.qipc.Object.QipcTestCounter"
+
+static void
+dbus_counter_call (GDBusConnection       *connection,
+                   const char            *sender,
+                   const char            *path,
+                   const char            *interface,
+                   const char            *method,
+                   GVariant              *parameters,
+                   GDBusMethodInvocation *invocation,
+                   gpointer               data)
+{
+  Exporter *exporter = data;
+  int by, value;
+
+  if (g_str_equal (method, "Increment"))
+    {
+      g_variant_get (parameters, "(i)", &by);
+      g_signal_emit_by_name (exporter->counter, "increment", by, &value);
+      g_dbus_method_invocation_return_value (invocation, g_variant_new ("(i)", value));
+      return;
+    }
+  g_signal_emit_by_name (exporter->counter, "reset");
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static GVariant *
+dbus_counter_get (GDBusConnection  *connection,
+                  const char       *sender,
+                  const char       *path,
+                  const char       *interface,
+                  const char       *property,
+                  GError          **error,
+                  gpointer          data)
+{
+  Exporter *exporter = data;
+  g_autofree char *label = NULL;
+
+  if (g_str_equal (property, "Value"))
+    return g_variant_new_int32 (qipc_test_counter_get_value (exporter->counter));
+  g_object_get (exporter->counter, "label", &label, NULL);
+  return g_variant_new_string (label != NULL ? label : "");
+}
+
+static gboolean
+dbus_counter_set (GDBusConnection  *connection,
+                  const char       *sender,
+                  const char       *path,
+                  const char       *interface,
+                  const char       *property,
+                  GVariant         *value,
+                  GError          **error,
+                  gpointer          data)
+{
+  Exporter *exporter = data;
+
+  if (g_str_equal (property, "Value"))
+    qipc_test_counter_set_value (exporter->counter, g_variant_get_int32 (value));
+  else
+    g_object_set (exporter->counter, "label", g_variant_get_string (value, NULL), NULL);
+  return TRUE;
+}
+
+static void
+dbus_counter_notify (GObject    *counter,
+                     GParamSpec *pspec,
+                     Exporter   *exporter)
+{
+  g_autofree char *name = g_strdup (pspec->name);
+  GVariantBuilder changed;
+
+  name[0] = g_ascii_toupper (name[0]);
+  g_variant_builder_init (&changed, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&changed, "{sv}", name,
+                         dbus_counter_get (NULL, NULL, NULL, NULL, name, NULL, exporter));
+  g_dbus_connection_emit_signal (exporter->connection, NULL, COUNTER_PATH,
+                                 "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                 g_variant_new ("(sa{sv}as)", COUNTER_INTERFACE, &changed, NULL),
+                                 NULL);
+}
+
+static void
+dbus_counter_value_changed (GObject    *counter,
+                            int         value,
+                            const char *label,
+                            Exporter   *exporter)
+{
+  g_dbus_connection_emit_signal (exporter->connection, NULL, COUNTER_PATH, COUNTER_INTERFACE,
+                                 "ValueChanged", g_variant_new ("(is)", value, label ? label : ""),
+                                 NULL);
+}
+
+/* counter-dbus-export ADDRESS NAME VALUE: on the D-Bus daemon at
+ * ADDRESS, own NAME and export a QipcTestCounter whose value is VALUE
+ * at /org/qipc/test/Counter, say "exported", then obey the commands on
+ * stdin as counter-export does. */
+static int
+counter_dbus_export (char **argv)
+{
+  static const GDBusInterfaceVTable vtable = { dbus_counter_call, dbus_counter_get, dbus_counter_set, { 0 } };
+  g_autoptr(GDBusNodeInfo) node = NULL;
+  Exporter exporter = { 0, };
+  GError *error = NULL;
+  GIOChannel *input = g_io_channel_unix_new (0);
+  g_autoptr(GVariant) reply = NULL;
+
+  exporter.connection = g_dbus_connection_new_for_address_sync (argv[0],
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  if (exporter.connection == NULL)
+    return fail (error);
+  exporter.counter = qipc_test_counter_new ();
+  qipc_test_counter_set_value (exporter.counter, atoi (argv[2]));
+  g_object_set (exporter.counter, "label", "start", NULL);
+  node = g_dbus_node_info_new_for_xml (counter_xml, &error);
+  if (node == NULL)
+    return fail (error);
+  exporter.export_id = g_dbus_connection_register_object (exporter.connection, COUNTER_PATH,
+                                                          node->interfaces[0], &vtable,
+                                                          &exporter, NULL, &error);
+  if (exporter.export_id == 0)
+    return fail (error);
+  g_signal_connect (exporter.counter, "notify", G_CALLBACK (dbus_counter_notify), &exporter);
+  g_signal_connect (exporter.counter, "notify", G_CALLBACK (on_counter_notify), &exporter);
+  g_signal_connect (exporter.counter, "value-changed", G_CALLBACK (dbus_counter_value_changed), &exporter);
+  reply = g_dbus_connection_call_sync (exporter.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "RequestName",
+                                       g_variant_new ("(su)", argv[1], 0x4), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  if (reply == NULL)
+    return fail (error);
+  g_io_add_watch (input, G_IO_IN | G_IO_HUP, on_exporter_input, &exporter);
+  say ("exported");
+  g_main_loop_run (g_main_loop_new (NULL, FALSE));
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* D-Bus exports                                                       */
+
+typedef struct
+{
+  GDBusConnection *connection;
+  QipcTestCounter *counter;
+  GDataInputStream *input;
+  guint export_id;
+  GMainLoop *loop;
+} DBusCounter;
+
+static GDBusConnection *
+session_bus (void)
+{
+  GError *error = NULL;
+  GDBusConnection *connection = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+
+  if (connection == NULL)
+    exit (fail (error));
+  return connection;
+}
+
+/* Calls RequestName or ReleaseName and says @done. */
+static void
+name_call (GDBusConnection *connection,
+           const char      *method,
+           const char      *name,
+           const char      *done)
+{
+  GError *error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  guint32 result;
+
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", method,
+                                       g_str_equal (method, "RequestName")
+                                         ? g_variant_new ("(su)", name, 4 /* DO_NOT_QUEUE */)
+                                         : g_variant_new ("(s)", name),
+                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  if (reply == NULL)
+    exit (fail (error));
+  g_variant_get (reply, "(u)", &result);
+  if (result != 1)
+    {
+      printf ("%s %s: %u\n", method, name, result);
+      exit (1);
+    }
+  say (done);
+}
+
+static void dbus_counter_read (DBusCounter *self);
+
+/* Reports after everything sent so far has left the process. */
+static void
+dbus_counter_flush_and_say (DBusCounter *self,
+                            const char  *line)
+{
+  GError *error = NULL;
+
+  if (!g_dbus_connection_flush_sync (self->connection, NULL, &error))
+    exit (fail (error));
+  say (line);
+}
+
+static void
+dbus_counter_command (DBusCounter *self,
+                      const char  *line)
+{
+  g_auto(GStrv) words = g_strsplit (line, " ", 2);
+
+  if (g_str_equal (words[0], "set") && words[1] != NULL)
+    {
+      qipc_test_counter_set_value (self->counter, atoi (words[1]));
+      dbus_counter_flush_and_say (self, "ok");
+    }
+  else if (g_str_equal (words[0], "label") && words[1] != NULL)
+    {
+      g_object_set (self->counter, "label", words[1], NULL);
+      dbus_counter_flush_and_say (self, "ok");
+    }
+  else if (g_str_equal (words[0], "get"))
+    {
+      g_autofree char *value = g_strdup_printf ("%d", qipc_test_counter_get_value (self->counter));
+
+      say (value);
+    }
+  else if (g_str_equal (words[0], "own") && words[1] != NULL)
+    name_call (self->connection, "RequestName", words[1], "owned");
+  else if (g_str_equal (words[0], "release") && words[1] != NULL)
+    name_call (self->connection, "ReleaseName", words[1], "released");
+  else if (g_str_equal (words[0], "unexport"))
+    {
+      if (!qipc_dbus_unexport_object (self->connection, self->export_id))
+        exit (1);
+      dbus_counter_flush_and_say (self, "unexported");
+    }
+  else
+    {
+      printf ("unknown command: %s\n", line);
+      exit (64);
+    }
+}
+
+static void
+dbus_counter_line_read (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  DBusCounter *self = user_data;
+  g_autofree char *line = g_data_input_stream_read_line_finish (self->input, result, NULL, NULL);
+
+  if (line == NULL)
+    {
+      g_main_loop_quit (self->loop);
+      return;
+    }
+  dbus_counter_command (self, line);
+  dbus_counter_read (self);
+}
+
+static void
+dbus_counter_read (DBusCounter *self)
+{
+  g_data_input_stream_read_line_async (self->input, G_PRIORITY_DEFAULT, NULL,
+                                       dbus_counter_line_read, self);
+}
+
+/* dbus-counter PATH NAME: on the session bus, export a QipcTestCounter
+ * at PATH (all of it, default interface), own NAME unless it is "-",
+ * say "ready", then follow commands on stdin, one a line: "set N",
+ * "label TEXT" (each says "ok" once the signals are sent), "get" (says
+ * the value), "own NAME" ("owned"), "release NAME" ("released"),
+ * "unexport" ("unexported"). Exits at the end of stdin. */
+static int
+dbus_counter (char **argv)
+{
+  g_autoptr(GInputStream) stdin_stream = g_unix_input_stream_new (0, FALSE);
+  DBusCounter self = { 0 };
+  GError *error = NULL;
+
+  self.connection = session_bus ();
+  self.counter = qipc_test_counter_new ();
+  self.input = g_data_input_stream_new (stdin_stream);
+  self.loop = g_main_loop_new (NULL, FALSE);
+  self.export_id = qipc_dbus_export_object (self.connection, argv[0], NULL, G_OBJECT (self.counter),
+                                            QIPC_EXPORT_FLAGS_ALL, &error);
+  if (self.export_id == 0)
+    return fail (error);
+  if (!g_str_equal (argv[1], "-"))
+    name_call (self.connection, "RequestName", argv[1], "ready");
+  else
+    say ("ready");
+  dbus_counter_read (&self);
+  g_main_loop_run (self.loop);
+  return 0;
+}
+
 static const struct {
   const char *name;
   int n_args;
@@ -843,6 +1276,9 @@ static const struct {
   { "channel-as-nobody", 3, channel_as_nobody },
   { "channel-default", 1, channel_default },
   { "tcp-tls-echo-server", 2, tcp_tls_echo_server },
+  { "counter-export", 3, counter_export },
+  { "counter-dbus-export", 3, counter_dbus_export },
+  { "dbus-counter", 2, dbus_counter },
 };
 
 int

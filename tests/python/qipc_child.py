@@ -25,7 +25,7 @@ gi.overrides.__path__.insert(0, os.path.normpath(os.path.join(
 gi.require_version('GLib', '2.0')
 gi.require_version('Gio', '2.0')
 gi.require_version('Qipc', '1.0')
-from gi.repository import Gio, GLib, Qipc  # noqa: E402
+from gi.repository import Gio, GLib, GObject, Qipc  # noqa: E402
 
 # How long a child waits for anything before it gives up on its own, so a
 # broken test never leaves a process behind for long.
@@ -352,7 +352,82 @@ def cmd_channel_close_after_broker(address):
     say('closed')
 
 
+class PyCounter(GObject.Object):
+    """A counter written in Python: what cmd_dbus_export_counter exports."""
+    __gsignals__ = {
+        'changed': (GObject.SignalFlags.RUN_LAST, None, (int, str)),
+        'bump': (GObject.SignalFlags.RUN_LAST | GObject.SignalFlags.ACTION, int, (int,)),
+    }
+    count = GObject.Property(type=int, default=0)
+    level = GObject.Property(type=int, default=0, minimum=0, maximum=10)
+
+    def do_bump(self, by):
+        self.count += by
+        return self.count
+
+
+def cmd_dbus_export_counter(path, name):
+    """On the session bus, exports a PyCounter at PATH (default interface,
+    everything), owns NAME, says "ready"; then "emit N TEXT" emits changed,
+    "set N" sets count (each says "ok" once sent), until stdin closes."""
+    connection = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+    counter = PyCounter()
+    export_id = Qipc.dbus_export_object(connection, path, None, counter, Qipc.ExportFlags.ALL)
+    connection.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
+                         'RequestName', GLib.Variant('(su)', (name, 4)), None,
+                         Gio.DBusCallFlags.NONE, -1, None)
+    say('ready')
+
+    def on_line(line):
+        words = line.split(' ', 2)
+        if words[0] == 'emit':
+            counter.emit('changed', int(words[1]), words[2])
+        elif words[0] == 'set':
+            counter.count = int(words[1])
+        elif words[0] == 'get':
+            say(counter.count)
+            return
+        connection.flush_sync(None)
+        say('ok')
+    serve_stdin(on_line)
+    Qipc.dbus_unexport_object(connection, export_id)
+
+
+def cmd_mirror_export(address, path, value):
+    """Exports a mirror_types.PyCounter whose value is VALUE at PATH on
+    the broker at ADDRESS, says "exported", then obeys stdin: "set N",
+    "label TEXT" (both say "ok"), "wait-value N" (says "value N" once
+    the value is N)."""
+    from mirror_types import PyCounter
+
+    bus = Qipc.Bus.new_for_address(address)
+    counter = PyCounter(value=int(value))
+    bus.export_object(path, counter, Qipc.ExportFlags.ALL)
+    waited = []
+
+    def check_waited(*args):
+        if waited and counter.props.value == waited[0]:
+            say('value', waited.pop())
+
+    counter.connect('notify::value', check_waited)
+
+    def on_line(line):
+        command, _, argument = line.partition(' ')
+        if command == 'set':
+            counter.props.value = int(argument)
+        elif command == 'label':
+            counter.props.label = argument
+        elif command == 'wait-value':
+            waited[:] = [int(argument)]
+            check_waited()
+            return
+        say('ok')
+    say('exported')
+    serve_stdin(on_line)
+
+
 COMMANDS = {
+    'mirror-export': cmd_mirror_export,
     'local-echo-server': cmd_local_echo_server,
     'tcp-echo-server': cmd_tcp_echo_server,
     'local-send-memfd': cmd_local_send_memfd,
@@ -370,6 +445,7 @@ COMMANDS = {
     'channel-listen': cmd_channel_listen,
     'channel-echo': cmd_channel_echo,
     'channel-close-after-broker': cmd_channel_close_after_broker,
+    'dbus-export-counter': cmd_dbus_export_counter,
 }
 
 

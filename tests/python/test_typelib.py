@@ -14,7 +14,7 @@ import os
 
 import gi
 import pytest
-from gi.repository import GObject, Qipc
+from gi.repository import Gio, GObject, Qipc
 
 from conftest import iterate_for
 
@@ -109,6 +109,16 @@ def check_channel(ctx):
     assert channel.get_name() == 'x'
 
 
+def check_mirror(ctx):
+    bus = ctx.bus()
+    original = Gio.Cancellable()
+    export_id = bus.export_object('typelib/thing', original, Qipc.ExportFlags.ALL)
+    ctx.keep(export_id, lambda: bus.unexport_object(export_id))
+    mirror = Qipc.Mirror.new(bus, 'typelib/thing', Gio.Cancellable)
+    assert isinstance(mirror, Gio.Cancellable)
+    assert Qipc.Mirror.get_for_object(mirror).get_path() == 'typelib/thing'
+
+
 # How to construct each class and which method to call on it.
 CONSTRUCTORS = {
     'SharedMemory': check_shared_memory,
@@ -120,6 +130,7 @@ CONSTRUCTORS = {
     'Broker': check_broker,
     'Bus': check_bus,
     'Channel': check_channel,
+    'Mirror': check_mirror,
 }
 
 # Abstract classes: not constructed, but each needs a concrete subclass

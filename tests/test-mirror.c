@@ -1,0 +1,1009 @@
+/* test-mirror.c: exported objects and their mirrors, across processes
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <qipc.h>
+
+#include <string.h>
+#include <unistd.h>
+
+#include "test-counter.h"
+#include "test-utils.h"
+
+#define WAIT_SECONDS 20
+
+static gboolean
+timed_out (gpointer user_data)
+{
+  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context until done (data) holds. */
+static void
+wait_until (gboolean   (*done) (gconstpointer data),
+            gconstpointer data,
+            const char   *what)
+{
+  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+
+  while (!done (data))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+}
+
+static gboolean
+flag_is_set (gconstpointer flag)
+{
+  return *(const gboolean *) flag;
+}
+
+static void
+wait_for_flag (gboolean   *flag,
+               const char *what)
+{
+  wait_until (flag_is_set, flag, what);
+}
+
+static gboolean
+pointer_is_null (gconstpointer pointer)
+{
+  return *(gconstpointer const *) pointer == NULL;
+}
+
+static void
+wait_for_flag_cleared (gpointer   *pointer,
+                       const char *what)
+{
+  wait_until (pointer_is_null, pointer, what);
+}
+
+typedef struct
+{
+  GObject *object;
+  int value;
+} ValueWait;
+
+static gboolean
+value_reached (gconstpointer data)
+{
+  const ValueWait *wait = data;
+
+  return qipc_test_counter_get_value (QIPC_TEST_COUNTER (wait->object)) == wait->value;
+}
+
+static void
+wait_for_value (GObject    *object,
+                int         value,
+                const char *what)
+{
+  ValueWait wait = { object, value };
+
+  wait_until (value_reached, &wait, what);
+}
+
+/* A broker and an exporting child (counter-export) on it. */
+typedef struct
+{
+  char *address;
+  QipcTestChild *broker;
+  QipcTestChild *exporter;
+  QipcBus *bus;
+} Fixture;
+
+static QipcTestChild *
+spawn_exporter (const char *address,
+                const char *path,
+                const char *value)
+{
+  QipcTestChild *child = qipc_test_child_spawn ("counter-export", address, path, value, NULL);
+
+  qipc_test_child_expect (child, "exported");
+  return child;
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->address = qipc_test_abstract_address ("mirror");
+  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
+  qipc_test_child_expect (fixture->broker, "listening");
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "41");
+  fixture->bus = qipc_bus_new_for_address (fixture->address, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_object (&fixture->bus);
+  if (fixture->exporter != NULL)
+    qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  if (fixture->broker != NULL)
+    qipc_test_child_kill (fixture->broker);
+  g_clear_pointer (&fixture->broker, qipc_test_child_free);
+  g_free (fixture->address);
+}
+
+static GObject *
+mirror_counter (QipcBus    *bus,
+                const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  GObject *mirror = qipc_mirror_new (G_OBJECT (bus), path, QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (QIPC_TEST_IS_COUNTER (mirror));
+  return mirror;
+}
+
+static char *
+get_label (GObject *object)
+{
+  char *label = NULL;
+
+  g_object_get (object, "label", &label, NULL);
+  return label;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_initial_state (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autofree char *label = get_label (mirror);
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_assert_cmpstr (label, ==, "start");
+  g_assert_nonnull (handle);
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpstr (qipc_mirror_get_path (handle), ==, "app/counter");
+  g_assert_true (qipc_mirror_get_instance (handle) == mirror);
+  g_assert_null (qipc_mirror_get_for_object (G_OBJECT (fixture->bus)));
+}
+
+typedef struct
+{
+  GPtrArray *events;          /* "value-changed 5 start", "notify value" */
+  GArray *values;             /* value-changed's values */
+} Events;
+
+static void
+on_value_changed (GObject    *mirror,
+                  int         value,
+                  const char *label,
+                  Events     *events)
+{
+  g_ptr_array_add (events->events, g_strdup_printf ("value-changed %d %s", value, label));
+  g_array_append_val (events->values, value);
+}
+
+static void
+on_notify (GObject    *mirror,
+           GParamSpec *pspec,
+           Events     *events)
+{
+  g_ptr_array_add (events->events, g_strdup_printf ("notify %s", pspec->name));
+}
+
+static Events *
+events_watch (GObject *mirror)
+{
+  Events *events = g_new0 (Events, 1);
+
+  events->events = g_ptr_array_new_with_free_func (g_free);
+  events->values = g_array_new (FALSE, FALSE, sizeof (int));
+  g_signal_connect (mirror, "value-changed", G_CALLBACK (on_value_changed), events);
+  g_signal_connect (mirror, "notify", G_CALLBACK (on_notify), events);
+  return events;
+}
+
+static void
+events_free (Events *events)
+{
+  g_ptr_array_unref (events->events);
+  g_array_unref (events->values);
+  g_free (events);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Events, events_free)
+
+typedef struct
+{
+  Events *events;
+  guint count;
+} EventsWait;
+
+static gboolean
+events_reached (gconstpointer data)
+{
+  const EventsWait *wait = data;
+
+  return wait->events->events->len >= wait->count;
+}
+
+static void
+wait_for_events (Events     *events,
+                 guint       count,
+                 const char *what)
+{
+  EventsWait wait = { events, count };
+
+  wait_until (events_reached, &wait, what);
+}
+
+static void
+test_remote_changes (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autoptr(Events) events = events_watch (mirror);
+  g_autofree char *label = NULL;
+
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 2, "the remote value");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 5 start");
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 5);
+
+  qipc_test_child_send (fixture->exporter, "label kitchen");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 3, "the remote label");
+  g_assert_cmpstr (events->events->pdata[2], ==, "notify label");
+  label = get_label (mirror);
+  g_assert_cmpstr (label, ==, "kitchen");
+}
+
+static void
+test_set_property (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  g_autoptr(Events) events = events_watch (mirror);
+
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 7);
+  /* The local value is set at once; its value-changed is the remote's. */
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 7);
+  g_assert_cmpuint (events->values->len, ==, 0);
+  qipc_test_child_send (fixture->exporter, "wait-value 7");
+  qipc_test_child_expect (fixture->exporter, "value 7");
+  wait_for_events (events, 2, "the remote's value-changed");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 7 start");
+  /* Once, and no echo back and forth. */
+  qipc_test_child_send (fixture->exporter, "set 8");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_value (mirror, 8, "the next remote value");
+  wait_for_events (events, 4, "the next value-changed");
+  g_assert_cmpuint (events->events->len, ==, 4);
+  g_assert_cmpuint (events->values->len, ==, 2);
+}
+
+static void
+test_action (Fixture       *fixture,
+             gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  int local_ret = -1;
+
+  /* Emitting forwards without waiting: the zero value comes back. */
+  g_signal_emit_by_name (mirror, "increment", 5, &local_ret);
+  g_assert_cmpint (local_ret, ==, 0);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  qipc_test_child_send (fixture->exporter, "wait-value 46");
+  qipc_test_child_expect (fixture->exporter, "value 46");
+  wait_for_value (mirror, 46, "the incremented value");
+
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 4), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (ret), ==, "i");
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 50);
+  wait_for_value (mirror, 50, "the value after the call");
+  g_clear_object (&result);
+
+  /* An action without return value, then a missing one. */
+  qipc_mirror_call_async (handle, "reset", NULL, NULL, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_call_finish (handle, result, &error));
+  g_assert_no_error (error);
+  wait_for_value (mirror, 0, "the reset value");
+  g_clear_object (&result);
+  qipc_mirror_call_async (handle, "explode", NULL, NULL, qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_call_finish (handle, result, &error));
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "explode"));
+}
+
+static gboolean
+last_signal_reached (gconstpointer data)
+{
+  const EventsWait *wait = data;
+  GArray *values = wait->events->values;
+
+  return values->len > 0 && g_array_index (values, int, values->len - 1) == (int) wait->count;
+}
+
+static void
+wait_for_last_signal (Events *events,
+                      int     value)
+{
+  EventsWait wait = { events, value };
+
+  wait_until (last_signal_reached, &wait, "the last value-changed");
+}
+
+/* The exporter counts up while the mirror is made: from the state on,
+ * every value arrives, in order, once. */
+static void
+check_no_gap (QipcTestChild *exporter,
+              GObject *    (*make_mirror) (gconstpointer data),
+              gconstpointer  data)
+{
+  const int n = 400;
+  g_autofree char *command = g_strdup_printf ("count %d", n);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(Events) events = NULL;
+  int initial;
+
+  qipc_test_child_send (exporter, command);
+  g_usleep (20 * 1000);
+  mirror = make_mirror (data);
+  initial = qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror));
+  events = events_watch (mirror);
+  qipc_test_child_expect (exporter, "counted");
+  /* The last signal, not the last property change, which comes first. */
+  wait_for_last_signal (events, 41 + n);
+  g_test_message ("state at %d, then %u signals", initial, events->values->len);
+  g_assert_cmpint (initial, >=, 41);
+  g_assert_cmpuint (events->values->len, ==, 41 + n - initial);
+  for (guint i = 0; i < events->values->len; i++)
+    g_assert_cmpint (g_array_index (events->values, int, i), ==, initial + 1 + (int) i);
+}
+
+static GObject *
+make_native_mirror (gconstpointer data)
+{
+  const Fixture *fixture = data;
+
+  return mirror_counter (fixture->bus, "app/counter");
+}
+
+static void
+test_no_gap (Fixture       *fixture,
+             gconstpointer  data)
+{
+  check_no_gap (fixture->exporter, make_native_mirror, fixture);
+}
+
+static void
+on_mirror_event (QipcMirror *handle,
+                 gboolean   *flag)
+{
+  *flag = TRUE;
+}
+
+typedef struct
+{
+  gboolean vanished;
+  gboolean appeared;
+} Presence;
+
+static QipcMirror *
+watch_presence (GObject  *mirror,
+                Presence *presence)
+{
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (on_mirror_event), &presence->vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (on_mirror_event), &presence->appeared);
+  return handle;
+}
+
+static void
+test_vanished_on_kill (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+  g_assert_false (presence.appeared);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+
+  /* Another process exports at the same path: state read again. */
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "99");
+  wait_for_flag (&presence.appeared, "appeared");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
+  qipc_test_child_send (fixture->exporter, "set 100");
+  wait_for_value (mirror, 100, "a value from the new exporter");
+}
+
+static void
+count_event (QipcMirror *handle,
+             guint      *count)
+{
+  (*count)++;
+}
+
+/* A new exporter in place of a killed one, maybe before the mirror's
+ * next check: its state is read either way. */
+static void
+test_replaced_quickly (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  guint vanished = 0, appeared = 0;
+
+  g_signal_connect (handle, "vanished", G_CALLBACK (count_event), &vanished);
+  g_signal_connect (handle, "appeared", G_CALLBACK (count_event), &appeared);
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  fixture->exporter = spawn_exporter (fixture->address, "app/counter", "99");
+  wait_for_value (mirror, 99, "the new exporter's state");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpuint (vanished, >=, 1);
+  g_assert_cmpuint (appeared, ==, vanished);
+}
+
+static void
+test_vanished_on_unexport (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
+
+  qipc_test_child_send (fixture->exporter, "unexport");
+  qipc_test_child_expect (fixture->exporter, "unexported");
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+}
+
+static void
+drop_mirror (GObject     *instance,
+             int          value,
+             const char  *label,
+             GObject    **mirror)
+{
+  g_assert_true (instance == *mirror);
+  g_clear_object (mirror);
+}
+
+/* This process loses its broker: the remote is gone for it too, and
+ * back with the broker. */
+static void
+test_broker_lost_and_back (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_counter (fixture->bus, "app/counter");
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
+  qipc_test_child_kill (fixture->broker);
+  g_clear_pointer (&fixture->broker, qipc_test_child_free);
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+
+  /* A broker again: both buses reconnect, and the state is read again. */
+  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
+  qipc_test_child_expect (fixture->broker, "listening");
+  wait_for_flag (&presence.appeared, "appeared");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  qipc_test_child_send (fixture->exporter, "set 12");
+  wait_for_value (mirror, 12, "a value after the reconnection");
+}
+
+/* A handler of the mirror's own signal drops the last reference. */
+static void
+test_dropped_in_handler (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  GObject *mirror = mirror_counter (fixture->bus, "app/counter");
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autoptr(GError) error = NULL;
+
+  g_object_add_weak_pointer (G_OBJECT (handle), (gpointer *) &handle);
+  g_signal_connect (mirror, "value-changed", G_CALLBACK (drop_mirror), &mirror);
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_flag_cleared ((gpointer *) &handle, "the mirror's handle to go");
+  g_assert_null (mirror);
+  /* What the exporter sends next goes nowhere. */
+  qipc_test_child_send (fixture->exporter, "set 6");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  g_assert_true (qipc_channel_flush_for_bus (fixture->bus, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_not_found (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = qipc_mirror_new (G_OBJECT (fixture->bus), "app/nobody",
+                                               QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "app/nobody"));
+}
+
+static void
+test_async_and_cancel (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = NULL;
+
+  qipc_mirror_new_async (G_OBJECT (fixture->bus), "app/counter", QIPC_TEST_TYPE_COUNTER, NULL,
+                         qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  mirror = qipc_mirror_new_finish (result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_clear_object (&result);
+
+  qipc_mirror_new_async (G_OBJECT (fixture->bus), "app/counter", QIPC_TEST_TYPE_COUNTER,
+                         cancellable, qipc_test_store_result, &result);
+  g_cancellable_cancel (cancellable);
+  qipc_test_wait_for_result (&result);
+  g_assert_null (qipc_mirror_new_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+/* ------------------------------------------------------------------ */
+/* In one process                                                      */
+
+typedef struct
+{
+  char *address;
+  QipcBroker *broker;
+  QipcBus *bus;
+} Local;
+
+static void
+local_setup (Local         *local,
+             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  local->address = qipc_test_abstract_address ("local");
+  local->broker = qipc_broker_new ();
+  g_assert_true (qipc_broker_listen (local->broker, local->address, &error));
+  g_assert_no_error (error);
+  local->bus = qipc_bus_new_for_address (local->address, &error);
+  g_assert_no_error (error);
+}
+
+static void
+local_teardown (Local         *local,
+                gconstpointer  data)
+{
+  g_clear_object (&local->bus);
+  g_clear_object (&local->broker);
+  g_free (local->address);
+}
+
+static void
+test_unsupported (Local         *local,
+                  gconstpointer  data)
+{
+  g_autoptr(GObject) oddball = g_object_new (QIPC_TEST_TYPE_ODDBALL, NULL);
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball, QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_cmpuint (id, ==, 0);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "'raw'"));
+  g_assert_nonnull (strstr (error->message, "gpointer"));
+  g_clear_error (&error);
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball, QIPC_EXPORT_FLAGS_PROPERTIES, &error);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_UNSUPPORTED_TYPE);
+  g_assert_nonnull (strstr (error->message, "'handle'"));
+  g_clear_error (&error);
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball,
+                               QIPC_EXPORT_FLAGS_ALL | QIPC_EXPORT_FLAGS_SKIP_UNSUPPORTED, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+  g_assert_false (qipc_bus_unexport_object (local->bus, id));
+}
+
+static void
+on_fine (GObject  *mirror,
+         int       value,
+         gboolean *fine)
+{
+  *fine = value == 7;
+}
+
+/* What is left after skipping still works, in the same process. */
+static void
+test_skipped_still_work (Local         *local,
+                         gconstpointer  data)
+{
+  g_autoptr(GObject) oddball = g_object_new (QIPC_TEST_TYPE_ODDBALL, NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean fine = FALSE;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/oddball", oddball,
+                               QIPC_EXPORT_FLAGS_ALL | QIPC_EXPORT_FLAGS_SKIP_UNSUPPORTED, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new (G_OBJECT (local->bus), "app/oddball", QIPC_TEST_TYPE_ODDBALL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (mirror, "fine", G_CALLBACK (on_fine), &fine);
+  g_signal_emit_by_name (oddball, "fine", 7);
+  g_signal_emit_by_name (oddball, "raw", NULL);
+  wait_for_flag (&fine, "the signal that can be carried");
+  qipc_bus_unexport_object (local->bus, id);
+}
+
+static void
+test_already_exported (Local         *local,
+                       gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  guint id, again;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  again = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_cmpuint (again, ==, 0);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_ALREADY_EXPORTED);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
+/* An exported object that changes after its bus was closed: nothing to
+ * send to, and nothing to warn about (warnings are fatal here). */
+static void
+test_closed_bus (Local         *local,
+                 gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  qipc_bus_close (local->bus);
+  qipc_test_counter_set_value (counter, 3);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
+static void
+test_invalid_path (Local         *local,
+                   gconstpointer  data)
+{
+  const char *paths[] = { "", "app/*", "app//counter", "app/counter/.call", "app/.reply/x" };
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GObject) mirror = NULL;
+
+      g_assert_cmpuint (qipc_bus_export_object (local->bus, paths[i], G_OBJECT (counter),
+                                                QIPC_EXPORT_FLAGS_ALL, &error), ==, 0);
+      g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+      g_clear_error (&error);
+      mirror = qipc_mirror_new (G_OBJECT (local->bus), paths[i], QIPC_TEST_TYPE_COUNTER, &error);
+      g_assert_null (mirror);
+      g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+    }
+}
+
+/* The mirror's handle goes with its instance. */
+static void
+test_lifetime (Local         *local,
+               gconstpointer  data)
+{
+  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  g_autoptr(GError) error = NULL;
+  GObject *mirror;
+  QipcMirror *handle;
+  guint id;
+
+  id = qipc_bus_export_object (local->bus, "app/counter", G_OBJECT (counter), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new (G_OBJECT (local->bus), "app/counter", QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_no_error (error);
+  handle = qipc_mirror_get_for_object (mirror);
+  g_object_add_weak_pointer (G_OBJECT (handle), (gpointer *) &handle);
+  g_object_unref (mirror);
+  g_assert_null (handle);
+  /* Changes after the mirror is gone go nowhere. */
+  qipc_test_counter_set_value (counter, 3);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
+/* ------------------------------------------------------------------ */
+/* Over D-Bus, on a private bus                                        */
+
+typedef struct
+{
+  GTestDBus *dbus;
+  char *name;
+  QipcTestChild *exporter;
+  GDBusConnection *connection;
+} DBusFixture;
+
+static QipcTestChild *
+spawn_dbus_exporter (DBusFixture *fixture,
+                     const char  *value)
+{
+  QipcTestChild *child = qipc_test_child_spawn ("counter-dbus-export",
+                                                g_test_dbus_get_bus_address (fixture->dbus),
+                                                fixture->name, value, NULL);
+
+  qipc_test_child_expect (child, "exported");
+  return child;
+}
+
+static void
+dbus_setup (DBusFixture   *fixture,
+            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->dbus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (fixture->dbus);
+  fixture->name = g_strdup_printf ("org.qipc.Test.Counter%d", (int) getpid ());
+  fixture->exporter = spawn_dbus_exporter (fixture, "41");
+  fixture->connection = g_dbus_connection_new_for_address_sync (
+    g_test_dbus_get_bus_address (fixture->dbus),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+dbus_teardown (DBusFixture   *fixture,
+               gconstpointer  data)
+{
+  g_dbus_connection_close_sync (fixture->connection, NULL, NULL);
+  g_clear_object (&fixture->connection);
+  if (fixture->exporter != NULL)
+    qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  g_test_dbus_down (fixture->dbus);
+  g_clear_object (&fixture->dbus);
+  g_free (fixture->name);
+}
+
+static GObject *
+mirror_dbus_counter (DBusFixture *fixture)
+{
+  g_autofree char *path = g_strconcat (fixture->name, ":/org/qipc/test/Counter", NULL);
+  g_autoptr(GError) error = NULL;
+  GObject *mirror = qipc_mirror_new (G_OBJECT (fixture->connection), path,
+                                     QIPC_TEST_TYPE_COUNTER, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (QIPC_TEST_IS_COUNTER (mirror));
+  return mirror;
+}
+
+static void
+test_dbus_counter (DBusFixture   *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_dbus_counter (fixture);
+  g_autoptr(Events) events = events_watch (mirror);
+  QipcMirror *handle = qipc_mirror_get_for_object (mirror);
+  g_autofree char *label = get_label (mirror);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  int local_ret = -1;
+
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_assert_cmpstr (label, ==, "start");
+  g_assert_cmpstr (qipc_mirror_get_path (handle), ==, "/org/qipc/test/Counter");
+
+  /* Remote change: notify, then the signal, as emitted. */
+  qipc_test_child_send (fixture->exporter, "set 5");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_events (events, 2, "the remote value");
+  g_assert_cmpstr (events->events->pdata[0], ==, "notify value");
+  g_assert_cmpstr (events->events->pdata[1], ==, "value-changed 5 start");
+
+  /* Local set reaches the original. */
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 7);
+  qipc_test_child_send (fixture->exporter, "wait-value 7");
+  qipc_test_child_expect (fixture->exporter, "value 7");
+  wait_for_events (events, 4, "value-changed 7");
+  g_assert_cmpstr (events->events->pdata[3], ==, "value-changed 7 start");
+
+  /* Actions: emitted, and called for the return value. */
+  g_signal_emit_by_name (mirror, "increment", 3, &local_ret);
+  g_assert_cmpint (local_ret, ==, 0);
+  qipc_test_child_send (fixture->exporter, "wait-value 10");
+  qipc_test_child_expect (fixture->exporter, "value 10");
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 4), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 14);
+  wait_for_value (mirror, 14, "the value after the call");
+}
+
+static void
+test_dbus_vanished (DBusFixture   *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GObject) mirror = mirror_dbus_counter (fixture);
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle = watch_presence (mirror, &presence);
+
+  qipc_test_child_kill (fixture->exporter);
+  g_clear_pointer (&fixture->exporter, qipc_test_child_free);
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+
+  /* Another process takes the name: followed, state read again. */
+  fixture->exporter = spawn_dbus_exporter (fixture, "99");
+  wait_for_flag (&presence.appeared, "appeared");
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 99);
+  qipc_test_child_send (fixture->exporter, "set 100");
+  wait_for_value (mirror, 100, "a value from the new owner");
+}
+
+static GObject *
+make_dbus_mirror (gconstpointer data)
+{
+  return mirror_dbus_counter ((DBusFixture *) data);
+}
+
+static void
+test_dbus_no_gap (DBusFixture   *fixture,
+                  gconstpointer  data)
+{
+  check_no_gap (fixture->exporter, make_dbus_mirror, fixture);
+}
+
+/* The exporter is qipc_dbus_export_object() itself, in a child. */
+static void
+test_dbus_real_exporter (DBusFixture   *fixture,
+                         gconstpointer  data)
+{
+  g_autofree char *name = g_strconcat (fixture->name, ".Real", NULL);
+  g_autofree char *path = g_strconcat (name, ":/org/qipc/test/Real", NULL);
+  g_autoptr(QipcTestChild) exporter = qipc_test_child_spawn ("dbus-counter", "/org/qipc/test/Real",
+                                                             name, NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(Events) events = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *label = NULL;
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle;
+
+  qipc_test_child_expect (exporter, "ready");
+  mirror = qipc_mirror_new (G_OBJECT (fixture->connection), path, QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_no_error (error);
+  handle = watch_presence (mirror, &presence);
+  events = events_watch (mirror);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 0);
+
+  qipc_test_child_send (exporter, "label kitchen");
+  qipc_test_child_expect (exporter, "ok");
+  qipc_test_child_send (exporter, "set 5");
+  qipc_test_child_expect (exporter, "ok");
+  wait_for_last_signal (events, 5);
+  g_assert_cmpstr (events->events->pdata[events->events->len - 1], ==, "value-changed 5 kitchen");
+  label = get_label (mirror);
+  g_assert_cmpstr (label, ==, "kitchen");
+
+  /* The original's own value-changed comes back: it has the new value. */
+  qipc_test_counter_set_value (QIPC_TEST_COUNTER (mirror), 9);
+  wait_for_last_signal (events, 9);
+  qipc_mirror_call_async (handle, "increment", g_variant_new ("(i)", 2), NULL,
+                          qipc_test_store_result, &result);
+  qipc_test_wait_for_result (&result);
+  ret = qipc_mirror_call_finish (handle, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (ret), ==, 11);
+  wait_for_last_signal (events, 11);
+
+  qipc_test_child_kill (exporter);
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+}
+
+static void
+test_dbus_explicit (DBusFixture   *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = NULL;
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, fixture->name, "/org/qipc/test/Counter",
+                                     "org.qipc.Object.QipcTestCounter", QIPC_TEST_TYPE_COUNTER,
+                                     NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  g_clear_object (&mirror);
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, "org.qipc.Test.Nobody", "/org/qipc/test/Counter",
+                                     NULL, QIPC_TEST_TYPE_COUNTER, NULL, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, fixture->name, "/org/qipc/test/Nothing",
+                                     NULL, QIPC_TEST_TYPE_COUNTER, NULL, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  mirror = qipc_mirror_new (G_OBJECT (fixture->connection), "/org/qipc/test/Counter",
+                            QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_null (mirror);
+  g_assert_error (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_INVALID_NAME);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/mirror/native/initial-state", Fixture, NULL, fixture_setup, test_initial_state, fixture_teardown);
+  g_test_add ("/mirror/native/remote-changes", Fixture, NULL, fixture_setup, test_remote_changes, fixture_teardown);
+  g_test_add ("/mirror/native/set-property", Fixture, NULL, fixture_setup, test_set_property, fixture_teardown);
+  g_test_add ("/mirror/native/action", Fixture, NULL, fixture_setup, test_action, fixture_teardown);
+  g_test_add ("/mirror/native/no-gap", Fixture, NULL, fixture_setup, test_no_gap, fixture_teardown);
+  g_test_add ("/mirror/native/vanished-on-kill", Fixture, NULL, fixture_setup, test_vanished_on_kill, fixture_teardown);
+  g_test_add ("/mirror/native/replaced-quickly", Fixture, NULL, fixture_setup, test_replaced_quickly, fixture_teardown);
+  g_test_add ("/mirror/native/vanished-on-unexport", Fixture, NULL, fixture_setup, test_vanished_on_unexport, fixture_teardown);
+  g_test_add ("/mirror/native/broker-lost-and-back", Fixture, NULL, fixture_setup, test_broker_lost_and_back, fixture_teardown);
+  g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
+  g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
+  g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
+  g_test_add ("/mirror/export/unsupported", Local, NULL, local_setup, test_unsupported, local_teardown);
+  g_test_add ("/mirror/export/skipped-still-work", Local, NULL, local_setup, test_skipped_still_work, local_teardown);
+  g_test_add ("/mirror/export/already-exported", Local, NULL, local_setup, test_already_exported, local_teardown);
+  g_test_add ("/mirror/export/closed-bus", Local, NULL, local_setup, test_closed_bus, local_teardown);
+  g_test_add ("/mirror/export/invalid-path", Local, NULL, local_setup, test_invalid_path, local_teardown);
+  g_test_add ("/mirror/native/lifetime", Local, NULL, local_setup, test_lifetime, local_teardown);
+
+  g_test_add ("/mirror/dbus/counter", DBusFixture, NULL, dbus_setup, test_dbus_counter, dbus_teardown);
+  g_test_add ("/mirror/dbus/vanished", DBusFixture, NULL, dbus_setup, test_dbus_vanished, dbus_teardown);
+  g_test_add ("/mirror/dbus/no-gap", DBusFixture, NULL, dbus_setup, test_dbus_no_gap, dbus_teardown);
+  g_test_add ("/mirror/dbus/real-exporter", DBusFixture, NULL, dbus_setup, test_dbus_real_exporter, dbus_teardown);
+  g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
+
+  return g_test_run ();
+}
