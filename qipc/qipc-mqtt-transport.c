@@ -151,6 +151,7 @@ struct _QipcMqttTransport
   gboolean presence_published; /* a non-empty presence is retained */
   gboolean presence_dirty;
   GSource *presence_source;
+  GSource *check_source;      /* answers calls from the main loop */
 
   GHashTable *presence;       /* client id -> GHashTable name -> count */
   JsonParser *parser;         /* for every incoming message */
@@ -896,6 +897,28 @@ check_waiters (QipcMqttTransport *self)
     }
 }
 
+static gboolean
+on_check_idle (gpointer user_data)
+{
+  QipcMqttTransport *self = user_data;
+
+  self->check_source = NULL;
+  check_waiters (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_check (QipcMqttTransport *self)
+{
+  if (self->check_source != NULL)
+    return;
+  self->check_source = g_idle_source_new ();
+  g_source_set_callback (self->check_source, on_check_idle, self, NULL);
+  g_source_set_static_name (self->check_source, "[qipc] MQTT call answer");
+  g_source_attach (self->check_source, self->context);
+  g_source_unref (self->check_source);
+}
+
 static void
 send_echo (QipcMqttTransport *self,
            guint64            echo)
@@ -955,7 +978,9 @@ qipc_mqtt_transport_call (QipcTransport       *transport,
   waiter->threshold = self->next_seq;
   waiter->remaining = g_queue_get_length (&self->outbox) + g_hash_table_size (self->inflight);
   g_queue_push_tail (&self->waiters, waiter);
-  check_waiters (self);
+  /* Answered from the main loop, even when nothing is pending: a close
+   * before then fails it, as on the other transports. */
+  schedule_check (self);
 }
 
 static GVariant *
@@ -1731,7 +1756,13 @@ qipc_mqtt_transport_close (QipcTransport *transport)
     }
   self->closing = TRUE;
   g_clear_pointer (&self->presence_source, g_source_destroy);
-  g_clear_pointer (&self->retry_source, g_source_destroy);
+  g_clear_pointer (&self->check_source, g_source_destroy);
+  if (self->retry_source != NULL)
+    {
+      /* Ours holds a reference (on_retry() drops it). */
+      g_source_destroy (self->retry_source);
+      g_clear_pointer (&self->retry_source, g_source_unref);
+    }
   stop_socket_watch (self);
   /* What was sent goes before we leave, as far as the broker takes it
    * within a second (libmosquitto's own loop: no reentrance into the

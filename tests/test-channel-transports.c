@@ -45,6 +45,7 @@ struct _Server
   char *dir;
   char *address;
   QipcTestChild *process;
+  QipcTestMosquitto *mosquitto;
 };
 
 /* ------------------------------------------------------------------ */
@@ -127,6 +128,34 @@ dbus_stop (Server *server)
   unlink_in (server, "bus");
 }
 
+/* A port chosen once: a restarted mosquitto is at the same address. */
+static char *
+mqtt_address_for (const char *dir)
+{
+  return g_strdup_printf ("mqtt://127.0.0.1:%u", qipc_test_free_loopback_port ());
+}
+
+static void
+mqtt_start (Server *server)
+{
+  guint64 port;
+
+  if (server->mosquitto != NULL)
+    {
+      qipc_test_mosquitto_restart (server->mosquitto);
+      return;
+    }
+  g_assert_true (g_ascii_string_to_unsigned (strrchr (server->address, ':') + 1, 10, 1,
+                                             G_MAXUINT16, &port, NULL));
+  server->mosquitto = qipc_test_mosquitto_start_at (port);
+}
+
+static void
+mqtt_stop (Server *server)
+{
+  qipc_test_mosquitto_stop (server->mosquitto);
+}
+
 static const Transport transports[] = {
   {
     .name = "native",
@@ -144,6 +173,16 @@ static const Transport transports[] = {
     /* QIPC_DBUS_MAX_MESSAGE less the names and the type "ay". */
     .max_data = 32 * 1024 * 1024 - 4096 - 4,
     .invalid_address = "dbus:address=nonsense",
+  },
+  {
+    .name = "mqtt",
+    .address_for = mqtt_address_for,
+    .start = mqtt_start,
+    .stop = mqtt_stop,
+    /* MQTT carries 256 MiB; the bus's max-queued (16 MiB) refuses
+     * first, with QUEUE_FULL. */
+    .max_data = 0,
+    .invalid_address = "mqtt://127.0.0.1:1883?bogus=1",
   },
 };
 
@@ -166,6 +205,7 @@ server_free (Server *server)
 {
   if (server->process != NULL)
     server->transport->stop (server);
+  g_clear_pointer (&server->mosquitto, qipc_test_mosquitto_free);
   unlink_in (server, "bus.conf");
   g_rmdir (server->dir);
   g_free (server->dir);

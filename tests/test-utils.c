@@ -386,8 +386,9 @@ struct _QipcTestMosquitto
   char *address;
 };
 
-static guint16
-free_loopback_port (void)
+/* A TCP port of 127.0.0.1 that nothing listens on (at the time). */
+guint16
+qipc_test_free_loopback_port (void)
 {
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
@@ -479,10 +480,10 @@ qipc_test_mosquitto_start (void)
 }
 
 /* The same with TLS (all three PEM files given) at an mqtts:// address. */
-QipcTestMosquitto *
-qipc_test_mosquitto_start_tls (const char *ca_file,
-                               const char *cert_file,
-                               const char *key_file)
+static QipcTestMosquitto *
+mosquitto_new (const char *ca_file,
+               const char *cert_file,
+               const char *key_file)
 {
   QipcTestMosquitto *mosquitto = g_new0 (QipcTestMosquitto, 1);
   g_autoptr(GError) error = NULL;
@@ -490,21 +491,49 @@ qipc_test_mosquitto_start_tls (const char *ca_file,
   if (ca_file != NULL)
     mosquitto->tls_config = g_strdup_printf ("cafile %s\ncertfile %s\nkeyfile %s\n",
                                              ca_file, cert_file, key_file);
-
   mosquitto->directory = g_dir_make_tmp ("qipc-test-mosquitto-XXXXXX", &error);
   g_assert_no_error (error);
   mosquitto->config = g_build_filename (mosquitto->directory, "mosquitto.conf", NULL);
+  return mosquitto;
+}
+
+static void
+mosquitto_set_port (QipcTestMosquitto *mosquitto,
+                    guint16            port)
+{
+  mosquitto->port = port;
+  g_free (mosquitto->address);
+  mosquitto->address = g_strdup_printf ("%s://127.0.0.1:%u",
+                                        mosquitto->tls_config != NULL ? "mqtts" : "mqtt", port);
+  mosquitto_write_config (mosquitto);
+}
+
+QipcTestMosquitto *
+qipc_test_mosquitto_start_tls (const char *ca_file,
+                               const char *cert_file,
+                               const char *key_file)
+{
+  QipcTestMosquitto *mosquitto = mosquitto_new (ca_file, cert_file, key_file);
+
   /* Another test may take the port between our look and mosquitto's. */
   for (int attempt = 0; attempt < 10; attempt++)
     {
-      mosquitto->port = free_loopback_port ();
-      mosquitto_write_config (mosquitto);
+      mosquitto_set_port (mosquitto, qipc_test_free_loopback_port ());
       if (mosquitto_launch (mosquitto))
         break;
     }
   g_assert_nonnull (mosquitto->process);
-  mosquitto->address = g_strdup_printf ("%s://127.0.0.1:%u", ca_file != NULL ? "mqtts" : "mqtt",
-                                        mosquitto->port);
+  return mosquitto;
+}
+
+/* On @port (a fixed address, for a table of servers). */
+QipcTestMosquitto *
+qipc_test_mosquitto_start_at (guint16 port)
+{
+  QipcTestMosquitto *mosquitto = mosquitto_new (NULL, NULL, NULL);
+
+  mosquitto_set_port (mosquitto, port);
+  g_assert_true (mosquitto_launch (mosquitto));
   return mosquitto;
 }
 

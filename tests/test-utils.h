@@ -64,6 +64,8 @@ void           qipc_test_flush_ok        (QipcBus       *bus);
 gboolean       qipc_test_is_registered   (QipcBus       *bus,
                                           const char    *name);
 
+guint16        qipc_test_free_loopback_port (void);
+
 /* A mosquitto the test starts on 127.0.0.1 at a free port (with TLS at
  * an mqtts:// address when the three PEM files are given). */
 typedef struct _QipcTestMosquitto QipcTestMosquitto;
@@ -72,6 +74,7 @@ QipcTestMosquitto *qipc_test_mosquitto_start       (void);
 QipcTestMosquitto *qipc_test_mosquitto_start_tls   (const char        *ca_file,
                                                     const char        *cert_file,
                                                     const char        *key_file);
+QipcTestMosquitto *qipc_test_mosquitto_start_at    (guint16            port);
 const char        *qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto);
 guint16            qipc_test_mosquitto_get_port    (QipcTestMosquitto *mosquitto);
 void               qipc_test_mosquitto_stop        (QipcTestMosquitto *mosquitto);
