@@ -11,6 +11,7 @@ packages="meson ninja-build pkg-config gcc libc6-dev
   libglib2.0-dev libjson-glib-dev gir1.2-json-1.0 gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
   gjs python3 python3-gi python3-pytest python3-numpy valac gi-docgen chromium
   glib-networking openssl dbus-daemon
+  libmosquitto-dev mosquitto mosquitto-clients
   clang libclang-rt-14-dev llvm $*"
 
 missing=""

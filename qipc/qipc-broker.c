@@ -35,6 +35,7 @@
 #include "qipc-broker.h"
 #include "qipc-address-private.h"
 #include "qipc-bus.h"
+#include "qipc-channel.h"
 #include "qipc-frame-private.h"
 #include "qipc-local-server.h"
 #include "qipc-local-socket.h"
@@ -60,6 +61,13 @@
 #define MAX_QUEUED_MEMFDS 64
 
 typedef struct _Peer Peer;
+
+typedef struct
+{
+  const guint8 *frame;
+  gsize size;
+  int fd;                     /* the payload memfd, or -1 */
+} Message;
 
 typedef struct
 {
@@ -95,6 +103,17 @@ typedef struct
   int lock_fd;
 } Listener;
 
+/* A bridge to MQTT: an internal client of the broker, never given back
+ * what it injected itself. */
+typedef struct
+{
+  QipcBroker *broker;
+  char *address;
+  char **patterns;
+  QipcBus *bus;               /* the MQTT side */
+  GPtrArray *channels;        /* QipcChannel, one a pattern */
+} Bridge;
+
 struct _QipcBroker
 {
   GObject parent_instance;
@@ -112,6 +131,8 @@ struct _QipcBroker
   GPtrArray *patterns;        /* Subscription with wildcards */
   GHashTable *listener_counts;/* name or pattern -> count */
   GPtrArray *monitors;        /* Peer */
+  GPtrArray *bridges;         /* Bridge */
+  GByteArray *scratch;        /* a frame being built for a bridge */
 };
 
 enum {
@@ -135,6 +156,7 @@ static GParamSpec *properties[N_PROPS];
 G_DEFINE_FINAL_TYPE (QipcBroker, qipc_broker, G_TYPE_OBJECT)
 
 static void peer_drop (Peer *peer, const char *reason);
+static void bridge_forward (Bridge *bridge, const char *channel, const Message *message);
 
 /* ------------------------------------------------------------------ */
 /* Listeners                                                           */
@@ -315,12 +337,6 @@ peer_lose (Peer *peer)
                                                G_CALLBACK (on_bytes_written), peer);
 }
 
-typedef struct
-{
-  const guint8 *frame;
-  gsize size;
-  int fd;                     /* the payload memfd, or -1 */
-} Message;
 
 static void
 peer_deliver (Peer          *peer,
@@ -384,10 +400,13 @@ peer_deliver (Peer          *peer,
                           message->size - sizeof header, NULL);
 }
 
+/* @origin: the bridge that injected the message, which does not get
+ * it back (NULL for a client's). */
 static void
 route (QipcBroker    *self,
        const char    *channel,
-       const Message *message)
+       const Message *message,
+       Bridge        *origin)
 {
   GPtrArray *list = g_hash_table_lookup (self->exact, channel);
 
@@ -410,6 +429,152 @@ route (QipcBroker    *self,
     }
   for (guint i = 0; i < self->monitors->len; i++)
     peer_deliver (g_ptr_array_index (self->monitors, i), message);
+  for (guint i = 0; i < self->bridges->len; i++)
+    if (g_ptr_array_index (self->bridges, i) != origin)
+      bridge_forward (g_ptr_array_index (self->bridges, i), channel, message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bridges to MQTT                                                     */
+
+static void
+bridge_free (gpointer data)
+{
+  Bridge *bridge = data;
+
+  g_ptr_array_unref (bridge->channels);
+  if (bridge->bus != NULL)
+    qipc_bus_close (bridge->bus);
+  g_clear_object (&bridge->bus);
+  g_strfreev (bridge->patterns);
+  g_free (bridge->address);
+  g_free (bridge);
+}
+
+/* The index of the first of @bridge's patterns that matches @channel,
+ * or -1. */
+static int
+bridge_match (Bridge     *bridge,
+              const char *channel)
+{
+  for (int i = 0; bridge->patterns[i] != NULL; i++)
+    if (g_str_equal (bridge->patterns[i], channel) ||
+        _qipc_channel_pattern_match (bridge->patterns[i], channel))
+      return i;
+  return -1;
+}
+
+/* The data of a SEND frame, from the frame or its memfd. */
+static gboolean
+message_decode (const Message  *message,
+                char          **name,
+                GVariant      **data,
+                GError        **error)
+{
+  const guint8 *body = message->frame + QIPC_FRAME_HEADER_SIZE;
+  gsize body_size = message->size - QIPC_FRAME_HEADER_SIZE;
+
+  *data = NULL;
+  if (message->fd >= 0)
+    {
+      g_autoptr(GVariant) head = g_variant_new_from_data (G_VARIANT_TYPE ("(sst)"), body, body_size,
+                                                          FALSE, NULL, NULL);
+      g_autoptr(GVariant) payload = NULL;
+      g_autoptr(GVariant) boxed = NULL;
+      guint64 size;
+
+      g_variant_ref_sink (head);
+      g_variant_get (head, "(sst)", NULL, name, &size);
+      payload = _qipc_payload_memfd_map (message->fd, size, error);
+      if (payload == NULL)
+        return FALSE;
+      boxed = g_variant_get_maybe (payload);
+      if (boxed != NULL)
+        *data = g_variant_get_variant (boxed);
+      return TRUE;
+    }
+  else
+    {
+      QipcSendBody parts;
+      g_autofree char *type = NULL;
+
+      if (!_qipc_frame_parse_send_body (body, body_size, &parts, error))
+        return FALSE;
+      *name = g_strdup (parts.message);
+      if (!parts.has_data)
+        return TRUE;
+      type = g_strndup (parts.type_string, parts.type_length);
+      *data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type),
+                                                            g_bytes_new (parts.value, parts.value_size),
+                                                            FALSE));
+      return TRUE;
+    }
+}
+
+/* Native to MQTT: a message routed here that the bridge's patterns
+ * take. */
+static void
+bridge_forward (Bridge        *bridge,
+                const char    *channel,
+                const Message *message)
+{
+  g_autofree char *name = NULL;
+  g_autoptr(GVariant) data = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (bridge_match (bridge, channel) < 0)
+    return;
+  if (!message_decode (message, &name, &data, &error) ||
+      !qipc_channel_send_for_bus (bridge->bus, channel, name, data, &error))
+    g_message ("The bridge to %s drops a message on %s: %s", bridge->address, channel,
+               error->message);
+}
+
+/* MQTT to native: injected as a client's message would be, except that
+ * it does not go back to this bridge. */
+static void
+on_bridge_received (QipcChannel *channel,
+                    const char  *name,
+                    GVariant    *data,
+                    gpointer     user_data)
+{
+  Bridge *bridge = user_data;
+  QipcBroker *self = bridge->broker;
+  const char *channel_name = qipc_channel_get_message_channel (channel);
+  Message message = { NULL, 0, -1 };
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* Patterns may overlap: the first one that matches forwards. */
+  if (bridge_match (bridge, channel_name) != GPOINTER_TO_INT (g_object_get_data (G_OBJECT (channel),
+                                                                                  "qipc-bridge-index")))
+    return;
+  if (data != NULL && g_variant_get_size (data) >= QIPC_FRAME_MEMFD_THRESHOLD)
+    {
+      g_autoptr(GVariant) payload = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
+                                                                             g_variant_new_variant (data)));
+
+      message.fd = _qipc_payload_memfd_new (payload, &error);
+      if (message.fd < 0)
+        {
+          g_message ("The bridge from %s drops a message on %s: %s", bridge->address,
+                     channel_name, error->message);
+          return;
+        }
+      frame = _qipc_frame_build (QIPC_FRAME_SEND, QIPC_FRAME_FLAG_MEMFD, 0,
+                                 g_variant_new ("(sst)", channel_name, name,
+                                                (guint64) g_variant_get_size (payload)));
+    }
+  else
+    {
+      g_byte_array_set_size (self->scratch, 0);
+      _qipc_frame_append_send (self->scratch, QIPC_FRAME_SEND, 0, channel_name, name, data);
+      frame = g_bytes_new (self->scratch->data, self->scratch->len);
+    }
+  message.frame = g_bytes_get_data (frame, &message.size);
+  route (self, channel_name, &message, bridge);
+  if (message.fd >= 0)
+    close (message.fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -514,7 +679,7 @@ route_if_allowed (Peer                  *peer,
     peer_write_error (peer, header->serial, QIPC_BUS_ERROR_ACCESS_DENIED,
                       "The broker's policy does not allow this client to send on this channel");
   else
-    route (peer->broker, channel, message);
+    route (peer->broker, channel, message, NULL);
 }
 
 /* A SEND frame: route it as it is, with its memfd if it has one. */
@@ -844,6 +1009,8 @@ qipc_broker_finalize (GObject *object)
   g_ptr_array_unref (self->patterns);
   g_hash_table_unref (self->listener_counts);
   g_ptr_array_unref (self->monitors);
+  g_ptr_array_unref (self->bridges);
+  g_byte_array_unref (self->scratch);
   _qipc_policy_free (self->policy);
   g_main_context_unref (self->context);
   G_OBJECT_CLASS (qipc_broker_parent_class)->finalize (object);
@@ -975,6 +1142,8 @@ qipc_broker_init (QipcBroker *self)
   self->patterns = g_ptr_array_new ();
   self->listener_counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->monitors = g_ptr_array_new ();
+  self->bridges = g_ptr_array_new_with_free_func (bridge_free);
+  self->scratch = g_byte_array_new ();
 }
 
 /* ------------------------------------------------------------------ */
@@ -1363,6 +1532,7 @@ qipc_broker_close (QipcBroker *self)
   g_return_if_fail (QIPC_IS_BROKER (self));
 
   g_ptr_array_set_size (self->listeners, 0);
+  g_ptr_array_set_size (self->bridges, 0);
   g_hash_table_iter_init (&iter, self->peers);
   while (g_hash_table_iter_next (&iter, (gpointer *) &peer, NULL))
     {
@@ -1376,4 +1546,104 @@ qipc_broker_close (QipcBroker *self)
       g_hash_table_remove_all (self->peers);
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
     }
+}
+
+/**
+ * qipc_broker_add_bridge:
+ * @self: a #QipcBroker
+ * @address: the MQTT broker, an `mqtt://` or `mqtts://` address (see
+ *   [class@Bus])
+ * @patterns: (array zero-terminated=1): the channel names and patterns to
+ *   forward
+ * @error: return location for a #GError
+ *
+ * Forwards the channels matching @patterns both ways between this broker
+ * and the MQTT broker at @address: a message a client of this broker
+ * sends goes to MQTT, and a message another MQTT client (another
+ * machine's bridge, say) publishes is routed to this broker's clients.
+ * Local applications keep the native transport; only the bridged
+ * channels cross machines.
+ *
+ * A message crosses each bridge once: the bridge's MQTT subscriptions
+ * are no-local (MQTT 5), and the broker never routes a message a bridge
+ * injected back to that bridge. Overlapping patterns forward a message
+ * once. [method@Bus.list_channels] and [func@Channel.is_registered] on
+ * this broker's clients still see only this broker's listeners.
+ *
+ * Connects at once, blocking the calling thread as
+ * [ctor@Bus.new_for_address] does; afterwards the bridge reconnects by
+ * itself, queueing what it forwards meanwhile (up to the bus's
+ * [property@Bus:max-queued]; beyond that messages are dropped and
+ * logged).
+ *
+ * Returns: %TRUE if the bridge runs; %FALSE with @error set
+ *   (%QIPC_BUS_ERROR_INVALID_ADDRESS for an address that is not MQTT,
+ *   %QIPC_BUS_ERROR_INVALID_NAME for a bad pattern,
+ *   %QIPC_BUS_ERROR_BROKER_NOT_FOUND when no MQTT broker answers)
+ */
+gboolean
+qipc_broker_add_bridge (QipcBroker          *self,
+                        const char          *address,
+                        const char * const  *patterns,
+                        GError             **error)
+{
+  g_autofree char *bus_address = NULL;
+  Bridge *bridge;
+
+  g_return_val_if_fail (QIPC_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (address != NULL, FALSE);
+  g_return_val_if_fail (patterns != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!g_str_has_prefix (address, "mqtt://") && !g_str_has_prefix (address, "mqtts://"))
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS,
+                   "A bridge needs an mqtt:// or mqtts:// address, not \"%s\"", address);
+      return FALSE;
+    }
+  if (patterns[0] == NULL)
+    {
+      g_set_error_literal (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME,
+                           "A bridge needs at least one channel pattern");
+      return FALSE;
+    }
+  for (guint i = 0; patterns[i] != NULL; i++)
+    if (!_qipc_channel_name_validate (patterns[i], TRUE, error))
+      return FALSE;
+
+  /* Its own messages do not come back to it from MQTT. */
+  bus_address = g_strconcat (address, strchr (address, '?') != NULL ? "&" : "?",
+                             "no-local=true", NULL);
+  bridge = g_new0 (Bridge, 1);
+  bridge->broker = self;
+  bridge->address = g_strdup (address);
+  bridge->patterns = g_strdupv ((char **) patterns);
+  bridge->channels = g_ptr_array_new_with_free_func (g_object_unref);
+  bridge->bus = qipc_bus_new_for_address (bus_address, error);
+  if (bridge->bus == NULL)
+    {
+      bridge_free (bridge);
+      return FALSE;
+    }
+  for (guint i = 0; patterns[i] != NULL; i++)
+    {
+      QipcChannel *channel = qipc_channel_new_for_bus (bridge->bus, patterns[i], error);
+
+      if (channel == NULL)
+        {
+          bridge_free (bridge);
+          return FALSE;
+        }
+      g_object_set_data (G_OBJECT (channel), "qipc-bridge-index", GINT_TO_POINTER (i));
+      g_signal_connect (channel, "received", G_CALLBACK (on_bridge_received), bridge);
+      g_ptr_array_add (bridge->channels, channel);
+    }
+  /* Subscribed once this returns. */
+  if (!qipc_channel_flush_for_bus (bridge->bus, error))
+    {
+      bridge_free (bridge);
+      return FALSE;
+    }
+  g_ptr_array_add (self->bridges, bridge);
+  return TRUE;
 }

@@ -37,7 +37,12 @@
  * - `dbus:session`, `dbus:system`, `dbus:address=unix:path=/tmp/bus`: a
  *   D-Bus daemon instead of a qipc broker, with messages as D-Bus
  *   signals (see [Channels over D-Bus](dbus-transport.html)). Setting
- *   `QIPC_BUS_ADDRESS=dbus:session` puts the default bus there.
+ *   `QIPC_BUS_ADDRESS=dbus:session` puts the default bus there;
+ * - `mqtt://host:1883?client-id=…&prefix=qipc&keepalive=30&format=json`
+ *   and `mqtts://host:8883?ca=…`: an MQTT 5 broker (mosquitto, EMQX,
+ *   HiveMQ, VerneMQ…), channel `a/b` being topic `<prefix>/a/b`; see
+ *   [Running qipc across machines](mqtt.html) for the options and for
+ *   what MQTT keeps of the semantics below.
  *
  * If the broker (or D-Bus daemon) goes away, the bus emits [signal@Bus::disconnected] and
  * reconnects by itself, with a backoff from 20 ms to 2 s; once connected

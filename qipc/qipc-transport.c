@@ -5,6 +5,7 @@
 
 #include "qipc-transport-private.h"
 #include "qipc-dbus-transport-private.h"
+#include "qipc-mqtt-transport-private.h"
 
 typedef struct
 {
@@ -24,6 +25,8 @@ static const struct
   TransportNew new_for_address;
 } transports[] = {
   { "dbus:", _qipc_dbus_transport_new },
+  { "mqtt://", _qipc_mqtt_transport_new },
+  { "mqtts://", _qipc_mqtt_transport_new },
 };
 
 static void

@@ -4,6 +4,7 @@
  */
 #include "test-utils.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
@@ -313,8 +314,20 @@ qipc_test_listen (QipcBus       *bus,
   QipcChannel *channel = qipc_channel_new_for_bus (bus, name, &error);
 
   g_assert_no_error (error);
-  g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
+  if (inbox != NULL)
+    g_signal_connect (channel, "received", G_CALLBACK (inbox_add), inbox);
   return channel;
+}
+
+/* Whether @inbox holds the line @line. */
+gboolean
+qipc_test_inbox_has (QipcTestInbox *inbox,
+                     const char    *line)
+{
+  for (guint i = 0; i < inbox->messages->len; i++)
+    if (g_str_equal (inbox->messages->pdata[i], line))
+      return TRUE;
+  return FALSE;
 }
 
 /* Runs the main context for a while, so that anything unexpected that
@@ -358,4 +371,219 @@ qipc_test_is_registered (QipcBus    *bus,
 
   g_assert_no_error (error);
   return registered;
+}
+
+/* ------------------------------------------------------------------ */
+/* A mosquitto of the test's own                                       */
+
+struct _QipcTestMosquitto
+{
+  GSubprocess *process;
+  guint16 port;
+  char *tls_config;           /* NULL, or the listener's TLS lines */
+  char *directory;
+  char *config;
+  char *address;
+};
+
+/* A TCP port of 127.0.0.1 that nothing listens on (at the time). */
+guint16
+qipc_test_free_loopback_port (void)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, any, FALSE, &error));
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static gboolean
+port_accepts (guint16 port)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
+  return connection != NULL;
+}
+
+/* Starts mosquitto on the port and config already chosen; FALSE when it
+ * exits at once (the port was taken meanwhile). */
+static gboolean
+mosquitto_launch (QipcTestMosquitto *mosquitto)
+{
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  /* A test that crashes or times out must not leave its broker behind. */
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  mosquitto->process = g_subprocess_launcher_spawn (launcher, &error,
+                                                    "mosquitto", "-c", mosquitto->config, NULL);
+  g_assert_no_error (error);
+  while (!port_accepts (mosquitto->port))
+    {
+      /* No identifier once it has exited. */
+      if (g_subprocess_get_identifier (mosquitto->process) == NULL)
+        {
+          g_clear_object (&mosquitto->process);
+          return FALSE;
+        }
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (5000);
+    }
+  return TRUE;
+}
+
+static void
+mosquitto_write_config (QipcTestMosquitto *mosquitto)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* mosquitto drops (silently) the QoS 1 messages beyond
+   * max_queued_messages for a slow client, 1000 by default: a receiver
+   * under a sanitizer falls that far behind a sender. */
+  text = g_strdup_printf ("# A test's own broker: loopback only, no persistence.\n"
+                          "listener %u 127.0.0.1\n"
+                          "allow_anonymous true\n"
+                          "persistence false\n"
+                          "max_queued_messages 100000\n"
+                          /* Run as root, it would switch to the user
+                           * mosquitto, and lose its parent-death signal. */
+                          "user %s\n"
+                          "log_dest stderr\n"
+                          "log_type error\n"
+                          "log_type warning\n"
+                          "%s",
+                          mosquitto->port, g_get_user_name (),
+                          mosquitto->tls_config != NULL ? mosquitto->tls_config : "");
+  g_assert_true (g_file_set_contents (mosquitto->config, text, -1, &error));
+  g_assert_no_error (error);
+}
+
+/* A mosquitto on 127.0.0.1 at a free port, with a config of its own
+ * (anonymous clients, no persistence); its address is
+ * qipc_test_mosquitto_get_address(). */
+QipcTestMosquitto *
+qipc_test_mosquitto_start (void)
+{
+  return qipc_test_mosquitto_start_tls (NULL, NULL, NULL);
+}
+
+/* The same with TLS (all three PEM files given) at an mqtts:// address. */
+static QipcTestMosquitto *
+mosquitto_new (const char *ca_file,
+               const char *cert_file,
+               const char *key_file)
+{
+  QipcTestMosquitto *mosquitto = g_new0 (QipcTestMosquitto, 1);
+  g_autoptr(GError) error = NULL;
+
+  if (ca_file != NULL)
+    mosquitto->tls_config = g_strdup_printf ("cafile %s\ncertfile %s\nkeyfile %s\n",
+                                             ca_file, cert_file, key_file);
+  mosquitto->directory = g_dir_make_tmp ("qipc-test-mosquitto-XXXXXX", &error);
+  g_assert_no_error (error);
+  mosquitto->config = g_build_filename (mosquitto->directory, "mosquitto.conf", NULL);
+  return mosquitto;
+}
+
+static void
+mosquitto_set_port (QipcTestMosquitto *mosquitto,
+                    guint16            port)
+{
+  mosquitto->port = port;
+  g_free (mosquitto->address);
+  mosquitto->address = g_strdup_printf ("%s://127.0.0.1:%u",
+                                        mosquitto->tls_config != NULL ? "mqtts" : "mqtt", port);
+  mosquitto_write_config (mosquitto);
+}
+
+QipcTestMosquitto *
+qipc_test_mosquitto_start_tls (const char *ca_file,
+                               const char *cert_file,
+                               const char *key_file)
+{
+  QipcTestMosquitto *mosquitto = mosquitto_new (ca_file, cert_file, key_file);
+
+  /* Another test may take the port between our look and mosquitto's. */
+  for (int attempt = 0; attempt < 10; attempt++)
+    {
+      mosquitto_set_port (mosquitto, qipc_test_free_loopback_port ());
+      if (mosquitto_launch (mosquitto))
+        break;
+    }
+  g_assert_nonnull (mosquitto->process);
+  return mosquitto;
+}
+
+/* On @port (a fixed address, for a table of servers). */
+QipcTestMosquitto *
+qipc_test_mosquitto_start_at (guint16 port)
+{
+  QipcTestMosquitto *mosquitto = mosquitto_new (NULL, NULL, NULL);
+
+  mosquitto_set_port (mosquitto, port);
+  g_assert_true (mosquitto_launch (mosquitto));
+  return mosquitto;
+}
+
+/* "mqtt://127.0.0.1:PORT" */
+const char *
+qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto)
+{
+  return mosquitto->address;
+}
+
+guint16
+qipc_test_mosquitto_get_port (QipcTestMosquitto *mosquitto)
+{
+  return mosquitto->port;
+}
+
+/* Kills it (SIGKILL: what it had is lost), waiting for its end. */
+void
+qipc_test_mosquitto_stop (QipcTestMosquitto *mosquitto)
+{
+  if (mosquitto->process == NULL)
+    return;
+  g_subprocess_send_signal (mosquitto->process, SIGKILL);
+  g_assert_true (g_subprocess_wait (mosquitto->process, NULL, NULL));
+  g_clear_object (&mosquitto->process);
+}
+
+/* Starts it again (after a stop, or kills it first) on the same port. */
+void
+qipc_test_mosquitto_restart (QipcTestMosquitto *mosquitto)
+{
+  gint64 deadline = g_get_monotonic_time () + TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  qipc_test_mosquitto_stop (mosquitto);
+  while (!mosquitto_launch (mosquitto))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (50000);
+    }
+}
+
+void
+qipc_test_mosquitto_free (QipcTestMosquitto *mosquitto)
+{
+  qipc_test_mosquitto_stop (mosquitto);
+  g_unlink (mosquitto->config);
+  g_rmdir (mosquitto->directory);
+  g_free (mosquitto->config);
+  g_free (mosquitto->directory);
+  g_free (mosquitto->address);
+  g_free (mosquitto->tls_config);
+  g_free (mosquitto);
 }

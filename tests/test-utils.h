@@ -49,9 +49,12 @@ QipcTestInbox *qipc_test_inbox_new       (void);
 void           qipc_test_inbox_free      (QipcTestInbox *inbox);
 void           qipc_test_inbox_wait      (QipcTestInbox *inbox,
                                           guint          count);
+/* @inbox may be NULL: the messages go nowhere. */
 QipcChannel   *qipc_test_listen          (QipcBus       *bus,
                                           const char    *name,
                                           QipcTestInbox *inbox);
+gboolean       qipc_test_inbox_has       (QipcTestInbox *inbox,
+                                          const char    *line);
 void           qipc_test_settle          (guint          ms);
 void           qipc_test_send_ok         (QipcBus       *bus,
                                           const char    *channel,
@@ -61,7 +64,25 @@ void           qipc_test_flush_ok        (QipcBus       *bus);
 gboolean       qipc_test_is_registered   (QipcBus       *bus,
                                           const char    *name);
 
+guint16        qipc_test_free_loopback_port (void);
+
+/* A mosquitto the test starts on 127.0.0.1 at a free port (with TLS at
+ * an mqtts:// address when the three PEM files are given). */
+typedef struct _QipcTestMosquitto QipcTestMosquitto;
+
+QipcTestMosquitto *qipc_test_mosquitto_start       (void);
+QipcTestMosquitto *qipc_test_mosquitto_start_tls   (const char        *ca_file,
+                                                    const char        *cert_file,
+                                                    const char        *key_file);
+QipcTestMosquitto *qipc_test_mosquitto_start_at    (guint16            port);
+const char        *qipc_test_mosquitto_get_address (QipcTestMosquitto *mosquitto);
+guint16            qipc_test_mosquitto_get_port    (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_stop        (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_restart     (QipcTestMosquitto *mosquitto);
+void               qipc_test_mosquitto_free        (QipcTestMosquitto *mosquitto);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestChild, qipc_test_child_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestMosquitto, qipc_test_mosquitto_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestInbox, qipc_test_inbox_free)
 
 G_END_DECLS

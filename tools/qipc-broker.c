@@ -36,6 +36,8 @@ typedef struct
 } Daemon;
 
 static char **opt_addresses;
+static char **opt_bridges;
+static char **opt_bridge_channels;
 static char *opt_policy;
 static gboolean opt_autostart;
 static gint64 opt_idle_timeout = -1;  /* -1: the default for the mode */
@@ -97,6 +99,11 @@ static const GOptionEntry entries[] = {
   { "idle-timeout", 0, 0, G_OPTION_ARG_CALLBACK, parse_idle_timeout,
     "Exit after SECONDS without clients (default: 10 with --autostart, else never; 0: never)",
     "SECONDS" },
+  { "bridge", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_bridges,
+    "Forward the --bridge-channels both ways between this broker and the MQTT broker "
+    "at ADDR: mqtt://host:port[?options] or mqtts://… (repeatable)", "ADDR" },
+  { "bridge-channels", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_bridge_channels,
+    "A channel name or pattern that the bridges forward (repeatable)", "PATTERN" },
   { "max-queued-bytes", 0, 0, G_OPTION_ARG_CALLBACK, parse_max_queued_bytes,
     "Drop messages for a client once N bytes wait for it (default: 8 MiB)", "N" },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
@@ -280,6 +287,12 @@ parse_options (int      *argc,
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, argc, argv, error))
     return FALSE;
+  if ((opt_bridges == NULL) != (opt_bridge_channels == NULL))
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           "--bridge and --bridge-channels go together");
+      return FALSE;
+    }
   if (*argc > 1)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
@@ -297,6 +310,14 @@ configure (QipcBroker  *broker,
     qipc_broker_set_max_queued_bytes (broker, opt_max_queued_bytes);
   if (opt_policy != NULL && !qipc_broker_set_policy_from_file (broker, opt_policy, error))
     return FALSE;
+  /* Before listening: a client that can connect finds them running. */
+  for (gsize i = 0; opt_bridges != NULL && opt_bridges[i] != NULL; i++)
+    if (!qipc_broker_add_bridge (broker, opt_bridges[i],
+                                 (const char * const *) opt_bridge_channels, error))
+      {
+        g_prefix_error (error, "Cannot bridge to %s: ", opt_bridges[i]);
+        return FALSE;
+      }
   return TRUE;
 }
 

@@ -1,0 +1,619 @@
+/* qipc-json.c: GVariant <-> JSON, for the command-line tool and MQTT
+ *
+ * The mapping is documented in qipc(1) ("JSON") and in the guide
+ * "Running qipc across machines". The tool builds this file again (it
+ * is GLib and json-glib only), since the library keeps its copy hidden.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "qipc-json-private.h"
+
+#include <math.h>
+#include <string.h>
+
+G_DEFINE_QUARK (qipc-json-error-quark, _qipc_json_error)
+
+/* ------------------------------------------------------------------ */
+/* JSON → GVariant                                                     */
+
+
+static const char *
+json_kind (JsonNode *node)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      return "an object";
+    case JSON_NODE_ARRAY:
+      return "an array";
+    case JSON_NODE_NULL:
+      return "null";
+    case JSON_NODE_VALUE:
+    default:
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_BOOLEAN:
+          return "a boolean";
+        case G_TYPE_INT64:
+          return "an integer";
+        case G_TYPE_DOUBLE:
+          return "a number with a fraction";
+        default:
+          return "a string";
+        }
+    }
+}
+
+static gboolean
+json_is (JsonNode *node,
+         GType     value_type)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == value_type;
+}
+
+static GVariant *
+mismatch (JsonNode            *node,
+          const GVariantType  *type,
+          const char          *path,
+          const char          *expected,
+          GError             **error)
+{
+  g_set_error (error, QIPC_JSON_ERROR, 0, "At %s: type \"%.*s\" needs %s, not %s",
+               path, (int) g_variant_type_get_string_length (type),
+               g_variant_type_peek_string (type), expected, json_kind (node));
+  return NULL;
+}
+
+/* Strict base64: what g_base64_decode() does not check. */
+static gboolean
+is_base64 (const char *text)
+{
+  gsize length = strlen (text);
+
+  if (length % 4 != 0)
+    return FALSE;
+  for (gsize i = 0; i < length; i++)
+    {
+      char c = text[i];
+
+      if (g_ascii_isalnum (c) || c == '+' || c == '/')
+        continue;
+      /* Padding: only at the end, at most two. */
+      if (c == '=' && i + 2 >= length &&
+          (i + 1 == length || text[i + 1] == '='))
+        continue;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static GVariant *
+integer_to_variant (JsonNode            *node,
+                    const GVariantType  *type,
+                    const char          *path,
+                    GError             **error)
+{
+  gint64 value;
+  gint64 min, max;
+  char kind = *g_variant_type_peek_string (type);
+
+  if (kind == 't' && json_is (node, G_TYPE_STRING))
+    {
+      guint64 big;
+
+      /* What _qipc_json_from_variant() writes beyond G_MAXINT64. */
+      if (!g_ascii_string_to_unsigned (json_node_get_string (node), 10, 0, G_MAXUINT64, &big, NULL))
+        return mismatch (node, type, path, "an integer or a decimal string", error);
+      return g_variant_new_uint64 (big);
+    }
+  if (!json_is (node, G_TYPE_INT64))
+    return mismatch (node, type, path, "an integer", error);
+  value = json_node_get_int (node);
+  switch (kind)
+    {
+    case 'y': min = 0; max = G_MAXUINT8; break;
+    case 'n': min = G_MININT16; max = G_MAXINT16; break;
+    case 'q': min = 0; max = G_MAXUINT16; break;
+    case 'i': case 'h': min = G_MININT32; max = G_MAXINT32; break;
+    case 'u': min = 0; max = G_MAXUINT32; break;
+    case 't': min = 0; max = G_MAXINT64; break;
+    case 'x': default: min = G_MININT64; max = G_MAXINT64; break;
+    }
+  if (value < min || value > max)
+    {
+      g_set_error (error, QIPC_JSON_ERROR, 0,
+                   "At %s: %" G_GINT64_FORMAT " is out of the range of type \"%c\" "
+                   "(%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ")",
+                   path, value, kind, min, max);
+      return NULL;
+    }
+  switch (kind)
+    {
+    case 'y': return g_variant_new_byte (value);
+    case 'n': return g_variant_new_int16 (value);
+    case 'q': return g_variant_new_uint16 (value);
+    case 'i': return g_variant_new_int32 (value);
+    case 'h': return g_variant_new_handle (value);
+    case 'u': return g_variant_new_uint32 (value);
+    case 't': return g_variant_new_uint64 (value);
+    case 'x': default: return g_variant_new_int64 (value);
+    }
+}
+
+static GVariant *
+string_to_variant (JsonNode            *node,
+                   const GVariantType  *type,
+                   const char          *path,
+                   GError             **error)
+{
+  const char *text;
+
+  if (!json_is (node, G_TYPE_STRING))
+    return mismatch (node, type, path, "a string", error);
+  text = json_node_get_string (node);
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_OBJECT_PATH))
+    {
+      if (!g_variant_is_object_path (text))
+        return mismatch (node, type, path, "an object path", error);
+      return g_variant_new_object_path (text);
+    }
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_SIGNATURE))
+    {
+      if (!g_variant_is_signature (text))
+        return mismatch (node, type, path, "a signature", error);
+      return g_variant_new_signature (text);
+    }
+  return g_variant_new_string (text);
+}
+
+/* A dictionary key comes as a JSON member name: a string of any key
+ * type's value. */
+static GVariant *
+key_to_variant (const char          *key,
+                const GVariantType  *type,
+                const char          *path,
+                GError             **error)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_VALUE);
+  char kind = *g_variant_type_peek_string (type);
+
+  if (kind == 's' || kind == 'o' || kind == 'g')
+    {
+      json_node_set_string (node, key);
+      return string_to_variant (node, type, path, error);
+    }
+  if (kind == 'b' && (strcmp (key, "true") == 0 || strcmp (key, "false") == 0))
+    return g_variant_new_boolean (key[0] == 't');
+  if (kind == 'd')
+    {
+      char *end;
+      double value = g_ascii_strtod (key, &end);
+
+      if (*key != '\0' && *end == '\0')
+        return g_variant_new_double (value);
+    }
+  else if (kind != 'b')
+    {
+      gint64 value;
+
+      if (g_ascii_string_to_signed (key, 10, G_MININT64, G_MAXINT64, &value, NULL))
+        {
+          json_node_set_int (node, value);
+          return integer_to_variant (node, type, path, error);
+        }
+    }
+  g_set_error (error, QIPC_JSON_ERROR, 0, "At %s: the key \"%s\" is not of type \"%c\"",
+               path, key, kind);
+  return NULL;
+}
+
+/* The type a JSON value has when nothing says otherwise (see "JSON" in
+ * qipc(1)): null is "mv" nothing, true/false "b", integers "x", other
+ * numbers "d", strings "s", objects "a{sv}", arrays "aT" when every
+ * element has the type T, else "av". */
+static GVariant *
+json_infer (JsonNode    *node,
+            const char  *path,
+            GError     **error)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_NULL:
+      return g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL);
+
+    case JSON_NODE_VALUE:
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_BOOLEAN:
+          return g_variant_new_boolean (json_node_get_boolean (node));
+        case G_TYPE_INT64:
+          return g_variant_new_int64 (json_node_get_int (node));
+        case G_TYPE_DOUBLE:
+          return g_variant_new_double (json_node_get_double (node));
+        default:
+          return g_variant_new_string (json_node_get_string (node));
+        }
+
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *object = json_node_get_object (node);
+        g_autoptr(GList) members = json_object_get_members (object);
+        GVariantBuilder builder;
+
+        g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+        for (GList *l = members; l != NULL; l = l->next)
+          {
+            const char *member = l->data;
+            JsonNode *value = json_object_get_member (object, member);
+            g_autofree char *child_path = g_strdup_printf ("%s.%s", path, member);
+            GVariant *child = json_infer (value, child_path, error);
+
+            if (child == NULL)
+              {
+                g_variant_builder_clear (&builder);
+                return NULL;
+              }
+            g_variant_builder_add (&builder, "{sv}", member, child);
+          }
+        return g_variant_builder_end (&builder);
+      }
+
+    case JSON_NODE_ARRAY:
+    default:
+      {
+        JsonArray *array = json_node_get_array (node);
+        guint n = json_array_get_length (array);
+        g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+        gboolean same = n > 0;
+
+        for (guint i = 0; i < n; i++)
+          {
+            g_autofree char *child_path = g_strdup_printf ("%s[%u]", path, i);
+            GVariant *child = json_infer (json_array_get_element (array, i), child_path, error);
+
+            if (child == NULL)
+              return NULL;
+            g_ptr_array_add (children, g_variant_ref_sink (child));
+            if (i > 0 && !g_variant_type_equal (g_variant_get_type (child),
+                                                g_variant_get_type (children->pdata[0])))
+              same = FALSE;
+          }
+        if (same)
+          return g_variant_new_array (NULL, (GVariant **) children->pdata, n);
+        for (guint i = 0; i < n; i++)
+          {
+            GVariant *boxed = g_variant_ref_sink (g_variant_new_variant (children->pdata[i]));
+
+            g_variant_unref (children->pdata[i]);
+            children->pdata[i] = boxed;
+          }
+        return g_variant_new_array (G_VARIANT_TYPE_VARIANT, (GVariant **) children->pdata, n);
+      }
+    }
+}
+
+static GVariant *
+json_to_array (JsonNode            *node,
+               const GVariantType  *type,
+               const char          *path,
+               GError             **error)
+{
+  const GVariantType *element = g_variant_type_element (type);
+  GVariantBuilder builder;
+
+  /* Bytes are a base64 string (an array of numbers works too). */
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING) && json_is (node, G_TYPE_STRING))
+    {
+      const char *text = json_node_get_string (node);
+      guchar *bytes;
+      gsize length;
+
+      if (!is_base64 (text))
+        return mismatch (node, type, path, "a base64 string", error);
+      bytes = g_base64_decode (text, &length);
+      return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                       g_bytes_new_take (bytes, length), TRUE);
+    }
+
+  g_variant_builder_init (&builder, type);
+  if (g_variant_type_is_dict_entry (element))
+    {
+      const GVariantType *key_type = g_variant_type_key (element);
+      const GVariantType *value_type = g_variant_type_value (element);
+      JsonObject *object;
+      g_autoptr(GList) members = NULL;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return mismatch (node, type, path, "an object", error);
+      object = json_node_get_object (node);
+      members = json_object_get_members (object);
+      for (GList *l = members; l != NULL; l = l->next)
+        {
+          const char *member = l->data;
+          JsonNode *value = json_object_get_member (object, member);
+          g_autofree char *child_path = g_strdup_printf ("%s.%s", path, member);
+          GVariant *key = key_to_variant (member, key_type, child_path, error);
+          GVariant *child = key != NULL ? _qipc_json_to_variant (value, value_type, child_path, error) : NULL;
+
+          if (child == NULL)
+            {
+              if (key != NULL)
+                g_variant_unref (g_variant_ref_sink (key));
+              g_variant_builder_clear (&builder);
+              return NULL;
+            }
+          g_variant_builder_add_value (&builder, g_variant_new_dict_entry (key, child));
+        }
+    }
+  else
+    {
+      JsonArray *array;
+
+      if (!JSON_NODE_HOLDS_ARRAY (node))
+        return mismatch (node, type, path,
+                         g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING)
+                         ? "an array or a base64 string" : "an array", error);
+      array = json_node_get_array (node);
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        {
+          g_autofree char *child_path = g_strdup_printf ("%s[%u]", path, i);
+          GVariant *child = _qipc_json_to_variant (json_array_get_element (array, i), element,
+                                             child_path, error);
+
+          if (child == NULL)
+            {
+              g_variant_builder_clear (&builder);
+              return NULL;
+            }
+          g_variant_builder_add_value (&builder, child);
+        }
+    }
+  return g_variant_builder_end (&builder);
+}
+
+/* A tuple or a dict entry is a JSON array of as many items. */
+static GVariant *
+json_to_tuple (JsonNode            *node,
+               const GVariantType  *type,
+               const char          *path,
+               GError             **error)
+{
+  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  gsize n_items = g_variant_type_n_items (type);
+  const GVariantType *item = g_variant_type_first (type);
+  JsonArray *array;
+
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return mismatch (node, type, path, "an array", error);
+  array = json_node_get_array (node);
+  if (json_array_get_length (array) != n_items)
+    {
+      g_set_error (error, QIPC_JSON_ERROR, 0, "At %s: type \"%.*s\" needs an array of %" G_GSIZE_FORMAT
+                   " items, not %u", path, (int) g_variant_type_get_string_length (type),
+                   g_variant_type_peek_string (type), n_items, json_array_get_length (array));
+      return NULL;
+    }
+  for (guint i = 0; item != NULL; i++, item = g_variant_type_next (item))
+    {
+      g_autofree char *child_path = g_strdup_printf ("%s[%u]", path, i);
+      GVariant *child = _qipc_json_to_variant (json_array_get_element (array, i), item, child_path, error);
+
+      if (child == NULL)
+        return NULL;
+      g_ptr_array_add (children, g_variant_ref_sink (child));
+    }
+  if (g_variant_type_is_dict_entry (type))
+    return g_variant_new_dict_entry (children->pdata[0], children->pdata[1]);
+  return g_variant_new_tuple ((GVariant **) children->pdata, n_items);
+}
+
+/* A variant is {"type": T, "value": V} when written with
+ * QIPC_JSON_TYPED_VARIANTS (so that it reads back with its type), else
+ * any JSON value, of the type json_infer() gives it. */
+static GVariant *
+variant_from_json (JsonNode    *node,
+                   const char  *path,
+                   GError     **error)
+{
+  GVariant *child;
+
+  if (JSON_NODE_HOLDS_OBJECT (node) && json_object_get_size (json_node_get_object (node)) == 2)
+    {
+      JsonObject *object = json_node_get_object (node);
+      JsonNode *type = json_object_get_member (object, "type");
+      JsonNode *value = json_object_get_member (object, "value");
+
+      if (type != NULL && value != NULL && json_is (type, G_TYPE_STRING) &&
+          g_variant_type_string_is_valid (json_node_get_string (type)) &&
+          g_variant_type_is_definite (G_VARIANT_TYPE (json_node_get_string (type))))
+        {
+          g_autofree char *child_path = g_strdup_printf ("%s.value", path);
+
+          child = _qipc_json_to_variant (value, G_VARIANT_TYPE (json_node_get_string (type)),
+                                         child_path, error);
+          return child != NULL ? g_variant_new_variant (child) : NULL;
+        }
+    }
+  child = json_infer (node, path, error);
+  return child != NULL ? g_variant_new_variant (child) : NULL;
+}
+
+GVariant *
+_qipc_json_to_variant (JsonNode            *node,
+                       const GVariantType  *type,
+                       const char          *path,
+                       GError             **error)
+{
+  if (type == NULL)
+    return json_infer (node, path, error);
+
+  switch (*g_variant_type_peek_string (type))
+    {
+    case 'b':
+      if (!json_is (node, G_TYPE_BOOLEAN))
+        return mismatch (node, type, path, "true or false", error);
+      return g_variant_new_boolean (json_node_get_boolean (node));
+    case 'y': case 'n': case 'q': case 'i': case 'u': case 'x': case 't': case 'h':
+      return integer_to_variant (node, type, path, error);
+    case 'd':
+      if (json_is (node, G_TYPE_INT64))
+        return g_variant_new_double (json_node_get_int (node));
+      if (!json_is (node, G_TYPE_DOUBLE))
+        return mismatch (node, type, path, "a number", error);
+      return g_variant_new_double (json_node_get_double (node));
+    case 's': case 'o': case 'g':
+      return string_to_variant (node, type, path, error);
+    case 'v':
+      return variant_from_json (node, path, error);
+    case 'm':
+      {
+        GVariant *child = NULL;
+
+        if (!JSON_NODE_HOLDS_NULL (node))
+          {
+            child = _qipc_json_to_variant (node, g_variant_type_element (type), path, error);
+            if (child == NULL)
+              return NULL;
+          }
+        return g_variant_new_maybe (g_variant_type_element (type), child);
+      }
+    case 'a':
+      return json_to_array (node, type, path, error);
+    case '(': case '{':
+      return json_to_tuple (node, type, path, error);
+    default:
+      return mismatch (node, type, path, "nothing JSON has", error);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* GVariant → JSON                                                     */
+
+JsonNode *
+_qipc_json_from_variant (GVariant      *value,
+                         QipcJsonFlags  flags)
+{
+  JsonNode *node;
+
+  switch (g_variant_classify (value))
+    {
+    case G_VARIANT_CLASS_BOOLEAN:
+      return json_node_init_boolean (json_node_alloc (), g_variant_get_boolean (value));
+    case G_VARIANT_CLASS_BYTE:
+      return json_node_init_int (json_node_alloc (), g_variant_get_byte (value));
+    case G_VARIANT_CLASS_INT16:
+      return json_node_init_int (json_node_alloc (), g_variant_get_int16 (value));
+    case G_VARIANT_CLASS_UINT16:
+      return json_node_init_int (json_node_alloc (), g_variant_get_uint16 (value));
+    case G_VARIANT_CLASS_INT32:
+      return json_node_init_int (json_node_alloc (), g_variant_get_int32 (value));
+    case G_VARIANT_CLASS_HANDLE:
+      return json_node_init_int (json_node_alloc (), g_variant_get_handle (value));
+    case G_VARIANT_CLASS_UINT32:
+      return json_node_init_int (json_node_alloc (), g_variant_get_uint32 (value));
+    case G_VARIANT_CLASS_INT64:
+      return json_node_init_int (json_node_alloc (), g_variant_get_int64 (value));
+    case G_VARIANT_CLASS_UINT64:
+      {
+        guint64 number = g_variant_get_uint64 (value);
+
+        /* Beyond json-glib's integers: a decimal string, which reads
+         * back as the same "t". */
+        if (number > G_MAXINT64)
+          {
+            char text[24];
+
+            g_snprintf (text, sizeof text, "%" G_GUINT64_FORMAT, number);
+            return json_node_init_string (json_node_alloc (), text);
+          }
+        return json_node_init_int (json_node_alloc (), number);
+      }
+    case G_VARIANT_CLASS_DOUBLE:
+      {
+        double number = g_variant_get_double (value);
+
+        /* JSON has no NaN nor infinities. */
+        if (!isfinite (number))
+          return json_node_init_null (json_node_alloc ());
+        return json_node_init_double (json_node_alloc (), number);
+      }
+    case G_VARIANT_CLASS_STRING:
+    case G_VARIANT_CLASS_OBJECT_PATH:
+    case G_VARIANT_CLASS_SIGNATURE:
+      return json_node_init_string (json_node_alloc (), g_variant_get_string (value, NULL));
+    case G_VARIANT_CLASS_VARIANT:
+      {
+        g_autoptr(GVariant) child = g_variant_get_variant (value);
+        JsonObject *object;
+
+        if (!(flags & QIPC_JSON_TYPED_VARIANTS))
+          return _qipc_json_from_variant (child, flags);
+        object = json_object_new ();
+        json_object_set_string_member (object, "type", g_variant_get_type_string (child));
+        json_object_set_member (object, "value", _qipc_json_from_variant (child, flags));
+        node = json_node_init_object (json_node_alloc (), object);
+        json_object_unref (object);
+        return node;
+      }
+    case G_VARIANT_CLASS_MAYBE:
+      {
+        g_autoptr(GVariant) child = g_variant_get_maybe (value);
+        return child != NULL ? _qipc_json_from_variant (child, flags) : json_node_init_null (json_node_alloc ());
+      }
+    case G_VARIANT_CLASS_ARRAY:
+      if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTESTRING))
+        {
+          gsize length;
+          const guchar *bytes = g_variant_get_fixed_array (value, &length, 1);
+          g_autofree char *text = g_base64_encode (bytes, length);
+
+          return json_node_init_string (json_node_alloc (), text);
+        }
+      if (g_variant_type_is_dict_entry (g_variant_type_element (g_variant_get_type (value))))
+        {
+          JsonObject *object = json_object_new ();
+          gsize n = g_variant_n_children (value);
+
+          for (gsize i = 0; i < n; i++)
+            {
+              g_autoptr(GVariant) entry = g_variant_get_child_value (value, i);
+              g_autoptr(GVariant) key = g_variant_get_child_value (entry, 0);
+              g_autoptr(GVariant) child = g_variant_get_child_value (entry, 1);
+              g_autofree char *printed = NULL;
+              const char *name;
+
+              if (g_variant_is_of_type (key, G_VARIANT_TYPE_STRING) ||
+                  g_variant_is_of_type (key, G_VARIANT_TYPE_OBJECT_PATH) ||
+                  g_variant_is_of_type (key, G_VARIANT_TYPE_SIGNATURE))
+                name = g_variant_get_string (key, NULL);
+              else
+                name = printed = g_variant_print (key, FALSE);
+              json_object_set_member (object, name, _qipc_json_from_variant (child, flags));
+            }
+          node = json_node_alloc ();
+          json_node_init_object (node, object);
+          json_object_unref (object);
+          return node;
+        }
+      G_GNUC_FALLTHROUGH;
+    case G_VARIANT_CLASS_TUPLE:
+    case G_VARIANT_CLASS_DICT_ENTRY:
+    default:
+      {
+        JsonArray *array = json_array_new ();
+        gsize n = g_variant_n_children (value);
+
+        for (gsize i = 0; i < n; i++)
+          {
+            g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+            json_array_add_element (array, _qipc_json_from_variant (child, flags));
+          }
+        node = json_node_alloc ();
+        json_node_init_array (node, array);
+        json_array_unref (array);
+        return node;
+      }
+    }
+}
+
