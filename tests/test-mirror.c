@@ -82,11 +82,15 @@ wait_for_value (GObject    *object,
   wait_until (value_reached, &wait, what);
 }
 
-/* A broker and an exporting child (counter-export) on it. */
+/* A broker and an exporting child (counter-export) on it. The broker
+ * is qipc's own, or (the same tests on the other channel transports) a
+ * mosquitto or a dbus-daemon. */
 typedef struct
 {
   char *address;
   QipcTestChild *broker;
+  QipcTestMosquitto *mosquitto;
+  GTestDBus *dbus;
   QipcTestChild *exporter;
   QipcBus *bus;
 } Fixture;
@@ -103,17 +107,43 @@ spawn_exporter (const char *address,
 }
 
 static void
-fixture_setup (Fixture       *fixture,
-               gconstpointer  data)
+fixture_connect (Fixture *fixture)
 {
   g_autoptr(GError) error = NULL;
 
-  fixture->address = qipc_test_abstract_address ("mirror");
-  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
-  qipc_test_child_expect (fixture->broker, "listening");
   fixture->exporter = spawn_exporter (fixture->address, "app/counter", "41");
   fixture->bus = qipc_bus_new_for_address (fixture->address, &error);
   g_assert_no_error (error);
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  fixture->address = qipc_test_abstract_address ("mirror");
+  fixture->broker = qipc_test_child_spawn ("broker", fixture->address, NULL);
+  qipc_test_child_expect (fixture->broker, "listening");
+  fixture_connect (fixture);
+}
+
+static void
+fixture_setup_mqtt (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  fixture->mosquitto = qipc_test_mosquitto_start ();
+  fixture->address = g_strdup (qipc_test_mosquitto_get_address (fixture->mosquitto));
+  fixture_connect (fixture);
+}
+
+static void
+fixture_setup_dbus (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  fixture->dbus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (fixture->dbus);
+  fixture->address = g_strconcat ("dbus:address=", g_test_dbus_get_bus_address (fixture->dbus),
+                                  NULL);
+  fixture_connect (fixture);
 }
 
 static void
@@ -127,6 +157,10 @@ fixture_teardown (Fixture       *fixture,
   if (fixture->broker != NULL)
     qipc_test_child_kill (fixture->broker);
   g_clear_pointer (&fixture->broker, qipc_test_child_free);
+  g_clear_pointer (&fixture->mosquitto, qipc_test_mosquitto_free);
+  if (fixture->dbus != NULL)
+    g_test_dbus_down (fixture->dbus);
+  g_clear_object (&fixture->dbus);
   g_free (fixture->address);
 }
 
@@ -992,6 +1026,18 @@ main (int    argc,
   g_test_add ("/mirror/native/dropped-in-handler", Fixture, NULL, fixture_setup, test_dropped_in_handler, fixture_teardown);
   g_test_add ("/mirror/native/not-found", Fixture, NULL, fixture_setup, test_not_found, fixture_teardown);
   g_test_add ("/mirror/native/async-and-cancel", Fixture, NULL, fixture_setup, test_async_and_cancel, fixture_teardown);
+  /* Mirrors on any channel transport: the same flows over MQTT and over
+   * channels carried by D-Bus. */
+  g_test_add ("/mirror/mqtt/initial-state", Fixture, NULL, fixture_setup_mqtt, test_initial_state, fixture_teardown);
+  g_test_add ("/mirror/mqtt/remote-changes", Fixture, NULL, fixture_setup_mqtt, test_remote_changes, fixture_teardown);
+  g_test_add ("/mirror/mqtt/set-property", Fixture, NULL, fixture_setup_mqtt, test_set_property, fixture_teardown);
+  g_test_add ("/mirror/mqtt/action", Fixture, NULL, fixture_setup_mqtt, test_action, fixture_teardown);
+  g_test_add ("/mirror/mqtt/vanished-on-kill", Fixture, NULL, fixture_setup_mqtt, test_vanished_on_kill, fixture_teardown);
+  g_test_add ("/mirror/dbus-channels/initial-state", Fixture, NULL, fixture_setup_dbus, test_initial_state, fixture_teardown);
+  g_test_add ("/mirror/dbus-channels/remote-changes", Fixture, NULL, fixture_setup_dbus, test_remote_changes, fixture_teardown);
+  g_test_add ("/mirror/dbus-channels/set-property", Fixture, NULL, fixture_setup_dbus, test_set_property, fixture_teardown);
+  g_test_add ("/mirror/dbus-channels/action", Fixture, NULL, fixture_setup_dbus, test_action, fixture_teardown);
+  g_test_add ("/mirror/dbus-channels/vanished-on-kill", Fixture, NULL, fixture_setup_dbus, test_vanished_on_kill, fixture_teardown);
   g_test_add ("/mirror/export/unsupported", Local, NULL, local_setup, test_unsupported, local_teardown);
   g_test_add ("/mirror/export/skipped-still-work", Local, NULL, local_setup, test_skipped_still_work, local_teardown);
   g_test_add ("/mirror/export/already-exported", Local, NULL, local_setup, test_already_exported, local_teardown);
