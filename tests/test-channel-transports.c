@@ -218,18 +218,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Server, server_free)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static gboolean
-timed_out (gpointer user_data)
-{
-  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 wait_for_flag (guint      *counter,
                const char *what)
 {
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+  guint timeout = qipc_test_add_deadline (what);
 
   while (*counter == 0)
     g_main_context_iteration (NULL, TRUE);
@@ -611,7 +604,7 @@ round_trip_bytes (QipcBus *sender,
   g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
   qipc_test_flush_ok (receiver);
   qipc_test_send_ok (sender, "b", "m", sent);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  timeout = qipc_test_add_deadline ("the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -769,7 +762,7 @@ test_list_and_monitor (gconstpointer data)
   qipc_test_flush_ok (bus);
   qipc_test_child_expect (listener, "l/* one none");
   {
-    guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored");
+    guint timeout = qipc_test_add_deadline ("monitored");
 
     while (seen->len < 2)
       g_main_context_iteration (NULL, TRUE);

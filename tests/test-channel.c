@@ -10,14 +10,6 @@
 
 #include "test-utils.h"
 
-#define WAIT_SECONDS 20
-
-static gboolean
-timed_out (gpointer user_data)
-{
-  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
-  return G_SOURCE_REMOVE;
-}
 
 static char *
 abstract_address (const char *what)
@@ -314,7 +306,7 @@ test_large_payload (void)
    * out and comes back as a sealed memfd. */
   qipc_test_send_ok (bus, "big/x", "blob", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
   g_clear_pointer (&data, g_free);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  timeout = qipc_test_add_deadline ("the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -378,7 +370,7 @@ test_queue_full (void)
   g_signal_connect (bus, "disconnected", G_CALLBACK (on_bus_event), &disconnects);
   qipc_bus_set_max_queued (bus, 4096);
   qipc_test_child_kill (broker);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "disconnected");
+  timeout = qipc_test_add_deadline ("disconnected");
   while (disconnects == 0)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -720,7 +712,7 @@ test_monitor (Fixture       *fixture,
   qipc_test_send_ok (fixture->bus, "nobody/listens", "a", NULL);
   qipc_test_send_ok (fixture->bus, "m/x", "b", g_variant_new_int32 (3));
   qipc_test_flush_ok (fixture->bus);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
+  timeout = qipc_test_add_deadline ("monitored messages");
   while (seen->len < 2 || inbox->messages->len < 1)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);

@@ -10,14 +10,6 @@
 #include "test-counter.h"
 #include "test-utils.h"
 
-#define WAIT_SECONDS 20
-
-static gboolean
-timed_out (gpointer user_data)
-{
-  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
-  return G_SOURCE_REMOVE;
-}
 
 /* Runs the main context until done (data) holds. */
 static void
@@ -25,7 +17,7 @@ wait_until (gboolean   (*done) (gconstpointer data),
             gconstpointer data,
             const char   *what)
 {
-  guint timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) what);
+  guint timeout = qipc_test_add_deadline (what);
 
   while (!done (data))
     g_main_context_iteration (NULL, TRUE);

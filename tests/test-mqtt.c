@@ -14,13 +14,6 @@
 
 #define WAIT_SECONDS 20
 
-static gboolean
-timed_out (gpointer user_data)
-{
-  g_error ("Timed out after %d s waiting for %s", WAIT_SECONDS, (const char *) user_data);
-  return G_SOURCE_REMOVE;
-}
-
 /* The address of @mosquitto, with @options (NULL: none). */
 static char *
 bus_address (QipcTestMosquitto *mosquitto,
@@ -265,7 +258,7 @@ test_monitor (Fixture       *fixture,
   qipc_test_send_ok (other, "elsewhere", "two", NULL);
   qipc_test_flush_ok (other);
   qipc_test_inbox_wait (inbox, 1);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "monitored messages");
+  timeout = qipc_test_add_deadline ("monitored messages");
   while (seen->len < 2)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -305,7 +298,7 @@ test_blocking_in_handler (Fixture       *fixture,
   qipc_test_flush_ok (fixture->bus);
   for (guint i = 0; i < 5; i++)
     qipc_test_send_ok (fixture->bus, "h/x", "m", g_variant_new_uint32 (i));
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the handlers");
+  timeout = qipc_test_add_deadline ("the handlers");
   while (handled < 5)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -398,7 +391,7 @@ test_large (Fixture       *fixture,
   g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
   qipc_test_flush_ok (other);
   qipc_test_send_ok (fixture->bus, "big/x", "blob", sent);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the payload");
+  timeout = qipc_test_add_deadline ("the payload");
   while (received == NULL)
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -679,7 +672,7 @@ test_broker_restart (void)
 
   qipc_test_mosquitto_stop (mosquitto);
   qipc_test_child_expect (listener, "disconnected");
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the disconnection");
+  timeout = qipc_test_add_deadline ("the disconnection");
   while (qipc_bus_is_connected (bus))
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);
@@ -710,7 +703,7 @@ test_queue_full (void)
 
   qipc_bus_set_max_queued (bus, 64 * 1024);
   qipc_test_mosquitto_stop (mosquitto);
-  timeout = g_timeout_add_seconds (WAIT_SECONDS, timed_out, (gpointer) "the disconnection");
+  timeout = qipc_test_add_deadline ("the disconnection");
   while (qipc_bus_is_connected (bus))
     g_main_context_iteration (NULL, TRUE);
   g_source_remove (timeout);

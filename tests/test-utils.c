@@ -106,6 +106,12 @@ wait_timed_out (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+guint
+qipc_test_add_deadline (const char *what)
+{
+  return g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) what);
+}
+
 /* A GAsyncReadyCallback that stores the result in *user_data. */
 void
 qipc_test_store_result (GObject      *source,
@@ -127,7 +133,7 @@ qipc_test_cancel_cb (gpointer cancellable)
 void
 qipc_test_wait_for_result (GAsyncResult **result)
 {
-  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "an async result");
+  guint timeout = qipc_test_add_deadline ("an async result");
 
   while (*result == NULL)
     g_main_context_iteration (NULL, TRUE);
@@ -297,7 +303,7 @@ void
 qipc_test_inbox_wait (QipcTestInbox *inbox,
                       guint          count)
 {
-  guint timeout = g_timeout_add_seconds (TEST_WAIT_SECONDS, wait_timed_out, (gpointer) "messages");
+  guint timeout = qipc_test_add_deadline ("messages");
 
   while (inbox->messages->len < count)
     g_main_context_iteration (NULL, TRUE);

@@ -28,6 +28,9 @@ int            qipc_test_child_wait       (QipcTestChild  *child);
 GPid           qipc_test_child_get_pid    (QipcTestChild  *child);
 void           qipc_test_child_free       (QipcTestChild  *child);
 void           qipc_test_wait_for_result  (GAsyncResult  **result);
+/* A main-context source that fails the test (g_error) when waiting for
+ * @what (a static string) has taken 20 s; g_source_remove() it when done. */
+guint          qipc_test_add_deadline     (const char     *what);
 void           qipc_test_store_result     (GObject        *source,
                                            GAsyncResult   *result,
                                            gpointer        user_data);
