@@ -5,12 +5,14 @@
  * every type and flag each peer sends, a few streams of several frames,
  * and a few address and name strings. Every frame is built with the
  * codec itself and must parse back, so the seeds follow the protocol
- * as the codec has it.
+ * as the codec has it. DIR/json-messages/ gets MQTT payloads in qipc's
+ * JSON format, written by the JSON codec, one for each kind of data.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #include "qipc-frame-private.h"
+#include "qipc-json-private.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -213,6 +215,48 @@ write_corpus (const char         *dir,
     write_seed (dir, strings[i], strings[i + 1], strlen (strings[i + 1]) + 1);
 }
 
+/* Data of every kind the JSON codec writes in its own way. */
+static const char *const json_seeds[] = {
+  "no-data", NULL,
+  "int32", "42",
+  "string", "'a \"quoted\" text\\n'",
+  "bytes", "b'\\x00\\x01binary'",
+  "dict-sv", "{'x': <1>, 'name': <'n'>}",
+  "tuple", "(int32 -1, ['a', 'b'], true)",
+  "maybe-nothing", "@mi nothing",
+  "maybe-just", "@mi 5",
+  "variant", "<@(ud) (7, 1.5)>",
+  "dict-si", "{'a': 1, 'b': 2}",
+  "uint64-big", "uint64 18446744073709551615",
+  "double", "-0.25",
+  "nested", "[[byte 1], @ay []]",
+  "objectpath", "objectpath '/org/qipc/x'",
+};
+
+static void
+write_json_corpus (const char *dir)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+
+  if (g_mkdir_with_parents (dir, 0755) < 0)
+    g_error ("Cannot create %s: %s", dir, g_strerror (errno));
+  for (gsize i = 0; i < G_N_ELEMENTS (json_seeds); i += 2)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) data = NULL;
+      g_autoptr(GBytes) text = NULL;
+
+      if (json_seeds[i + 1] != NULL)
+        {
+          data = g_variant_parse (NULL, json_seeds[i + 1], NULL, NULL, &error);
+          if (data == NULL)
+            g_error ("%s: %s", json_seeds[i], error->message);
+        }
+      text = _qipc_json_encode_message (generator, "setValue", data);
+      write_seed (dir, json_seeds[i], g_bytes_get_data (text, NULL), g_bytes_get_size (text));
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -232,5 +276,10 @@ main (int    argc,
                 G_N_ELEMENTS (client_frames), client_streams, G_N_ELEMENTS (client_streams));
   write_corpus (client_dir, QIPC_FRAME_FROM_BROKER, broker_frames,
                 G_N_ELEMENTS (broker_frames), broker_streams, G_N_ELEMENTS (broker_streams));
+  {
+    g_autofree char *json_dir = g_build_filename (argv[1], "json-messages", NULL);
+
+    write_json_corpus (json_dir);
+  }
   return EXIT_SUCCESS;
 }

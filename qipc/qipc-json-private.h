@@ -1,7 +1,8 @@
 /* qipc-json-private.h: GVariant <-> JSON, for the tool and MQTT
  *
  * A value of a known type converts to JSON and back to the same value,
- * with these exceptions: NaN and infinities become null, and a maybe
+ * with these exceptions: NaN and infinities become null (and read back,
+ * like a number beyond a double's range, as an error), and a maybe
  * of a maybe cannot tell "nothing" from "just nothing". Variants keep
  * their type only with QIPC_JSON_TYPED_VARIANTS.
  *
@@ -35,5 +36,21 @@ GVariant *_qipc_json_to_variant   (JsonNode            *node,
  * objects, tuples and other arrays as arrays, maybe as null or the value. */
 JsonNode *_qipc_json_from_variant (GVariant            *value,
                                    QipcJsonFlags        flags);
+
+/* A channel message as JSON text, {"message": …, "data": …, "type": …}
+ * (data and type left out when @data is NULL), written with @generator. */
+GBytes   *_qipc_json_encode_message (JsonGenerator       *generator,
+                                     const char          *message,
+                                     GVariant            *data);
+/* The reverse, with @parser, for text from anyone: %QIPC_JSON_ERROR (or
+ * %JSON_PARSER_ERROR) for anything that is not such an object, or whose
+ * data does not fit its type. *@data is %NULL for no data. The message
+ * name is not checked against the channel rules. */
+gboolean  _qipc_json_decode_message (JsonParser          *parser,
+                                     const void          *payload,
+                                     gsize                length,
+                                     char               **message,
+                                     GVariant           **data,
+                                     GError             **error);
 
 G_END_DECLS

@@ -141,6 +141,21 @@ integer_to_variant (JsonNode            *node,
     }
 }
 
+/* JSON has no infinity: a number too large for a double ("1e400") is
+ * refused rather than read as one, which would not write back. */
+static GVariant *
+double_to_variant (JsonNode            *node,
+                   const GVariantType  *type,
+                   const char          *path,
+                   GError             **error)
+{
+  double value = json_node_get_double (node);
+
+  if (!isfinite (value))
+    return mismatch (node, type, path, "a number within the range of a double", error);
+  return g_variant_new_double (value);
+}
+
 static GVariant *
 string_to_variant (JsonNode            *node,
                    const GVariantType  *type,
@@ -152,6 +167,10 @@ string_to_variant (JsonNode            *node,
   if (!json_is (node, G_TYPE_STRING))
     return mismatch (node, type, path, "a string", error);
   text = json_node_get_string (node);
+  /* json-glib lets a lone UTF-16 surrogate ("\ud800") through as bytes
+   * that are not UTF-8, which GVariant must never get. */
+  if (!g_utf8_validate (text, -1, NULL))
+    return mismatch (node, type, path, "a string of valid UTF-8", error);
   if (g_variant_type_equal (type, G_VARIANT_TYPE_OBJECT_PATH))
     {
       if (!g_variant_is_object_path (text))
@@ -190,7 +209,7 @@ key_to_variant (const char          *key,
       char *end;
       double value = g_ascii_strtod (key, &end);
 
-      if (*key != '\0' && *end == '\0')
+      if (*key != '\0' && *end == '\0' && isfinite (value))
         return g_variant_new_double (value);
     }
   else if (kind != 'b')
@@ -230,9 +249,9 @@ json_infer (JsonNode    *node,
         case G_TYPE_INT64:
           return g_variant_new_int64 (json_node_get_int (node));
         case G_TYPE_DOUBLE:
-          return g_variant_new_double (json_node_get_double (node));
+          return double_to_variant (node, G_VARIANT_TYPE_DOUBLE, path, error);
         default:
-          return g_variant_new_string (json_node_get_string (node));
+          return string_to_variant (node, G_VARIANT_TYPE_STRING, path, error);
         }
 
     case JSON_NODE_OBJECT:
@@ -325,7 +344,10 @@ json_to_array (JsonNode            *node,
       g_autoptr(GList) members = NULL;
 
       if (!JSON_NODE_HOLDS_OBJECT (node))
-        return mismatch (node, type, path, "an object", error);
+        {
+          g_variant_builder_clear (&builder);
+          return mismatch (node, type, path, "an object", error);
+        }
       object = json_node_get_object (node);
       members = json_object_get_members (object);
       for (GList *l = members; l != NULL; l = l->next)
@@ -351,9 +373,12 @@ json_to_array (JsonNode            *node,
       JsonArray *array;
 
       if (!JSON_NODE_HOLDS_ARRAY (node))
-        return mismatch (node, type, path,
-                         g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING)
-                         ? "an array or a base64 string" : "an array", error);
+        {
+          g_variant_builder_clear (&builder);
+          return mismatch (node, type, path,
+                           g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING)
+                           ? "an array or a base64 string" : "an array", error);
+        }
       array = json_node_get_array (node);
       for (guint i = 0; i < json_array_get_length (array); i++)
         {
@@ -461,7 +486,7 @@ _qipc_json_to_variant (JsonNode            *node,
         return g_variant_new_double (json_node_get_int (node));
       if (!json_is (node, G_TYPE_DOUBLE))
         return mismatch (node, type, path, "a number", error);
-      return g_variant_new_double (json_node_get_double (node));
+      return double_to_variant (node, type, path, error);
     case 's': case 'o': case 'g':
       return string_to_variant (node, type, path, error);
     case 'v':
@@ -617,3 +642,113 @@ _qipc_json_from_variant (GVariant      *value,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* Messages: the MQTT transport's JSON payloads                        */
+
+/* One JsonGenerator for every message: making one a message (as
+ * json_to_string() does) cost more than the rest of the encoding. */
+GBytes *
+_qipc_json_encode_message (JsonGenerator *generator,
+                           const char    *message,
+                           GVariant      *data)
+{
+  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *object = json_object_new ();
+  GString *text = g_string_sized_new (128);
+  gsize length;
+
+  json_object_set_string_member (object, "message", message);
+  if (data != NULL)
+    {
+      json_object_set_member (object, "data",
+                              _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS));
+      json_object_set_string_member (object, "type", g_variant_get_type_string (data));
+    }
+  json_node_take_object (root, object);
+  json_generator_set_root (generator, root);
+  json_generator_to_gstring (generator, text);
+  json_generator_set_root (generator, NULL);
+  length = text->len;
+  return g_bytes_new_take (g_string_free (text, FALSE), length);
+}
+
+static gboolean
+decode_message (JsonParser  *parser,
+                const void  *payload,
+                gsize        length,
+                char       **message,
+                GVariant   **data,
+                GError     **error)
+{
+  JsonObject *object;
+  JsonNode *root, *name, *value, *type;
+  const GVariantType *variant_type = NULL;
+
+  if (!json_parser_load_from_data (parser, payload, (gssize) length, error))
+    return FALSE;
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error_literal (error, QIPC_JSON_ERROR, 0, "not a JSON object");
+      return FALSE;
+    }
+  object = json_node_get_object (root);
+  name = json_object_get_member (object, "message");
+  value = json_object_get_member (object, "data");
+  type = json_object_get_member (object, "type");
+  if (name == NULL || !JSON_NODE_HOLDS_VALUE (name) ||
+      json_node_get_value_type (name) != G_TYPE_STRING ||
+      !g_utf8_validate (json_node_get_string (name), -1, NULL))
+    {
+      g_set_error_literal (error, QIPC_JSON_ERROR, 0, "no \"message\" string of valid UTF-8");
+      return FALSE;
+    }
+  if (type != NULL && !JSON_NODE_HOLDS_NULL (type))
+    {
+      const char *text = JSON_NODE_HOLDS_VALUE (type) &&
+                         json_node_get_value_type (type) == G_TYPE_STRING
+                         ? json_node_get_string (type) : NULL;
+
+      if (text == NULL || !g_variant_type_string_is_valid (text) ||
+          !g_variant_type_is_definite (G_VARIANT_TYPE (text)))
+        {
+          g_set_error_literal (error, QIPC_JSON_ERROR, 0, "\"type\" is not a definite GVariant type");
+          return FALSE;
+        }
+      variant_type = G_VARIANT_TYPE (text);
+    }
+  *data = NULL;
+  if (value != NULL && (!JSON_NODE_HOLDS_NULL (value) ||
+                        (variant_type != NULL && g_variant_type_is_maybe (variant_type))))
+    {
+      *data = _qipc_json_to_variant (value, variant_type, "data", error);
+      if (*data == NULL)
+        return FALSE;
+      g_variant_ref_sink (*data);
+    }
+  *message = g_strdup (json_node_get_string (name));
+  return TRUE;
+}
+
+gboolean
+_qipc_json_decode_message (JsonParser  *parser,
+                           const void  *payload,
+                           gsize        length,
+                           char       **message,
+                           GVariant   **data,
+                           GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *text = NULL;
+
+  *message = NULL;
+  *data = NULL;
+  if (decode_message (parser, payload, length, message, data, &local_error))
+    return TRUE;
+  /* Messages quote the bad input (json-glib's, and the member names in
+   * qipc's paths), which need not be UTF-8. */
+  text = g_utf8_make_valid (local_error->message, -1);
+  g_set_error (error, local_error->domain, local_error->code, "%s", text);
+  g_clear_pointer (data, g_variant_unref);
+  return FALSE;
+}

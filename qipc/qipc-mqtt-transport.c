@@ -995,33 +995,6 @@ qipc_mqtt_transport_call_finish (QipcTransport  *transport,
 /* ------------------------------------------------------------------ */
 /* Payloads                                                            */
 
-/* One JsonGenerator for every message: making one a message (as
- * json_to_string() does) cost more than the rest of the encoding. */
-static GBytes *
-encode_json (JsonGenerator *generator,
-             const char    *message,
-             GVariant      *data)
-{
-  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *object = json_object_new ();
-  GString *text = g_string_sized_new (128);
-  gsize length;
-
-  json_object_set_string_member (object, "message", message);
-  if (data != NULL)
-    {
-      json_object_set_member (object, "data",
-                              _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS));
-      json_object_set_string_member (object, "type", g_variant_get_type_string (data));
-    }
-  json_node_take_object (root, object);
-  json_generator_set_root (generator, root);
-  json_generator_to_gstring (generator, text);
-  json_generator_set_root (generator, NULL);
-  length = text->len;
-  return g_bytes_new_take (g_string_free (text, FALSE), length);
-}
-
 static GBytes *
 encode_gvariant (const char          *message,
                  GVariant            *data,
@@ -1034,62 +1007,6 @@ encode_gvariant (const char          *message,
   mosquitto_property_add_string_pair (props, MQTT_PROP_USER_PROPERTY, "qipc-type",
                                       g_variant_get_type_string (data));
   return g_variant_get_data_as_bytes (data);
-}
-
-static gboolean
-decode_json (JsonParser                      *parser,
-             const struct mosquitto_message  *msg,
-             char                           **message,
-             GVariant                       **data,
-             GError                         **error)
-{
-  JsonObject *object;
-  JsonNode *root, *name, *value, *type;
-  const GVariantType *variant_type = NULL;
-
-  if (!json_parser_load_from_data (parser, msg->payload, msg->payloadlen, error))
-    return FALSE;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error_literal (error, QIPC_JSON_ERROR, 0, "not a JSON object");
-      return FALSE;
-    }
-  object = json_node_get_object (root);
-  name = json_object_get_member (object, "message");
-  value = json_object_get_member (object, "data");
-  type = json_object_get_member (object, "type");
-  if (name == NULL || !JSON_NODE_HOLDS_VALUE (name) ||
-      json_node_get_value_type (name) != G_TYPE_STRING)
-    {
-      g_set_error_literal (error, QIPC_JSON_ERROR, 0, "no \"message\" string");
-      return FALSE;
-    }
-  if (type != NULL && !JSON_NODE_HOLDS_NULL (type))
-    {
-      const char *text = JSON_NODE_HOLDS_VALUE (type) &&
-                         json_node_get_value_type (type) == G_TYPE_STRING
-                         ? json_node_get_string (type) : NULL;
-
-      if (text == NULL || !g_variant_type_string_is_valid (text) ||
-          !g_variant_type_is_definite (G_VARIANT_TYPE (text)))
-        {
-          g_set_error_literal (error, QIPC_JSON_ERROR, 0, "\"type\" is not a definite GVariant type");
-          return FALSE;
-        }
-      variant_type = G_VARIANT_TYPE (text);
-    }
-  *data = NULL;
-  if (value != NULL && (!JSON_NODE_HOLDS_NULL (value) ||
-                        (variant_type != NULL && g_variant_type_is_maybe (variant_type))))
-    {
-      *data = _qipc_json_to_variant (value, variant_type, "data", error);
-      if (*data == NULL)
-        return FALSE;
-      g_variant_ref_sink (*data);
-    }
-  *message = g_strdup (json_node_get_string (name));
-  return TRUE;
 }
 
 static gboolean
@@ -1178,7 +1095,7 @@ qipc_mqtt_transport_send (QipcTransport  *transport,
   if (self->gvariant_format)
     payload = encode_gvariant (message, data, &props);
   else
-    payload = encode_json (self->generator, message, data);
+    payload = _qipc_json_encode_message (self->generator, message, data);
   if (payload != NULL && g_bytes_get_size (payload) > MAX_PAYLOAD)
     {
       g_bytes_unref (payload);
@@ -1248,7 +1165,7 @@ receive_channel_message (QipcMqttTransport              *self,
   if (is_gvariant_payload (props))
     ok = decode_gvariant (msg, props, &message, &data, &error);
   else
-    ok = decode_json (self->parser, msg, &message, &data, &error);
+    ok = _qipc_json_decode_message (self->parser, msg->payload, msg->payloadlen, &message, &data, &error);
   if (ok && !_qipc_message_name_validate (message, &error))
     ok = FALSE;
   if (!ok)

@@ -527,6 +527,16 @@ test_interop_pub (Fixture       *fixture,
                      "{\"message\": \"bad\", \"data\": 300, \"type\": \"y\"}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"bad\", \"data\": 1, \"type\": \"*\"}");
+  /* What fuzz-json-messages found: a lone surrogate (not UTF-8 once
+   * json-glib has read it), in the data and in the name; a number
+   * beyond a double; a scalar where an array of dictionaries goes. */
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": \"\\ud800\", \"type\": \"s\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"\\ud800\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": 1e400, \"type\": \"d\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": [-1], \"type\": \"(aa{si})\"}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
   qipc_test_inbox_wait (inbox, 4);
   qipc_test_settle (200);
