@@ -87,6 +87,26 @@ test_address_no_broker (void)
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND);
 }
 
+/* QIPC_BUS_ADDRESS=mqtt://… puts a process's default bus on MQTT. */
+static void
+test_address_default_bus (void)
+{
+  g_autoptr(QipcTestMosquitto) mosquitto = qipc_test_mosquitto_start ();
+  const char *address = qipc_test_mosquitto_get_address (mosquitto);
+  g_autoptr(QipcTestChild) child = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_setenv ("QIPC_BUS_ADDRESS", address, TRUE);
+  child = qipc_test_child_spawn ("channel-default", "default/x", NULL);
+  g_unsetenv ("QIPC_BUS_ADDRESS");
+  qipc_test_child_expect (child, "ready");
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  g_assert_true (qipc_test_is_registered (bus, "default/x"));
+  qipc_test_child_kill (child);
+}
+
 /* ------------------------------------------------------------------ */
 /* Channel semantics                                                   */
 
@@ -1045,6 +1065,7 @@ main (int    argc,
 
   g_test_add_func ("/mqtt/address/invalid", test_address_invalid);
   g_test_add_func ("/mqtt/address/no-broker", test_address_no_broker);
+  g_test_add_func ("/mqtt/address/default-bus", test_address_default_bus);
   ADD ("channel/own-message", test_own_message, NULL);
   ADD ("channel/own-message-gvariant", test_own_message, "format=gvariant");
   ADD ("channel/detail", test_detail, NULL);
