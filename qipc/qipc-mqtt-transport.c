@@ -1765,7 +1765,7 @@ _qipc_mqtt_transport_init (QipcMqttTransport *self)
   self->presence = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_hash_table_unref);
   self->inflight = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) op_free);
-  self->parser = json_parser_new_immutable ();
+  self->parser = json_parser_new ();
   self->generator = json_generator_new ();
 }
 
