@@ -276,7 +276,7 @@ test_own_message (gconstpointer data)
   g_autoptr(Server) server = server_start (data);
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "app/settings", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "app/settings", inbox);
 
   qipc_test_send_ok (bus, "app/settings", "setValue", g_variant_new ("(is)", 42, "x"));
   qipc_test_send_ok (bus, "app/settings", "reset", NULL);
@@ -346,11 +346,11 @@ test_patterns (gconstpointer data)
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcBus) sender = bus_new (server);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) one = qipc_test_listen (bus, "a/*", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) one = qipc_test_listen (bus, "a/*", inbox);
   g_autoptr(QipcChannel) deep = qipc_test_listen (bus, "a/**", inbox);
-  g_autoptr(QipcChannel) middle = qipc_test_listen (bus, "x/*/z", inbox);
-  g_autoptr(QipcChannel) any = qipc_test_listen (bus, "*/q", inbox);
-  g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "a/b", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) middle = qipc_test_listen (bus, "x/*/z", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) any = qipc_test_listen (bus, "*/q", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "a/b", inbox);
   g_autoptr(GPtrArray) deep_channels = g_ptr_array_new_with_free_func (g_free);
   GPtrArray *sorted;
 
@@ -726,8 +726,8 @@ test_list_and_monitor (gconstpointer data)
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(QipcBus) monitor = bus_new (server);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) own = qipc_test_listen (bus, "l/*", inbox);
-  g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "l/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) own = qipc_test_listen (bus, "l/*", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) exact = qipc_test_listen (bus, "l/x", inbox);
   g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GVariant) list = NULL;
   g_autoptr(GError) error = NULL;
@@ -923,7 +923,7 @@ test_dbus_foreign_messages (gconstpointer data)
   g_autoptr(QipcBus) bus = bus_new (server);
   g_autoptr(GDBusConnection) raw = raw_connection (server);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "f/**", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "f/**", inbox);
 
   qipc_test_flush_ok (bus);
   emit_raw (raw, g_variant_new ("(ss)", "f/x", "short"));

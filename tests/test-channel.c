@@ -182,7 +182,7 @@ test_flush_async (Fixture       *fixture,
   g_autoptr(GAsyncResult) flushed = NULL;
   g_autoptr(GAsyncResult) registered = NULL;
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "f/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "f/x", inbox);
   g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < 1000; i++)
@@ -610,7 +610,7 @@ test_autostart_race (void)
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *lock = g_strconcat (path, ".lock", NULL);
-  g_autofree char *qipc_dir = g_path_get_dirname (path);
+  G_GNUC_UNUSED g_autofree char *qipc_dir = g_path_get_dirname (path);
 
   g_assert_nonnull (g_getenv ("QIPC_BROKER"));
   g_setenv ("QIPC_BUS_ADDRESS", address, TRUE);
@@ -644,9 +644,9 @@ test_list_channels (Fixture       *fixture,
                     gconstpointer  data)
 {
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) one = qipc_test_listen (fixture->bus, "l/a", inbox);
-  g_autoptr(QipcChannel) two = qipc_test_listen (fixture->bus, "l/a", inbox);
-  g_autoptr(QipcChannel) pattern = qipc_test_listen (fixture->bus, "l/**", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) one = qipc_test_listen (fixture->bus, "l/a", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) two = qipc_test_listen (fixture->bus, "l/a", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) pattern = qipc_test_listen (fixture->bus, "l/**", inbox);
   g_autoptr(GVariant) list = NULL;
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;

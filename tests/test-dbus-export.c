@@ -377,7 +377,7 @@ test_introspect_gdbus (void)
 {
   g_autofree char *path = unique_path ("counter");
   g_autofree char *name = unique_bus_name ();
-  g_autoptr(QipcTestChild) child = spawn_counter (path, name);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_counter (path, name);
   const char *argv[] = { "gdbus", "introspect", "--session", "--dest", name, "--object-path", path, NULL };
   g_autofree char *out = run_tool (argv);
 
@@ -506,7 +506,7 @@ set_property (GDBusConnection  *client,
               GVariant         *value,
               GError          **error)
 {
-  g_autoptr(GVariant) reply = call (client, destination, path, "org.freedesktop.DBus.Properties", "Set",
+  G_GNUC_UNUSED g_autoptr(GVariant) reply = call (client, destination, path, "org.freedesktop.DBus.Properties", "Set",
                                     g_variant_new ("(ssv)", COUNTER_INTERFACE, property, value), error);
 }
 

@@ -208,7 +208,7 @@ static void
 test_echo_round_trip (void)
 {
   g_autofree char *path = socket_path ("echo");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = qipc_local_socket_new ();
   g_autoptr(GArray) states = g_array_new (FALSE, FALSE, sizeof (QipcSocketState));
   g_autoptr(GBytes) got = NULL;
@@ -248,7 +248,7 @@ test_echo_many_small_writes (void)
 {
   const guint n = 20000;
   g_autofree char *path = socket_path ("small");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   g_autoptr(GString) expected = g_string_new (NULL);
   g_autoptr(GByteArray) received = g_byte_array_new ();
@@ -282,7 +282,7 @@ test_echo_large_transfer (void)
   const gsize total = 64 << 20;
   const gsize limit = 64 * 1024;
   g_autofree char *path = socket_path ("large");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   g_autofree guint8 *data = g_malloc (total);
   g_autoptr(GBytes) bytes = NULL;
@@ -318,7 +318,7 @@ static void
 test_echo_lines (void)
 {
   g_autofree char *path = socket_path ("lines");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   QipcSocket *s = QIPC_SOCKET (socket);
   g_autoptr(GBytes) line = NULL;
@@ -486,7 +486,7 @@ static void
 test_connect_while_connected (void)
 {
   g_autofree char *path = socket_path ("twice");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   g_autoptr(GBytes) got = NULL;
   guint errors = 0;
@@ -510,7 +510,7 @@ static void
 test_connect_abort_and_reconnect (void)
 {
   g_autofree char *path = socket_path ("reconnect");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = qipc_local_socket_new ();
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GUnixFDList) got_fds = NULL;
@@ -554,7 +554,7 @@ static void
 test_connect_unref_while_connecting (void)
 {
   g_autofree char *path = socket_path ("unref");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   QipcLocalSocket *socket = qipc_local_socket_new ();
 
   qipc_local_socket_connect_to_server (socket, path);
@@ -618,7 +618,7 @@ static void
 test_fds_echo_in_order (void)
 {
   g_autofree char *path = socket_path ("fd-echo");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   g_autoptr(GUnixFDList) fds = NULL;
   g_autoptr(GBytes) got = NULL;
@@ -648,7 +648,7 @@ static void
 test_fds_need_data (void)
 {
   g_autofree char *path = socket_path ("fd-empty");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   g_autoptr(QipcLocalSocket) unconnected = qipc_local_socket_new ();
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
@@ -795,7 +795,7 @@ static void
 test_wait_ready_read (void)
 {
   g_autofree char *path = socket_path ("ready-read");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   QipcSocket *s = QIPC_SOCKET (socket);
   g_autoptr(GError) error = NULL;
@@ -820,7 +820,7 @@ test_wait_bytes_written (void)
 {
   const gsize total = 64 << 20;
   g_autofree char *path = socket_path ("bytes-written");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-sink-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-sink-server", path);
   g_autoptr(QipcLocalSocket) socket = connect_to (path);
   QipcSocket *s = QIPC_SOCKET (socket);
   g_autoptr(GBytes) bytes = g_bytes_new_take (g_malloc0 (total), total);
@@ -1011,7 +1011,7 @@ static void
 test_server_live_not_displaced (void)
 {
   g_autofree char *path = socket_path ("live");
-  g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
+  G_GNUC_UNUSED g_autoptr(QipcTestChild) child = spawn_server ("local-echo-server", path);
   g_autoptr(QipcLocalServer) server = qipc_local_server_new ();
   g_autoptr(QipcLocalSocket) socket = NULL;
   g_autoptr(GBytes) got = NULL;

@@ -137,7 +137,7 @@ test_own_message (Fixture       *fixture,
                   gconstpointer  data)
 {
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/events", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "app/events", inbox);
 
   qipc_test_flush_ok (fixture->bus);
   qipc_test_send_ok (fixture->bus, "app/events", "hello", NULL);
@@ -181,11 +181,11 @@ test_patterns (Fixture       *fixture,
                gconstpointer  data)
 {
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) exact = qipc_test_listen (fixture->bus, "a/b", inbox);
-  g_autoptr(QipcChannel) star = qipc_test_listen (fixture->bus, "a/*", inbox);
-  g_autoptr(QipcChannel) star_star = qipc_test_listen (fixture->bus, "a/**", inbox);
-  g_autoptr(QipcChannel) everything = qipc_test_listen (fixture->bus, "**", inbox);
-  g_autoptr(QipcChannel) other = qipc_test_listen (fixture->bus, "x/*/z", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) exact = qipc_test_listen (fixture->bus, "a/b", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) star = qipc_test_listen (fixture->bus, "a/*", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) star_star = qipc_test_listen (fixture->bus, "a/**", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) everything = qipc_test_listen (fixture->bus, "**", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) other = qipc_test_listen (fixture->bus, "x/*/z", inbox);
 
   qipc_test_flush_ok (fixture->bus);
   qipc_test_send_ok (fixture->bus, "a/b", "m1", NULL);
@@ -238,7 +238,7 @@ test_flush (Fixture       *fixture,
 {
   g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (other, "f/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (other, "f/x", inbox);
 
   qipc_test_flush_ok (other);
   for (guint i = 0; i < 100; i++)
@@ -267,7 +267,7 @@ test_monitor (Fixture       *fixture,
   g_autoptr(QipcBus) other = connect_bus (fixture->mosquitto, NULL);
   g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "mon/**", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "mon/**", inbox);
   g_autoptr(GError) error = NULL;
   guint timeout;
 
@@ -354,9 +354,9 @@ static void
 test_list (Fixture       *fixture,
            gconstpointer  data)
 {
-  g_autoptr(QipcChannel) a = qipc_test_listen (fixture->bus, "l/a", NULL);
-  g_autoptr(QipcChannel) a2 = qipc_test_listen (fixture->bus, "l/a", NULL);
-  g_autoptr(QipcChannel) b = qipc_test_listen (fixture->bus, "l/*", NULL);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) a = qipc_test_listen (fixture->bus, "l/a", NULL);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) a2 = qipc_test_listen (fixture->bus, "l/a", NULL);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) b = qipc_test_listen (fixture->bus, "l/*", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) list = qipc_bus_list_channels (fixture->bus, &error);
   g_autofree char *text = NULL;
@@ -433,7 +433,7 @@ test_round_trip (Fixture       *fixture,
     "('s', 1, [2, 3], {'k': @ms nothing})", "[(1, <[byte 1, 2]>)]", "@a{sv} {}", "@ay []",
   };
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "rt/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "rt/x", inbox);
 
   qipc_test_flush_ok (fixture->bus);
   for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
@@ -529,7 +529,7 @@ test_interop_pub (Fixture       *fixture,
                   gconstpointer  data)
 {
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "interop/in", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "interop/in", inbox);
 
   qipc_test_flush_ok (fixture->bus);
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
@@ -690,7 +690,7 @@ test_broker_restart (void)
                                                              "r/*", NULL);
   g_autoptr(QipcBus) bus = connect_bus (mosquitto, NULL);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "r/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (bus, "r/x", inbox);
   gboolean meanwhile_seen = FALSE;
   guint timeout;
 
@@ -826,7 +826,7 @@ test_bridge (void)
   g_autoptr(QipcBus) bus_b = NULL;
   g_autoptr(QipcBus) mqtt = connect_bus (mosquitto, NULL);
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
-  g_autoptr(QipcChannel) channel = qipc_test_listen (mqtt, "br/x", inbox);
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (mqtt, "br/x", inbox);
   g_autoptr(GError) error = NULL;
 
   qipc_test_child_expect (listener_a, "ready");

@@ -331,7 +331,7 @@ test_read_only_mapping (void)
   if (g_test_subprocess ())
     {
       g_autofree char *key = qipc_test_key ("read-only-map");
-      g_autoptr(QipcSharedMemory) owner = create_segment (key, 16);
+      G_GNUC_UNUSED g_autoptr(QipcSharedMemory) owner = create_segment (key, 16);
       g_autoptr(QipcSharedMemory) reader = attach_segment (key, QIPC_SHARED_MEMORY_ACCESS_READ_ONLY);
       volatile char *data = qipc_shared_memory_get_data (reader);
 

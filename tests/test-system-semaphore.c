@@ -69,7 +69,7 @@ static void
 test_access_modes (void)
 {
   g_autofree char *key = qipc_test_key ("access");
-  g_autoptr(QipcSystemSemaphore) creator = new_semaphore (key, 3, QIPC_SYSTEM_SEMAPHORE_ACCESS_CREATE);
+  G_GNUC_UNUSED g_autoptr(QipcSystemSemaphore) creator = new_semaphore (key, 3, QIPC_SYSTEM_SEMAPHORE_ACCESS_CREATE);
   g_autoptr(QipcSystemSemaphore) opener = new_semaphore (key, 7, QIPC_SYSTEM_SEMAPHORE_ACCESS_OPEN);
   g_autoptr(QipcSystemSemaphore) resetter = NULL;
 
@@ -336,7 +336,7 @@ static void
 test_error_already_exists (void)
 {
   g_autofree char *key = qipc_test_key ("exclusive");
-  g_autoptr(QipcSystemSemaphore) first = new_semaphore (key, 0, QIPC_SYSTEM_SEMAPHORE_ACCESS_CREATE_EXCLUSIVE);
+  G_GNUC_UNUSED g_autoptr(QipcSystemSemaphore) first = new_semaphore (key, 0, QIPC_SYSTEM_SEMAPHORE_ACCESS_CREATE_EXCLUSIVE);
   g_autoptr(GError) error = NULL;
   QipcSystemSemaphore *second;
 

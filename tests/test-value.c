@@ -108,7 +108,7 @@ test_objects (void)
 static void
 test_signal_args (void)
 {
-  g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
+  G_GNUC_UNUSED g_autoptr(QipcTestCounter) counter = qipc_test_counter_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) tuple = NULL;
   GSignalQuery query;
@@ -137,7 +137,7 @@ static void
 test_unsupported (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GTypeClass) klass = g_type_class_ref (QIPC_TEST_TYPE_ODDBALL);
+  G_GNUC_UNUSED g_autoptr(GTypeClass) klass = g_type_class_ref (QIPC_TEST_TYPE_ODDBALL);
   GSignalQuery query;
   char *type;
 
