@@ -179,6 +179,31 @@ get_label (GObject *object)
 
 /* ------------------------------------------------------------------ */
 
+/* NULL stands for the default bus ($QIPC_BUS_ADDRESS here). */
+static void
+test_default_bus (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(QipcBus) default_bus = NULL;
+
+  g_setenv ("QIPC_BUS_ADDRESS", fixture->address, TRUE);
+  mirror = qipc_mirror_new (NULL, "app/counter", QIPC_TEST_TYPE_COUNTER, &error);
+  g_unsetenv ("QIPC_BUS_ADDRESS");
+  g_assert_no_error (error);
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 41);
+  qipc_test_child_send (fixture->exporter, "set 7");
+  qipc_test_child_expect (fixture->exporter, "ok");
+  wait_for_value (mirror, 7, "a change through the default bus");
+
+  g_clear_object (&mirror);
+  default_bus = qipc_bus_get_default (&error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (qipc_bus_get_address (default_bus), ==, fixture->address);
+  qipc_bus_close (default_bus);
+}
+
 static void
 test_initial_state (Fixture       *fixture,
                     gconstpointer  data)
@@ -1007,6 +1032,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add ("/mirror/native/initial-state", Fixture, NULL, fixture_setup, test_initial_state, fixture_teardown);
+  g_test_add ("/mirror/native/default-bus", Fixture, NULL, fixture_setup, test_default_bus, fixture_teardown);
   g_test_add ("/mirror/native/remote-changes", Fixture, NULL, fixture_setup, test_remote_changes, fixture_teardown);
   g_test_add ("/mirror/native/set-property", Fixture, NULL, fixture_setup, test_set_property, fixture_teardown);
   g_test_add ("/mirror/native/action", Fixture, NULL, fixture_setup, test_action, fixture_teardown);
