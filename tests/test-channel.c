@@ -610,7 +610,7 @@ test_autostart_race (void)
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *lock = g_strconcat (path, ".lock", NULL);
-  G_GNUC_UNUSED g_autofree char *qipc_dir = g_path_get_dirname (path);
+  g_autofree char *qipc_dir = g_path_get_dirname (path);
 
   g_assert_nonnull (g_getenv ("QIPC_BROKER"));
   g_setenv ("QIPC_BUS_ADDRESS", address, TRUE);
@@ -635,8 +635,12 @@ test_autostart_race (void)
   for (guint i = 0; i < children->len; i++)
     qipc_test_child_kill (children->pdata[i]);
   g_clear_object (&bus);
-  /* The broker exits by itself when idle; its files may stay a moment. */
+  /* The broker exits by itself when idle; its files may stay a moment,
+   * and go with the directory now. */
   g_unlink (lock);
+  g_unlink (path);
+  g_rmdir (qipc_dir);
+  g_rmdir (dir);
 }
 
 static void
