@@ -236,8 +236,6 @@ static const char *const json_seeds[] = {
 static void
 write_json_corpus (const char *dir)
 {
-  g_autoptr(JsonGenerator) generator = json_generator_new ();
-
   if (g_mkdir_with_parents (dir, 0755) < 0)
     g_error ("Cannot create %s: %s", dir, g_strerror (errno));
   for (gsize i = 0; i < G_N_ELEMENTS (json_seeds); i += 2)
@@ -252,7 +250,7 @@ write_json_corpus (const char *dir)
           if (data == NULL)
             g_error ("%s: %s", json_seeds[i], error->message);
         }
-      text = _qipc_json_encode_message (generator, "setValue", data);
+      text = _qipc_json_encode_message ("setValue", data);
       write_seed (dir, json_seeds[i], g_bytes_get_data (text, NULL), g_bytes_get_size (text));
     }
 }

@@ -37,10 +37,13 @@ GVariant *_qipc_json_to_variant   (JsonNode            *node,
 JsonNode *_qipc_json_from_variant (GVariant            *value,
                                    QipcJsonFlags        flags);
 
+/* @node as compact JSON text, appended to @out (json-glib 1.6's
+ * generator writes some doubles as text that is not JSON). */
+void      _qipc_json_write          (JsonNode            *node,
+                                     GString             *out);
 /* A channel message as JSON text, {"message": …, "data": …, "type": …}
- * (data and type left out when @data is NULL), written with @generator. */
-GBytes   *_qipc_json_encode_message (JsonGenerator       *generator,
-                                     const char          *message,
+ * (data and type left out when @data is NULL). */
+GBytes   *_qipc_json_encode_message (const char          *message,
                                      GVariant            *data);
 /* The reverse, with @parser, for text from anyone: %QIPC_JSON_ERROR (or
  * %JSON_PARSER_ERROR) for anything that is not such an object, or whose

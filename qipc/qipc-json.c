@@ -266,8 +266,14 @@ json_infer (JsonNode    *node,
             const char *member = l->data;
             JsonNode *value = json_object_get_member (object, member);
             g_autofree char *child_path = g_strdup_printf ("%s.%s", path, member);
-            GVariant *child = json_infer (value, child_path, error);
+            GVariant *child = NULL;
 
+            /* A member name becomes an "s" key: UTF-8 only (see
+             * string_to_variant). */
+            if (!g_utf8_validate (member, -1, NULL))
+              g_set_error (error, QIPC_JSON_ERROR, 0, "At %s: a key that is not valid UTF-8", path);
+            else
+              child = json_infer (value, child_path, error);
             if (child == NULL)
               {
                 g_variant_builder_clear (&builder);
@@ -645,29 +651,131 @@ _qipc_json_from_variant (GVariant      *value,
 /* ------------------------------------------------------------------ */
 /* Messages: the MQTT transport's JSON payloads                        */
 
-/* One JsonGenerator for every message: making one a message (as
- * json_to_string() does) cost more than the rest of the encoding. */
-GBytes *
-_qipc_json_encode_message (JsonGenerator *generator,
-                           const char    *message,
-                           GVariant      *data)
+static void
+write_string (const char *text,
+              GString    *out)
 {
-  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *object = json_object_new ();
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      switch (*p)
+        {
+        case '"':  g_string_append (out, "\\\""); break;
+        case '\\': g_string_append (out, "\\\\"); break;
+        case '\b': g_string_append (out, "\\b"); break;
+        case '\f': g_string_append (out, "\\f"); break;
+        case '\n': g_string_append (out, "\\n"); break;
+        case '\r': g_string_append (out, "\\r"); break;
+        case '\t': g_string_append (out, "\\t"); break;
+        default:
+          if ((guchar) *p < 0x20)
+            g_string_append_printf (out, "\\u%04x", (guint) (guchar) *p);
+          else
+            g_string_append_c (out, *p);
+        }
+    }
+  g_string_append_c (out, '"');
+}
+
+/* JSON has no NaN or infinity: _qipc_json_from_variant() wrote those as
+ * null already. "%.17g" gives the shortest text that reads back as the
+ * same double; a ".0" keeps an integral value a floating-point number
+ * for readers that care. */
+static void
+write_double (double   value,
+              GString *out)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_ascii_formatd (buffer, sizeof buffer, "%.17g", value);
+  g_string_append (out, buffer);
+  if (strpbrk (buffer, ".eE") == NULL)
+    g_string_append (out, ".0");
+}
+
+void
+_qipc_json_write (JsonNode *node,
+                  GString  *out)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_NULL:
+      g_string_append (out, "null");
+      break;
+    case JSON_NODE_VALUE:
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_INT64:
+          g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+          break;
+        case G_TYPE_DOUBLE:
+          write_double (json_node_get_double (node), out);
+          break;
+        case G_TYPE_BOOLEAN:
+          g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
+          break;
+        default:
+          write_string (json_node_get_string (node), out);
+        }
+      break;
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *array = json_node_get_array (node);
+
+        g_string_append_c (out, '[');
+        for (guint i = 0; i < json_array_get_length (array); i++)
+          {
+            if (i > 0)
+              g_string_append_c (out, ',');
+            _qipc_json_write (json_array_get_element (array, i), out);
+          }
+        g_string_append_c (out, ']');
+      }
+      break;
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *object = json_node_get_object (node);
+        g_autoptr(GList) members = json_object_get_members (object);
+
+        g_string_append_c (out, '{');
+        for (GList *l = members; l != NULL; l = l->next)
+          {
+            if (l != members)
+              g_string_append_c (out, ',');
+            write_string (l->data, out);
+            g_string_append_c (out, ':');
+            _qipc_json_write (json_object_get_member (object, l->data), out);
+          }
+        g_string_append_c (out, '}');
+      }
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Written by hand: this runs for every message, and json-glib 1.6's
+ * generator writes 1e+40 as "1e+40.0", which no JSON reader (json-glib
+ * included) accepts. */
+GBytes *
+_qipc_json_encode_message (const char *message,
+                           GVariant   *data)
+{
   GString *text = g_string_sized_new (128);
   gsize length;
 
-  json_object_set_string_member (object, "message", message);
+  g_string_append (text, "{\"message\":");
+  write_string (message, text);
   if (data != NULL)
     {
-      json_object_set_member (object, "data",
-                              _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS));
-      json_object_set_string_member (object, "type", g_variant_get_type_string (data));
+      g_autoptr(JsonNode) node = _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS);
+
+      g_string_append (text, ",\"data\":");
+      _qipc_json_write (node, text);
+      /* Type strings need no escaping. */
+      g_string_append_printf (text, ",\"type\":\"%s\"", g_variant_get_type_string (data));
     }
-  json_node_take_object (root, object);
-  json_generator_set_root (generator, root);
-  json_generator_to_gstring (generator, text);
-  json_generator_set_root (generator, NULL);
+  g_string_append_c (text, '}');
   length = text->len;
   return g_bytes_new_take (g_string_free (text, FALSE), length);
 }

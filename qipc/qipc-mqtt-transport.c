@@ -155,7 +155,6 @@ struct _QipcMqttTransport
 
   GHashTable *presence;       /* client id -> GHashTable name -> count */
   JsonParser *parser;         /* for every incoming message */
-  JsonGenerator *generator;   /* for every outgoing one */
 
   GQueue outbox;              /* Op, waiting for the connection */
   GHashTable *inflight;       /* mid -> Op, handed to libmosquitto */
@@ -1095,7 +1094,7 @@ qipc_mqtt_transport_send (QipcTransport  *transport,
   if (self->gvariant_format)
     payload = encode_gvariant (message, data, &props);
   else
-    payload = _qipc_json_encode_message (self->generator, message, data);
+    payload = _qipc_json_encode_message (message, data);
   if (payload != NULL && g_bytes_get_size (payload) > MAX_PAYLOAD)
     {
       g_bytes_unref (payload);
@@ -1721,7 +1720,6 @@ qipc_mqtt_transport_finalize (GObject *object)
   g_hash_table_unref (self->own_names);
   g_hash_table_unref (self->presence);
   g_object_unref (self->parser);
-  g_object_unref (self->generator);
   g_main_context_unref (self->context);
   g_free (self->address);
   g_free (self->host);
@@ -1766,7 +1764,6 @@ _qipc_mqtt_transport_init (QipcMqttTransport *self)
                                           (GDestroyNotify) g_hash_table_unref);
   self->inflight = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) op_free);
   self->parser = json_parser_new ();
-  self->generator = json_generator_new ();
 }
 
 static gpointer

@@ -307,9 +307,8 @@ print_message (const char *channel,
   if (json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
-      g_autoptr(JsonGenerator) generator = json_generator_new ();
       g_autoptr(JsonNode) root = NULL;
-      g_autofree char *line = NULL;
+      g_autoptr(GString) line = g_string_new (NULL);
 
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "channel");
@@ -331,9 +330,10 @@ print_message (const char *channel,
       json_builder_end_object (builder);
 
       root = json_builder_get_root (builder);
-      json_generator_set_root (generator, root);
-      line = json_generator_to_data (generator, NULL);
-      g_print ("%s\n", line);
+      /* Not json-glib's generator: it writes some doubles (1e+40) as
+       * text that is not JSON. */
+      _qipc_json_write (root, line);
+      g_print ("%s\n", line->str);
     }
   else if (data != NULL)
     {
