@@ -636,27 +636,6 @@ test_large_payload (gconstpointer data)
   qipc_test_flush_ok (sender);
 }
 
-/* Reads the listener's lines up to @line, which may come after its copy
- * of "meanwhile" (at most once in all). */
-static void
-expect_after_meanwhile (QipcTestChild *listener,
-                        const char    *line,
-                        gboolean      *meanwhile_seen)
-{
-  for (;;)
-    {
-      g_autofree char *got = qipc_test_child_read_line (listener);
-
-      if (g_str_equal (got, "r/x meanwhile 7") && !*meanwhile_seen)
-        {
-          *meanwhile_seen = TRUE;
-          continue;
-        }
-      g_assert_cmpstr (got, ==, line);
-      return;
-    }
-}
-
 static void
 test_server_restart (gconstpointer data)
 {
@@ -693,7 +672,7 @@ test_server_restart (gconstpointer data)
   /* The listener gets our queued message only if it was back first,
    * which may be before it says so (MQTT: subscribed again, its flush
    * not yet answered). */
-  expect_after_meanwhile (listener, "connected", &meanwhile_seen);
+  qipc_test_child_expect_past (listener, "connected", "r/x meanwhile 7", &meanwhile_seen);
   /* Our queued message reaches our own channel (registered again before
    * the queue is sent). */
   qipc_test_inbox_wait (inbox, 2);
@@ -702,7 +681,7 @@ test_server_restart (gconstpointer data)
 
   /* The channels came back: both processes are registered again. */
   qipc_test_send_ok (bus, "r/x", "after", NULL);
-  expect_after_meanwhile (listener, "r/x after none", &meanwhile_seen);
+  qipc_test_child_expect_past (listener, "r/x after none", "r/x meanwhile 7", &meanwhile_seen);
   qipc_test_inbox_wait (inbox, 3);
   g_assert_true (qipc_test_is_registered (bus, "r/x"));
   qipc_test_child_kill (listener);

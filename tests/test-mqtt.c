@@ -663,27 +663,6 @@ test_tls (void)
 /* ------------------------------------------------------------------ */
 /* Failures                                                            */
 
-/* Reads lines up to @line, which may come after the listener's copy of
- * "meanwhile" (once). */
-static void
-expect_after_meanwhile (QipcTestChild *listener,
-                        const char    *line,
-                        gboolean      *meanwhile_seen)
-{
-  for (;;)
-    {
-      g_autofree char *got = qipc_test_child_read_line (listener);
-
-      if (g_str_equal (got, "r/* meanwhile 1") && !*meanwhile_seen)
-        {
-          *meanwhile_seen = TRUE;
-          continue;
-        }
-      g_assert_cmpstr (got, ==, line);
-      return;
-    }
-}
-
 static void
 test_broker_restart (void)
 {
@@ -715,12 +694,12 @@ test_broker_restart (void)
   qipc_test_mosquitto_restart (mosquitto);
   /* The listener gets "meanwhile" only if it subscribed again before
    * this bus sent it (MQTT keeps nothing for absent clients). */
-  expect_after_meanwhile (listener, "connected", &meanwhile_seen);
+  qipc_test_child_expect_past (listener, "connected", "r/* meanwhile 1", &meanwhile_seen);
   qipc_test_flush_ok (bus);
   qipc_test_inbox_wait (inbox, 2);
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "r/x meanwhile 1");
   qipc_test_send_ok (bus, "r/x", "after", NULL);
-  expect_after_meanwhile (listener, "r/* after none", &meanwhile_seen);
+  qipc_test_child_expect_past (listener, "r/* after none", "r/* meanwhile 1", &meanwhile_seen);
   qipc_test_inbox_wait (inbox, 3);
   g_assert_true (qipc_test_is_registered (bus, "r/y"));
 }

@@ -168,6 +168,26 @@ qipc_test_child_expect (QipcTestChild *child,
 }
 
 void
+qipc_test_child_expect_past (QipcTestChild *child,
+                             const char    *line,
+                             const char    *once,
+                             gboolean      *once_seen)
+{
+  for (;;)
+    {
+      g_autofree char *got = qipc_test_child_read_line (child);
+
+      if (g_str_equal (got, once) && !*once_seen)
+        {
+          *once_seen = TRUE;
+          continue;
+        }
+      g_assert_cmpstr (got, ==, line);
+      return;
+    }
+}
+
+void
 qipc_test_child_send (QipcTestChild *child,
                       const char    *line)
 {

@@ -20,6 +20,13 @@ QipcTestChild *qipc_test_child_spawn_program (const char *program,
                                              ...) G_GNUC_NULL_TERMINATED;
 void           qipc_test_child_expect     (QipcTestChild  *child,
                                            const char     *line);
+/* Like qipc_test_child_expect(), but @once may come before @line, at
+ * most once in all (*@once_seen says whether it did): a message that a
+ * reconnection may deliver before or after the connection's news. */
+void           qipc_test_child_expect_past (QipcTestChild *child,
+                                            const char    *line,
+                                            const char    *once,
+                                            gboolean      *once_seen);
 char          *qipc_test_child_read_line  (QipcTestChild  *child);
 void           qipc_test_child_send       (QipcTestChild  *child,
                                            const char     *line);
