@@ -11,19 +11,6 @@
 #include "test-utils.h"
 
 
-/* Runs the main context until done (data) holds. */
-static void
-wait_until (gboolean   (*done) (gconstpointer data),
-            gconstpointer data,
-            const char   *what)
-{
-  guint timeout = qipc_test_add_deadline (what);
-
-  while (!done (data))
-    g_main_context_iteration (NULL, TRUE);
-  g_source_remove (timeout);
-}
-
 static gboolean
 flag_is_set (gconstpointer flag)
 {
@@ -34,7 +21,7 @@ static void
 wait_for_flag (gboolean   *flag,
                const char *what)
 {
-  wait_until (flag_is_set, flag, what);
+  qipc_test_wait_until (flag_is_set, flag, what);
 }
 
 static gboolean
@@ -47,7 +34,7 @@ static void
 wait_for_flag_cleared (gpointer   *pointer,
                        const char *what)
 {
-  wait_until (pointer_is_null, pointer, what);
+  qipc_test_wait_until (pointer_is_null, pointer, what);
 }
 
 typedef struct
@@ -71,7 +58,7 @@ wait_for_value (GObject    *object,
 {
   ValueWait wait = { object, value };
 
-  wait_until (value_reached, &wait, what);
+  qipc_test_wait_until (value_reached, &wait, what);
 }
 
 /* A broker and an exporting child (counter-export) on it. The broker
@@ -288,7 +275,7 @@ wait_for_events (Events     *events,
 {
   EventsWait wait = { events, count };
 
-  wait_until (events_reached, &wait, what);
+  qipc_test_wait_until (events_reached, &wait, what);
 }
 
 static void
@@ -397,7 +384,7 @@ wait_for_last_signal (Events *events,
 {
   EventsWait wait = { events, value };
 
-  wait_until (last_signal_reached, &wait, "the last value-changed");
+  qipc_test_wait_until (last_signal_reached, &wait, "the last value-changed");
 }
 
 /* The exporter counts up while the mirror is made: from the state on,

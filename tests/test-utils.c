@@ -168,6 +168,18 @@ qipc_test_child_expect (QipcTestChild *child,
 }
 
 void
+qipc_test_wait_until (gboolean      (*done) (gconstpointer data),
+                      gconstpointer   data,
+                      const char     *what)
+{
+  guint deadline = qipc_test_add_deadline (what);
+
+  while (!done (data))
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (deadline);
+}
+
+void
 qipc_test_child_expect_past (QipcTestChild *child,
                              const char    *line,
                              const char    *once,

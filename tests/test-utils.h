@@ -38,6 +38,11 @@ void           qipc_test_wait_for_result  (GAsyncResult  **result);
 /* A main-context source that fails the test (g_error) when waiting for
  * @what (a static string) has taken 20 s; g_source_remove() it when done. */
 guint          qipc_test_add_deadline     (const char     *what);
+/* Runs the main context until done (data) holds, failing the test
+ * after the deadline's 20 s. */
+void           qipc_test_wait_until       (gboolean      (*done) (gconstpointer data),
+                                           gconstpointer   data,
+                                           const char     *what);
 void           qipc_test_store_result     (GObject        *source,
                                            GAsyncResult   *result,
                                            gpointer        user_data);
