@@ -128,6 +128,7 @@ struct _QipcBroker
   GMainContext *context;
 
   GHashTable *exact;          /* name -> GPtrArray of Subscription */
+  QipcLastLookup last_exact;  /* in exact */
   GPtrArray *patterns;        /* Subscription with wildcards */
   GHashTable *listener_counts;/* name or pattern -> count */
   GPtrArray *monitors;        /* Peer */
@@ -205,6 +206,7 @@ static void
 subscription_add (QipcBroker   *self,
                   Subscription *sub)
 {
+  _qipc_last_lookup_forget (&self->last_exact);
   if (_qipc_channel_name_is_pattern (sub->pattern))
     {
       g_ptr_array_add (self->patterns, sub);
@@ -227,6 +229,7 @@ static void
 subscription_remove (QipcBroker   *self,
                      Subscription *sub)
 {
+  _qipc_last_lookup_forget (&self->last_exact);
   if (_qipc_channel_name_is_pattern (sub->pattern))
     {
       g_ptr_array_remove_fast (self->patterns, sub);
@@ -344,15 +347,16 @@ peer_deliver (Peer          *peer,
 {
   guint8 header[QIPC_FRAME_HEADER_SIZE];
   g_autoptr(GError) error = NULL;
+  gsize queued;
 
   if (peer->dropped || peer->generation == peer->broker->generation)
     return;
   peer->generation = peer->broker->generation;
 
-  if (qipc_socket_bytes_to_write (peer->socket) == 0)
+  queued = qipc_socket_bytes_to_write (peer->socket);
+  if (queued == 0)
     peer->queued_memfds = 0;
-  if (peer->lost > 0 ||
-      qipc_socket_bytes_to_write (peer->socket) >= peer->broker->max_queued_bytes)
+  if (peer->lost > 0 || queued >= peer->broker->max_queued_bytes)
     {
       peer_lose (peer);
       return;
@@ -395,6 +399,17 @@ peer_deliver (Peer          *peer,
       return;
     }
 
+  if (message->size <= QIPC_SOCKET_RESERVE_MAX)
+    {
+      guint8 *out = _qipc_socket_write_reserve (peer->socket, message->size);
+
+      /* A peer on its way out takes nothing more. */
+      if (out == NULL)
+        return;
+      memcpy (out, header, sizeof header);
+      memcpy (out + sizeof header, message->frame + sizeof header, message->size - sizeof header);
+      return;
+    }
   qipc_socket_write_data (peer->socket, header, sizeof header, NULL);
   qipc_socket_write_data (peer->socket, message->frame + sizeof header,
                           message->size - sizeof header, NULL);
@@ -408,7 +423,7 @@ route (QipcBroker    *self,
        const Message *message,
        Bridge        *origin)
 {
-  GPtrArray *list = g_hash_table_lookup (self->exact, channel);
+  GPtrArray *list = _qipc_last_lookup (&self->last_exact, self->exact, channel);
 
   self->generation++;
   if (list != NULL)

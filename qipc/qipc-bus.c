@@ -100,6 +100,13 @@ typedef struct
   char *name;
 } Registration;
 
+/* An empty value of a container type, and that type's string. */
+typedef struct
+{
+  GVariant *value;
+  char *type_string;
+} TypeKeeper;
+
 struct _QipcBus
 {
   GObject parent_instance;
@@ -134,8 +141,9 @@ struct _QipcBus
   GQueue fds;                 /* received payload fds, in order */
   gboolean monitoring;
   GByteArray *scratch;        /* the frame being built */
-  GVariant *sent_type;        /* see keep_type() */
-  GVariant *received_type;
+  QipcLastLookup last_exact;  /* in exact */
+  TypeKeeper sent_type;       /* see keep_type() */
+  TypeKeeper received_type;
   guint64 messages_lost;
 };
 
@@ -180,6 +188,13 @@ next_serial (QipcBus *self)
   if (++self->next_serial == 0)
     ++self->next_serial;
   return self->next_serial;
+}
+
+static void
+type_keeper_clear (TypeKeeper *keeper)
+{
+  g_clear_pointer (&keeper->value, g_variant_unref);
+  g_clear_pointer (&keeper->type_string, g_free);
 }
 
 static void
@@ -529,16 +544,19 @@ send_memfd (QipcBus     *self,
 /* GLib keeps the description of a container type (say "ay") only while
  * some value of that type lives, and builds it again under a global lock
  * for the next one: a stream of messages of one type paid that for each.
- * An empty value of the type last sent (and received) keeps it alive. */
+ * An empty value of the type last sent (and received) keeps it alive.
+ * @type_string is valid; types of one character are always described. */
 static void
-keep_type (GVariant           **keeper,
-           const GVariantType  *type)
+keep_type (TypeKeeper *keeper,
+           const char *type_string)
 {
-  if (g_variant_type_is_basic (type) ||
-      (*keeper != NULL && g_variant_type_equal (g_variant_get_type (*keeper), type)))
+  if (type_string[1] == '\0' ||
+      (keeper->type_string != NULL && strcmp (keeper->type_string, type_string) == 0))
     return;
-  g_clear_pointer (keeper, g_variant_unref);
-  *keeper = g_variant_ref_sink (g_variant_new_from_data (type, NULL, 0, FALSE, NULL, NULL));
+  type_keeper_clear (keeper);
+  keeper->type_string = g_strdup (type_string);
+  keeper->value = g_variant_ref_sink (g_variant_new_from_data (G_VARIANT_TYPE (type_string),
+                                                               NULL, 0, FALSE, NULL, NULL));
 }
 
 /* Most messages: the frame is written straight into the socket's
@@ -583,7 +601,7 @@ _qipc_bus_send (QipcBus     *self,
     return QIPC_TRANSPORT_GET_CLASS (self->transport)->send (self->transport, channel, message,
                                                              data, error);
   if (data != NULL)
-    keep_type (&self->sent_type, g_variant_get_type (data));
+    keep_type (&self->sent_type, g_variant_get_type_string (data));
   if (size >= QIPC_FRAME_MEMFD_THRESHOLD)
     {
       if (is_local (self))
@@ -940,7 +958,7 @@ dispatch (QipcBus    *self,
 {
   QipcChannel *on_stack[TARGETS_ON_STACK];
   g_autoptr(GPtrArray) on_heap = NULL;
-  GPtrArray *list = g_hash_table_lookup (self->exact, channel);
+  GPtrArray *list = _qipc_last_lookup (&self->last_exact, self->exact, channel);
   guint n = 0;
 
   if (self->monitoring)
@@ -1056,7 +1074,7 @@ handle_plain_deliver (QipcBus                *self,
       else
         type = type_heap = g_strndup (body.type_string, body.type_length);
       /* The parser checked that this is one complete type. */
-      keep_type (&self->received_type, (const GVariantType *) type);
+      keep_type (&self->received_type, type);
       /* Not trusted: GVariant reads malformed data as defaults, safely. */
       data = g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type, value, FALSE));
     }
@@ -1310,6 +1328,7 @@ _qipc_bus_add_channel (QipcBus      *self,
   reg->name = g_strdup (name);
   id = ++self->next_registration;
   g_hash_table_insert (self->registrations, GUINT_TO_POINTER (id), reg);
+  _qipc_last_lookup_forget (&self->last_exact);
   if (_qipc_channel_name_is_pattern (name))
     {
       g_ptr_array_add (self->pattern_regs, reg);
@@ -1340,6 +1359,7 @@ _qipc_bus_remove_channel (QipcBus *self,
 
   if (reg == NULL)
     return;
+  _qipc_last_lookup_forget (&self->last_exact);
   if (_qipc_channel_name_is_pattern (reg->name))
     {
       g_ptr_array_remove (self->pattern_regs, reg);
@@ -1410,8 +1430,8 @@ qipc_bus_finalize (GObject *object)
   g_clear_error (&self->send_error);
   g_clear_error (&self->refusal);
   g_byte_array_unref (self->scratch);
-  g_clear_pointer (&self->sent_type, g_variant_unref);
-  g_clear_pointer (&self->received_type, g_variant_unref);
+  type_keeper_clear (&self->sent_type);
+  type_keeper_clear (&self->received_type);
   G_OBJECT_CLASS (qipc_bus_parent_class)->finalize (object);
 }
 

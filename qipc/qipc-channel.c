@@ -74,6 +74,7 @@ typedef struct
   guint32 registration;
   GError *construct_error;
   const char *message_channel; /* during received */
+  GQuark last_detail;          /* the last message name that had a quark */
 } QipcChannelPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (QipcChannel, qipc_channel, G_TYPE_OBJECT)
@@ -242,12 +243,20 @@ _qipc_channel_dispatch (QipcChannel *self,
 {
   QipcChannelPrivate *priv = qipc_channel_get_instance_private (self);
   const char *outer = priv->message_channel;
+  GQuark detail = priv->last_detail;
 
   /* Only an existing quark can have handlers connected with it as the
    * detail; looking it up instead of creating it keeps the names that
-   * peers send out of the process-wide quark table. */
+   * peers send out of the process-wide quark table. The lookup takes a
+   * global lock, and quarks live for ever, so the last one is kept. */
+  if (detail == 0 || strcmp (g_quark_to_string (detail), message) != 0)
+    {
+      detail = g_quark_try_string (message);
+      if (detail != 0)
+        priv->last_detail = detail;
+    }
   priv->message_channel = channel;
-  g_signal_emit (self, signals[RECEIVED], g_quark_try_string (message), message, data);
+  g_signal_emit (self, signals[RECEIVED], detail, message, data);
   priv->message_channel = outer;
 }
 

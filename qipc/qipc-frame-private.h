@@ -155,6 +155,20 @@ gboolean  _qipc_channel_name_is_pattern (const char        *name);
 gboolean  _qipc_channel_pattern_match (const char          *pattern,
                                        const char          *name);
 
+/* The channel name last looked up in a table keyed by names, and what
+ * it found there: a stream mostly comes on one channel, so the name is
+ * hashed once. Whoever changes the table forgets the last lookup. */
+typedef struct
+{
+  char name[QIPC_FRAME_MAX_NAME + 1];
+  gpointer value;
+} QipcLastLookup;
+
+gpointer  _qipc_last_lookup           (QipcLastLookup      *last,
+                                       GHashTable          *table,
+                                       const char          *name);
+void      _qipc_last_lookup_forget    (QipcLastLookup      *last);
+
 /* Creates a sealed memfd holding @data's serialized form. Returns the
  * fd or -1 with @error. */
 int       _qipc_payload_memfd_new     (GVariant            *data,

@@ -282,6 +282,59 @@ name_error (GError     **error,
   return FALSE;
 }
 
+/* One pass over a name that is all ASCII: TRUE when it is valid. Every
+ * message's names are checked by the sender, the broker and each
+ * receiver, so this is on the path of every message. Anything else (a
+ * wrong name, or UTF-8 beyond ASCII) takes the full check below, which
+ * also words the error. */
+static gboolean
+ascii_channel_name_is_valid (const char *name,
+                             gboolean    allow_pattern)
+{
+  gsize i, segment_start = 0, stars = 0;
+
+  for (i = 0; i <= QIPC_FRAME_MAX_NAME; i++)
+    {
+      guchar c = (guchar) name[i];
+
+      if (c == '/' || c == '\0')
+        {
+          gsize segment_length = i - segment_start;
+
+          if (segment_length == 0)
+            return FALSE;
+          if (stars > 0 &&
+              !(allow_pattern && stars == segment_length &&
+                (stars == 1 || (stars == 2 && c == '\0'))))
+            return FALSE;
+          if (c == '\0')
+            return TRUE;
+          segment_start = i + 1;
+          stars = 0;
+        }
+      else if (c == '*')
+        stars++;
+      else if (c >= 0x80)
+        return FALSE;
+    }
+  return FALSE;
+}
+
+static gboolean
+ascii_message_name_is_valid (const char *message)
+{
+  for (gsize i = 0; i <= QIPC_FRAME_MAX_NAME; i++)
+    {
+      guchar c = (guchar) message[i];
+
+      if (c == '\0')
+        return i > 0;
+      if (c >= 0x80)
+        return FALSE;
+    }
+  return FALSE;
+}
+
 gboolean
 _qipc_channel_name_validate (const char  *name,
                              gboolean     allow_pattern,
@@ -291,6 +344,8 @@ _qipc_channel_name_validate (const char  *name,
   gsize length;
   const char *segment;
 
+  if (name != NULL && ascii_channel_name_is_valid (name, allow_pattern))
+    return TRUE;
   if (name == NULL || *name == '\0')
     return name_error (error, what, "", "it is empty");
   length = strlen (name);
@@ -331,6 +386,8 @@ _qipc_message_name_validate (const char  *message,
 {
   gsize length;
 
+  if (message != NULL && ascii_message_name_is_valid (message))
+    return TRUE;
   if (message == NULL || *message == '\0')
     return name_error (error, "message name", "", "it is empty");
   length = strlen (message);
@@ -368,6 +425,27 @@ _qipc_channel_pattern_match (const char *pattern,
       pattern = p_end + 1;
       name = n_end + 1;
     }
+}
+
+gpointer
+_qipc_last_lookup (QipcLastLookup *last,
+                   GHashTable     *table,
+                   const char     *name)
+{
+  if (strcmp (last->name, name) != 0)
+    {
+      /* A longer name is cut here, and then simply never matches. */
+      g_strlcpy (last->name, name, sizeof last->name);
+      last->value = g_hash_table_lookup (table, name);
+    }
+  return last->value;
+}
+
+void
+_qipc_last_lookup_forget (QipcLastLookup *last)
+{
+  last->name[0] = '\0';
+  last->value = NULL;
 }
 
 int
@@ -637,6 +715,20 @@ type_is_definite (const char *type,
   return TRUE;
 }
 
+/* Whether @type is a basic type or an array of one ("s", "ay", "aas"):
+ * most data is, and such a type is complete and definite at a glance. */
+static gboolean
+type_is_simple (const char *type,
+                gsize       length)
+{
+  static const char basic[] = "bynqiuxtdhsogv";
+  gsize i = 0;
+
+  while (i < length && type[i] == 'a')
+    i++;
+  return i + 1 == length && memchr (basic, type[i], sizeof basic - 1) != NULL;
+}
+
 gboolean
 _qipc_frame_parse_send_body (const guint8   *body,
                              gsize           size,
@@ -690,16 +782,17 @@ _qipc_frame_parse_send_body (const guint8   *body,
   out->value_size = zero - v;
   out->type_string = (const char *) zero + 1;
   out->type_length = maybe_size - 1 - (out->value_size + 1);
-  {
-    const char *end = NULL;
+  if (!type_is_simple (out->type_string, out->type_length))
+    {
+      const char *end = NULL;
 
-    if (out->type_length == 0 ||
-        !g_variant_type_string_scan (out->type_string, out->type_string + out->type_length, &end) ||
-        end != out->type_string + out->type_length)
-      return send_body_error (error, "the data's type is not one complete type");
-    if (!type_is_definite (out->type_string, out->type_length))
-      return send_body_error (error, "the data's type is not definite");
-  }
+      if (out->type_length == 0 ||
+          !g_variant_type_string_scan (out->type_string, out->type_string + out->type_length, &end) ||
+          end != out->type_string + out->type_length)
+        return send_body_error (error, "the data's type is not one complete type");
+      if (!type_is_definite (out->type_string, out->type_length))
+        return send_body_error (error, "the data's type is not definite");
+    }
   out->has_data = TRUE;
   return TRUE;
 }

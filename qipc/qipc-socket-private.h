@@ -56,8 +56,16 @@ void          _qipc_socket_pause_reading    (QipcSocket           *self,
  * call into the socket. */
 /* Frees an empty read buffer that a read grew (reads make room for 64
  * KiB): for a server holding thousands of mostly idle connections. A
- * busy socket keeps its buffer, which saves an allocation per read. */
+ * busy socket (its last read took 16 KiB or more) keeps its buffer,
+ * which saves an allocation and fresh pages per read. */
 void          _qipc_socket_release_read_buffer (QipcSocket        *self);
+/* Queues @size bytes (1 to QIPC_SOCKET_RESERVE_MAX) that the caller
+ * writes at the returned address before it calls into the socket again:
+ * a frame built in place instead of built and copied. NULL when the
+ * socket is not writable. */
+#define QIPC_SOCKET_RESERVE_MAX 4096
+guint8       *_qipc_socket_write_reserve    (QipcSocket           *self,
+                                             gsize                 size);
 const guint8 *_qipc_socket_peek_buffer      (QipcSocket           *self,
                                              gsize                *size);
 void          _qipc_socket_consume          (QipcSocket           *self,

@@ -59,15 +59,20 @@
 /* Writes smaller than this are copied into a shared buffer, so that many
  * small messages leave in one system call; larger ones are sent from the
  * caller's GBytes without a copy. */
-#define COALESCE_MAX_WRITE 4096
+#define COALESCE_MAX_WRITE QIPC_SOCKET_RESERVE_MAX
 #define COALESCE_BUFFER_SIZE (64 * 1024)
 
 /* Queued data: either the caller's bytes, or small writes gathered into
- * one array. File descriptors go with the first byte of their chunk. */
+ * one buffer (@gathered, of @allocated bytes, @length used; plain memory
+ * rather than a GByteArray, whose bookkeeping showed in the profile of
+ * every small write). File descriptors go with the first byte of their
+ * chunk. */
 typedef struct
 {
   GBytes *bytes;
-  GByteArray *array;
+  guint8 *gathered;
+  gsize length;
+  gsize allocated;
   gsize offset;
   GUnixFDList *fds;
 } WriteChunk;
@@ -86,6 +91,8 @@ typedef struct
 
   GByteArray *read_buffer;
   gsize read_allocated;
+  /* What the last readable dispatch took from the system. */
+  gsize last_received;
   gsize read_start;
   gsize read_buffer_size;
   GSource *read_source;
@@ -380,7 +387,7 @@ static void
 write_chunk_free (WriteChunk *chunk)
 {
   g_clear_pointer (&chunk->bytes, g_bytes_unref);
-  g_clear_pointer (&chunk->array, g_byte_array_unref);
+  g_clear_pointer (&chunk->gathered, g_free);
   g_clear_object (&chunk->fds);
   g_free (chunk);
 }
@@ -389,10 +396,10 @@ static const guint8 *
 write_chunk_get_data (WriteChunk *chunk,
                       gsize      *size)
 {
-  if (chunk->array != NULL)
+  if (chunk->gathered != NULL)
     {
-      *size = chunk->array->len;
-      return chunk->array->data;
+      *size = chunk->length;
+      return chunk->gathered;
     }
   return g_bytes_get_data (chunk->bytes, size);
 }
@@ -717,6 +724,7 @@ readable (QipcSocket *self)
   g_object_ref (self);
   received = read_available (self, &end, &error);
   priv->total_received += received;
+  priv->last_received = received;
   if (read_buffer_full (priv))
     stop_reading (self);
   /* As in Qt, not emitted again from inside a handler that runs the
@@ -794,7 +802,11 @@ _qipc_socket_release_read_buffer (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  if (buffered (priv) > 0 || priv->read_allocated <= READ_KEEP_SIZE)
+  /* A peer whose last read was large is streaming: freeing its buffer
+   * now would cost an mmap and fresh pages on every read. Its buffer goes
+   * with a later, smaller read, such as the end of the stream. */
+  if (buffered (priv) > 0 || priv->read_allocated <= READ_KEEP_SIZE ||
+      priv->last_received >= READ_KEEP_SIZE)
     return;
   g_byte_array_unref (priv->read_buffer);
   priv->read_buffer = g_byte_array_new ();
@@ -888,13 +900,12 @@ static void
 retire_chunk (QipcSocketPrivate *priv,
               WriteChunk        *chunk)
 {
-  if (chunk->array == NULL || chunk->fds != NULL || priv->spare_chunk != NULL ||
-      chunk->array->len > COALESCE_BUFFER_SIZE)
+  if (chunk->gathered == NULL || chunk->fds != NULL || priv->spare_chunk != NULL)
     {
       write_chunk_free (chunk);
       return;
     }
-  g_byte_array_set_size (chunk->array, 0);
+  chunk->length = 0;
   chunk->offset = 0;
   priv->spare_chunk = chunk;
 }
@@ -1095,6 +1106,59 @@ attach_pending_source (QipcSocket *self)
   priv->pending_source = source;
 }
 
+static gboolean
+check_writable (QipcSocket  *self,
+                GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (priv->state == QIPC_SOCKET_STATE_CONNECTED ||
+      priv->state == QIPC_SOCKET_STATE_CONNECTING ||
+      priv->state == QIPC_SOCKET_STATE_HOST_LOOKUP)
+    return TRUE;
+  g_set_error_literal (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
+                       "Cannot write: the socket is not connected");
+  return FALSE;
+}
+
+/* Room for @size (at most COALESCE_MAX_WRITE) bytes at the end of the
+ * queue, in the chunk that gathers small writes.
+ *
+ * Nothing is sent here: the pending source sends everything queued in
+ * this iteration of the context together, before the context polls
+ * again, as Qt sends when its event loop runs. */
+static guint8 *
+reserve_coalesced (QipcSocket *self,
+                   gsize       size)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  WriteChunk *chunk = g_queue_peek_tail (&priv->write_queue);
+  guint8 *room;
+
+  if (chunk == NULL || chunk->gathered == NULL || chunk->length + size > COALESCE_BUFFER_SIZE)
+    {
+      chunk = g_steal_pointer (&priv->spare_chunk);
+      if (chunk == NULL)
+        {
+          chunk = g_new0 (WriteChunk, 1);
+          chunk->allocated = COALESCE_MAX_WRITE;
+          chunk->gathered = g_malloc (chunk->allocated);
+        }
+      g_queue_push_tail (&priv->write_queue, chunk);
+    }
+  if (chunk->length + size > chunk->allocated)
+    {
+      /* Doubling from 4 KiB, so an idle connection keeps a small one. */
+      chunk->allocated = MIN (MAX (chunk->allocated * 2, chunk->length + size),
+                              COALESCE_BUFFER_SIZE);
+      chunk->gathered = g_realloc (chunk->gathered, chunk->allocated);
+    }
+  room = chunk->gathered + chunk->length;
+  chunk->length += size;
+  priv->bytes_to_write += size;
+  return room;
+}
+
 /* Queues @size bytes at @data; @bytes, when given, holds them and is
  * kept instead of copying a large write. */
 static gboolean
@@ -1108,48 +1172,33 @@ queue_write (QipcSocket    *self,
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   WriteChunk *chunk;
 
-  if (priv->state != QIPC_SOCKET_STATE_CONNECTED &&
-      priv->state != QIPC_SOCKET_STATE_CONNECTING &&
-      priv->state != QIPC_SOCKET_STATE_HOST_LOOKUP)
-    {
-      g_set_error_literal (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_OPERATION,
-                           "Cannot write: the socket is not connected");
-      return FALSE;
-    }
+  if (!check_writable (self, error))
+    return FALSE;
   if (size == 0)
     return TRUE;
-
-  /* Nothing is sent here: the pending source sends everything queued in
-   * this iteration of the context together, before the context polls
-   * again, as Qt sends when its event loop runs. */
-  priv->bytes_to_write += size;
-  chunk = g_queue_peek_tail (&priv->write_queue);
-  if (fds == NULL && size <= COALESCE_MAX_WRITE && chunk != NULL && chunk->array != NULL &&
-      chunk->array->len + size <= COALESCE_BUFFER_SIZE)
-    {
-      g_byte_array_append (chunk->array, data, size);
-      return TRUE;
-    }
-
-  if (fds == NULL && size <= COALESCE_MAX_WRITE && priv->spare_chunk != NULL)
-    {
-      chunk = g_steal_pointer (&priv->spare_chunk);
-      g_byte_array_append (chunk->array, data, size);
-      g_queue_push_tail (&priv->write_queue, chunk);
-      return TRUE;
-    }
-
-  chunk = g_new0 (WriteChunk, 1);
   if (fds == NULL && size <= COALESCE_MAX_WRITE)
     {
-      chunk->array = g_byte_array_sized_new (COALESCE_MAX_WRITE);
-      g_byte_array_append (chunk->array, data, size);
+      memcpy (reserve_coalesced (self, size), data, size);
+      return TRUE;
     }
-  else
-    chunk->bytes = bytes != NULL ? g_bytes_ref (bytes) : g_bytes_new (data, size);
+
+  priv->bytes_to_write += size;
+  chunk = g_new0 (WriteChunk, 1);
+  chunk->bytes = bytes != NULL ? g_bytes_ref (bytes) : g_bytes_new (data, size);
   chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
   g_queue_push_tail (&priv->write_queue, chunk);
   return TRUE;
+}
+
+guint8 *
+_qipc_socket_write_reserve (QipcSocket *self,
+                            gsize       size)
+{
+  g_return_val_if_fail (size > 0 && size <= COALESCE_MAX_WRITE, NULL);
+
+  if (!check_writable (self, NULL))
+    return NULL;
+  return reserve_coalesced (self, size);
 }
 
 gboolean

@@ -10,6 +10,9 @@
 
 #include "test-utils.h"
 
+/* The documented limit of channel and message names, in bytes. */
+#define QIPC_TEST_MAX_NAME 255
+
 
 static char *
 abstract_address (const char *what)
@@ -55,9 +58,10 @@ static void
 test_names_invalid (Fixture       *fixture,
                     gconstpointer  data)
 {
-  const char *bad_names[] = { "", "/a", "a/", "a//b", "a/b*", "a/**/b", "**x", "a\xff" };
+  const char *bad_names[] = { "", "/a", "a/", "a//b", "a/b*", "a/**/b", "**x", "a\xff",
+                              "a/***", "**/a", "a/*b", "caf\xc3\xa9/", "caf\xc3" };
   const char *bad_targets[] = { "a/*", "a/**", "" };
-  g_autofree char *long_name = g_strnfill (256, 'x');
+  g_autofree char *long_name = g_strnfill (QIPC_TEST_MAX_NAME + 1, 'x');
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad_names); i++)
     {
@@ -94,6 +98,41 @@ test_names_invalid (Fixture       *fixture,
 
     g_assert_false (qipc_channel_is_registered_for_bus (fixture->bus, "a/*", &error));
     g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_NAME);
+  }
+}
+
+/* Names at the limits, and beyond ASCII, pass (the checks take a fast
+ * path for ASCII and a full one for the rest). */
+static void
+test_names_valid (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  const char *patterns[] = { "*", "**", "a/*", "a/**", "*/b/*", "caf\xc3\xa9/**", "x" };
+  const char *names[] = { "a", "a/b/c", "caf\xc3\xa9/\xc3\xbc", "a b/c-d.e" };
+  g_autofree char *longest = g_strnfill (QIPC_TEST_MAX_NAME, 'x');
+
+  for (gsize i = 0; i < G_N_ELEMENTS (patterns); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QipcChannel) channel = qipc_channel_new_for_bus (fixture->bus, patterns[i], &error);
+
+      g_assert_no_error (error);
+      g_assert_nonnull (channel);
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (qipc_channel_send_for_bus (fixture->bus, names[i], names[i], NULL, &error));
+      g_assert_no_error (error);
+    }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (qipc_channel_send_for_bus (fixture->bus, longest, longest, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_true (qipc_channel_flush_for_bus (fixture->bus, &error));
+    g_assert_no_error (error);
   }
 }
 
@@ -764,6 +803,7 @@ main (int    argc,
 #define ADD(path, func) \
   g_test_add ("/channel/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("names/invalid", test_names_invalid);
+  ADD ("names/valid", test_names_valid);
   ADD ("register/unregister-on-finalize", test_unregister_on_finalize);
   ADD ("register/limit", test_channel_limit);
   ADD ("broker/channel-signals", test_broker_signals);
