@@ -990,6 +990,16 @@ add_peer (QipcBroker *self,
     on_ready_read (socket, peer);
 }
 
+/* The server waits before it tries again, so this comes at most ten
+ * times a second. */
+static void
+on_accept_error (QipcServer   *server,
+                 const GError *error,
+                 gpointer      user_data)
+{
+  g_message ("The broker pauses accepting clients: %s", error->message);
+}
+
 static void
 on_new_connection (QipcServer *server,
                    gpointer    user_data)
@@ -1190,6 +1200,7 @@ add_server (QipcBroker *self,
   listener->lock_path = lock_path;
   listener->lock_fd = lock_fd;
   g_signal_connect (server, "new-connection", G_CALLBACK (on_new_connection), self);
+  g_signal_connect (server, "accept-error", G_CALLBACK (on_accept_error), self);
   g_ptr_array_add (self->listeners, listener);
 }
 

@@ -33,10 +33,20 @@
 #include "qipc-socket-private.h"
 
 
+/* After a failed accept the server waits this long before it accepts
+ * again, doubling up to ACCEPT_RETRY_MAX_MS while accepting keeps
+ * failing: a process out of file descriptors would otherwise find the
+ * listener readable, fail and try again, at full speed, until one is
+ * free. */
+#define ACCEPT_RETRY_MS 100
+#define ACCEPT_RETRY_MAX_MS 1600
+
 typedef struct
 {
   GPtrArray *listeners;
   GPtrArray *sources;
+  GSource *retry_source;      /* waiting after a failed accept */
+  guint retry_ms;             /* the next wait; 0 after a success */
   GQueue pending;
   guint max_pending;
   gboolean paused;
@@ -178,8 +188,14 @@ qipc_server_class_init (QipcServerClass *klass)
    * @error: what went wrong, in the %QIPC_SOCKET_ERROR domain
    *
    * Accepting a connection failed, for example because the process ran
-   * out of file descriptors (%QIPC_SOCKET_ERROR_SOCKET_RESOURCE). The
-   * server keeps listening.
+   * out of file descriptors (%QIPC_SOCKET_ERROR_SOCKET_RESOURCE).
+   *
+   * The server keeps listening, but accepts nothing for 100 ms, then
+   * twice as long after each further failure up to 1.6 s, and back to
+   * 100 ms after a success; clients wait in the system's backlog
+   * meanwhile. So a process out of descriptors does not spin on a
+   * listener that stays readable, and this signal comes at most ten
+   * times a second.
    */
   signals[ACCEPT_ERROR] =
     g_signal_new ("accept-error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
@@ -198,10 +214,57 @@ qipc_server_init (QipcServer *self)
   g_queue_init (&priv->pending);
 }
 
-/* Accepts one connection from @listener. Returns FALSE when none waits. */
 static gboolean
-accept_one (QipcServer *self,
-            GSocket    *listener)
+retry_accepting (gpointer user_data)
+{
+  QipcServer *self = user_data;
+  QipcServerPrivate *priv = qipc_server_get_instance_private (self);
+
+  g_clear_pointer (&priv->retry_source, g_source_unref);
+  update_accepting (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+stop_retrying (QipcServerPrivate *priv)
+{
+  if (priv->retry_source == NULL)
+    return;
+  g_source_destroy (priv->retry_source);
+  g_clear_pointer (&priv->retry_source, g_source_unref);
+}
+
+/* Reports a failed accept and stops accepting for a while. */
+static void
+accept_failed (QipcServer   *self,
+               const GError *error,
+               GError      **accept_error)
+{
+  QipcServerPrivate *priv = qipc_server_get_instance_private (self);
+  g_autoptr(GError) reported = NULL;
+
+  _qipc_socket_set_error_from_gio (&reported, error, "Cannot accept a connection");
+  g_signal_emit (self, signals[ACCEPT_ERROR], 0, reported);
+  if (accept_error != NULL)
+    *accept_error = g_steal_pointer (&reported);
+  /* A handler may have closed the server. */
+  if (priv->listeners->len == 0 || priv->retry_source != NULL)
+    return;
+  priv->retry_ms = priv->retry_ms == 0 ? ACCEPT_RETRY_MS
+                                       : MIN (priv->retry_ms * 2, ACCEPT_RETRY_MAX_MS);
+  priv->retry_source = g_timeout_source_new (priv->retry_ms);
+  g_source_set_callback (priv->retry_source, retry_accepting, self, NULL);
+  g_source_set_static_name (priv->retry_source, "[qipc] server accept retry");
+  g_source_attach (priv->retry_source, priv->context);
+  update_accepting (self);
+}
+
+/* Accepts one connection from @listener. Returns FALSE when none waits,
+ * or with @accept_error set when accepting failed. */
+static gboolean
+accept_one (QipcServer  *self,
+            GSocket     *listener,
+            GError     **accept_error)
 {
   QipcServerPrivate *priv = qipc_server_get_instance_private (self);
   g_autoptr(GError) error = NULL;
@@ -211,14 +274,11 @@ accept_one (QipcServer *self,
 
   if (accepted == NULL)
     {
-      g_autoptr(GError) accept_error = NULL;
-
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        return FALSE;
-      _qipc_socket_set_error_from_gio (&accept_error, error, "Cannot accept a connection");
-      g_signal_emit (self, signals[ACCEPT_ERROR], 0, accept_error);
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        accept_failed (self, error, accept_error);
       return FALSE;
     }
+  priv->retry_ms = 0;
 
   /* The new socket lives on the server's context, whatever context is
    * the thread default where this runs (wait_for_new_connection). */
@@ -249,7 +309,7 @@ acceptable_cb (GSocket      *listener,
   QipcServerPrivate *priv = qipc_server_get_instance_private (self);
 
   g_object_ref (self);
-  while (priv->sources->len > 0 && !queue_full (priv) && accept_one (self, listener))
+  while (priv->sources->len > 0 && !queue_full (priv) && accept_one (self, listener, NULL))
     ;
   update_accepting (self);
   g_object_unref (self);
@@ -267,12 +327,14 @@ stop_accepting (QipcServerPrivate *priv)
   g_ptr_array_set_size (priv->sources, 0);
 }
 
-/* Accepts while listening, not paused, and the queue has room. */
+/* Accepts while listening, not paused, not waiting after a failure,
+ * and the queue has room. */
 static void
 update_accepting (QipcServer *self)
 {
   QipcServerPrivate *priv = qipc_server_get_instance_private (self);
-  gboolean want = priv->listeners->len > 0 && !priv->paused && !queue_full (priv);
+  gboolean want = priv->listeners->len > 0 && !priv->paused && priv->retry_source == NULL &&
+                  !queue_full (priv);
 
   if (!want)
     {
@@ -345,6 +407,8 @@ qipc_server_close (QipcServer *self)
   if (priv->listeners == NULL || priv->listeners->len == 0)
     return;
   stop_accepting (priv);
+  stop_retrying (priv);
+  priv->retry_ms = 0;
   for (guint i = 0; i < priv->listeners->len; i++)
     g_socket_close (priv->listeners->pdata[i], NULL);
   g_ptr_array_set_size (priv->listeners, 0);
@@ -489,7 +553,9 @@ qipc_server_resume_accepting (QipcServer *self)
  * announced by [signal@Server::new-connection] before this returns.
  *
  * Returns: %TRUE when a connection is pending; %FALSE with @error set on
- *   timeout (%QIPC_SOCKET_ERROR_SOCKET_TIMEOUT) or when not listening
+ *   timeout (%QIPC_SOCKET_ERROR_SOCKET_TIMEOUT), when not listening, or
+ *   when accepting failed (the error [signal@Server::accept-error]
+ *   reported, such as %QIPC_SOCKET_ERROR_SOCKET_RESOURCE)
  */
 gboolean
 qipc_server_wait_for_new_connection (QipcServer  *self,
@@ -515,6 +581,7 @@ qipc_server_wait_for_new_connection (QipcServer  *self,
   fds = g_new0 (GPollFD, priv->listeners->len);
   while (g_queue_is_empty (&priv->pending))
     {
+      g_autoptr(GError) accept_error = NULL;
       int wait_ms = -1;
 
       /* A handler may have closed the server. */
@@ -548,11 +615,18 @@ qipc_server_wait_for_new_connection (QipcServer  *self,
         continue;
 
       g_object_ref (self);
-      for (guint i = 0; i < priv->listeners->len && !queue_full (priv); i++)
+      for (guint i = 0; i < priv->listeners->len && !queue_full (priv) && accept_error == NULL; i++)
         if (fds[i].revents & G_IO_IN)
-          accept_one (self, priv->listeners->pdata[i]);
+          accept_one (self, priv->listeners->pdata[i], &accept_error);
       update_accepting (self);
       g_object_unref (self);
+      /* As in Qt: a failure ends the wait, rather than polling a
+       * listener that stays readable. */
+      if (accept_error != NULL && g_queue_is_empty (&priv->pending))
+        {
+          g_propagate_error (error, g_steal_pointer (&accept_error));
+          return FALSE;
+        }
     }
 
   return TRUE;

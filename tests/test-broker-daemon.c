@@ -10,7 +10,11 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -343,6 +347,100 @@ test_unix_path (void)
   remove_dir (dir);
 }
 
+/* The broker's stderr as lines, until one holds @expected; fails the
+ * test (after the deadline) when none does. */
+static void
+expect_stderr (GSubprocess *process,
+               const char  *expected)
+{
+  g_autoptr(GDataInputStream) lines = g_data_input_stream_new (g_subprocess_get_stderr_pipe (process));
+
+  g_filter_input_stream_set_close_base_stream (G_FILTER_INPUT_STREAM (lines), FALSE);
+  while (TRUE)
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *line = NULL;
+
+      g_data_input_stream_read_line_async (lines, G_PRIORITY_DEFAULT, NULL,
+                                           qipc_test_store_result, &result);
+      qipc_test_wait_for_result (&result);
+      line = g_data_input_stream_read_line_finish (lines, result, NULL, &error);
+      g_assert_no_error (error);
+      if (line == NULL)
+        g_error ("qipc-broker ended its stderr without \"%s\"", expected);
+      if (strstr (line, expected) != NULL)
+        return;
+    }
+}
+
+#define FEW_DESCRIPTORS 24
+
+static void
+limit_descriptors (gpointer user_data)
+{
+  struct rlimit few = { FEW_DESCRIPTORS, FEW_DESCRIPTORS };
+
+  die_with_test (NULL);
+  setrlimit (RLIMIT_NOFILE, &few);
+}
+
+/* A connection that never says HELLO, left waiting; -1 once the
+ * listening socket's backlog is full. */
+static int
+connect_silently (const char *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_strlcpy (address.sun_path, path, sizeof address.sun_path);
+  if (connect (fd, (struct sockaddr *) &address, sizeof address) < 0)
+    {
+      g_assert_cmpint (errno, ==, EAGAIN);
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Clients that take every descriptor the broker may open: the broker
+ * says it pauses accepting (rather than spinning on accept(), which the
+ * sockets tests check), and takes clients again once some leave. */
+static void
+test_out_of_descriptors (void)
+{
+  g_autofree char *dir = make_dir ();
+  g_autofree char *path = g_build_filename (dir, "bus", NULL);
+  g_autofree char *address = g_strdup_printf ("unix:path=%s", path);
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr(GSubprocess) broker = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) silent = g_array_new (FALSE, FALSE, sizeof (int));
+
+  g_subprocess_launcher_set_child_setup (launcher, limit_descriptors, NULL, NULL);
+  broker = g_subprocess_launcher_spawn (launcher, &error, g_getenv ("QIPC_BROKER"),
+                                        "--address", address, NULL);
+  g_assert_no_error (error);
+  assert_round_trip (address, address);
+
+  for (int i = 0; i < 2 * FEW_DESCRIPTORS; i++)
+    {
+      int fd = connect_silently (path);
+
+      if (fd < 0)
+        break;
+      g_array_append_val (silent, fd);
+    }
+  expect_stderr (broker, "pauses accepting clients");
+
+  for (guint i = 0; i < silent->len; i++)
+    close (g_array_index (silent, int, i));
+  assert_round_trip (address, address);
+  terminate (broker, SIGTERM);
+  remove_dir (dir);
+}
+
 static void
 test_unix_abstract (void)
 {
@@ -576,6 +674,7 @@ main (int    argc,
   g_test_add_func ("/broker-daemon/bad-address", test_bad_address);
   g_test_add_func ("/broker-daemon/bad-policy", test_bad_policy);
   g_test_add_func ("/broker-daemon/unix-path", test_unix_path);
+  g_test_add_func ("/broker-daemon/out-of-descriptors", test_out_of_descriptors);
   g_test_add_func ("/broker-daemon/unix-abstract", test_unix_abstract);
   g_test_add_func ("/broker-daemon/two-addresses", test_two_addresses);
   g_test_add_func ("/broker-daemon/default-address", test_default_address);

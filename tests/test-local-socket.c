@@ -8,6 +8,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -986,6 +987,66 @@ test_server_max_pending (void)
   g_assert_cmpint (qipc_test_child_wait (second), ==, 0);
 }
 
+/* The lowest descriptor free now: with the limit set to it, the process
+ * can open nothing more. */
+static int
+lowest_free_fd (void)
+{
+  int fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  close (fd);
+  return fd;
+}
+
+/* A server out of descriptors says so and waits before it tries again,
+ * instead of spinning on a listener that stays readable; once
+ * descriptors are free again, the clients that waited get in. */
+static void
+test_server_out_of_descriptors (void)
+{
+  g_autofree char *path = socket_path ("out-of-fds");
+  g_autoptr(QipcLocalServer) server = listen_on (path);
+  g_autoptr(QipcTestChild) first = NULL;
+  g_autoptr(QipcTestChild) second = NULL;
+  g_autoptr(GError) error = NULL;
+  struct rlimit saved, none_left;
+  guint accept_errors = 0, new_connections = 0;
+
+  /* Both wait in the backlog. */
+  qipc_server_pause_accepting (QIPC_SERVER (server));
+  first = qipc_test_child_spawn ("local-connect", path, NULL);
+  second = qipc_test_child_spawn ("local-connect", path, NULL);
+  qipc_test_child_expect (first, "connected");
+  qipc_test_child_expect (second, "connected");
+  g_signal_connect_swapped (server, "accept-error", G_CALLBACK (count), &accept_errors);
+  g_signal_connect_swapped (server, "new-connection", G_CALLBACK (count), &new_connections);
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+  none_left = saved;
+  none_left.rlim_cur = lowest_free_fd ();
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &none_left), ==, 0);
+  qipc_server_resume_accepting (QIPC_SERVER (server));
+
+  /* The blocking wait ends with the error rather than polling on. */
+  g_assert_false (qipc_server_wait_for_new_connection (QIPC_SERVER (server), 20000, &error));
+  g_assert_error (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_SOCKET_RESOURCE);
+  g_assert_cmpuint (accept_errors, ==, 1);
+
+  /* A second of the main loop: a few retries (100, 200, 400 ms apart),
+   * where a spinning server would fail thousands of times. */
+  iterate_for (1000);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+  g_assert_cmpuint (accept_errors, >=, 2);
+  g_assert_cmpuint (accept_errors, <=, 10);
+  g_assert_cmpuint (new_connections, ==, 0);
+
+  wait_for_count (&new_connections, 2, "the clients that waited");
+  g_clear_object (&server);
+  g_assert_cmpint (qipc_test_child_wait (first), ==, 0);
+  g_assert_cmpint (qipc_test_child_wait (second), ==, 0);
+}
+
 /* A server that crashed left its socket file; a new one takes over. */
 static void
 test_server_stale_recovery (void)
@@ -1137,6 +1198,7 @@ main (int    argc,
   g_test_add_func ("/local-server/pending", test_server_pending);
   g_test_add_func ("/local-server/pause-resume", test_server_pause_resume);
   g_test_add_func ("/local-server/max-pending", test_server_max_pending);
+  g_test_add_func ("/local-server/out-of-descriptors", test_server_out_of_descriptors);
   g_test_add_func ("/local-server/stale-recovery", test_server_stale_recovery);
   g_test_add_func ("/local-server/live-not-displaced", test_server_live_not_displaced);
   g_test_add_func ("/local-server/not-a-socket", test_server_not_a_socket);
