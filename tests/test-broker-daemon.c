@@ -413,11 +413,12 @@ test_out_of_descriptors (void)
   g_autofree char *dir = make_dir ();
   g_autofree char *path = g_build_filename (dir, "bus", NULL);
   g_autofree char *address = g_strdup_printf ("unix:path=%s", path);
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
   g_autoptr(GSubprocess) broker = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) silent = g_array_new (FALSE, FALSE, sizeof (int));
 
+  /* In place of launcher_new()'s setup, which it calls. */
   g_subprocess_launcher_set_child_setup (launcher, limit_descriptors, NULL, NULL);
   broker = g_subprocess_launcher_spawn (launcher, &error, g_getenv ("QIPC_BROKER"),
                                         "--address", address, NULL);
