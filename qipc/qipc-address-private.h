@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 typedef enum {
   QIPC_ADDRESS_UNIX_PATH,     /* unix:path=/run/user/1000/qipc/bus */
   QIPC_ADDRESS_UNIX_ABSTRACT, /* unix:abstract=name */
-  QIPC_ADDRESS_TCP,           /* tcp:host=127.0.0.1,port=7777 */
+  QIPC_ADDRESS_TCP,           /* tcp:host=127.0.0.1,port=7777[,ca=/etc/ca.pem], TLS */
 } QipcAddressKind;
 
 typedef struct {
@@ -19,6 +19,8 @@ typedef struct {
   char           *path;        /* UNIX_PATH: the path; UNIX_ABSTRACT: the name */
   char           *host;        /* TCP */
   guint16         port;        /* TCP; 0 lets a broker pick one */
+  char           *ca_file;     /* TCP: the authorities a client trusts
+                                * (PEM), or NULL for the system's */
 } QipcAddress;
 
 /* Parses @address into @out; QIPC_BUS_ERROR_INVALID_ADDRESS on error. */

@@ -70,15 +70,19 @@ parse_tcp (const char   *address,
 {
   const char *host = g_hash_table_lookup (table, "host");
   const char *port = g_hash_table_lookup (table, "port");
+  const char *ca = g_hash_table_lookup (table, "ca");
   guint64 number;
 
-  if (host == NULL || port == NULL || g_hash_table_size (table) != 2)
-    return address_error (error, address, "a tcp address takes host= and port=");
+  if (host == NULL || port == NULL || g_hash_table_size (table) != (ca != NULL ? 3 : 2))
+    return address_error (error, address, "a tcp address takes host=, port= and optionally ca=");
   if (!g_ascii_string_to_unsigned (port, 10, 0, G_MAXUINT16, &number, NULL))
     return address_error (error, address, "the port is not a number from 0 to 65535");
+  if (ca != NULL && !g_path_is_absolute (ca))
+    return address_error (error, address, "the ca= file must be an absolute path");
   out->kind = QIPC_ADDRESS_TCP;
   out->host = g_strdup (host);
   out->port = number;
+  out->ca_file = g_strdup (ca);
   return TRUE;
 }
 
@@ -111,6 +115,7 @@ _qipc_address_clear (QipcAddress *address)
 {
   g_clear_pointer (&address->path, g_free);
   g_clear_pointer (&address->host, g_free);
+  g_clear_pointer (&address->ca_file, g_free);
 }
 
 char *

@@ -125,6 +125,7 @@ struct _QipcBroker
   guint64 generation;
   gsize max_queued_bytes;
   guint handshake_timeout_ms;
+  GTlsCertificate *tls_certificate;
   GMainContext *context;
 
   GHashTable *exact;          /* name -> GPtrArray of Subscription */
@@ -149,6 +150,7 @@ enum {
   PROP_N_CLIENTS,
   PROP_MAX_QUEUED_BYTES,
   PROP_HANDSHAKE_TIMEOUT,
+  PROP_TLS_CERTIFICATE,
   N_PROPS
 };
 
@@ -945,23 +947,15 @@ peer_credentials (QipcSocket *socket)
   return qipc_local_socket_get_peer_credentials (QIPC_LOCAL_SOCKET (socket), NULL);
 }
 
+/* Applies the policy to a connected client. */
 static void
-add_peer (QipcBroker *self,
-          QipcSocket *socket)
+admit_peer (Peer *peer)
 {
+  QipcBroker *self = peer->broker;
+  QipcSocket *socket = peer->socket;
   g_autoptr(GCredentials) credentials = peer_credentials (socket);
-  Peer *peer = g_new0 (Peer, 1);
 
-  peer->broker = self;
-  peer->socket = socket;
-  peer->id = ++self->next_peer_id;
   peer->pid = credentials != NULL ? g_credentials_get_unix_pid (credentials, NULL) : -1;
-  peer->subscriptions = g_hash_table_new_full (NULL, NULL, NULL, subscription_free);
-  g_hash_table_add (self->peers, peer);
-  g_signal_connect (socket, "ready-read", G_CALLBACK (on_ready_read), peer);
-  g_signal_connect (socket, "disconnected", G_CALLBACK (on_disconnected), peer);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
-
   if (QIPC_IS_LOCAL_SOCKET (socket) && credentials == NULL)
     {
       peer_drop (peer, "its credentials cannot be read");
@@ -979,15 +973,63 @@ add_peer (QipcBroker *self,
       qipc_socket_close (socket);
       return;
     }
-  /* A connection that never says HELLO would hold its descriptor and
-   * memory for good. */
+  /* Frames may already wait behind the connection. */
+  if (qipc_socket_bytes_available (socket) > 0)
+    on_ready_read (socket, peer);
+}
+
+/* A client on TLS is admitted once its handshake is over, so that a
+ * refusal reaches it; a socket that never connected ends without
+ * ::disconnected, so a failed handshake ends the client here. */
+static void
+on_handshake_state (QipcSocket      *socket,
+                    QipcSocketState  state,
+                    gpointer         user_data)
+{
+  Peer *peer = user_data;
+
+  if (state == QIPC_SOCKET_STATE_CONNECTED)
+    {
+      g_signal_handlers_disconnect_by_func (socket, on_handshake_state, peer);
+      admit_peer (peer);
+    }
+  else if (state == QIPC_SOCKET_STATE_UNCONNECTED)
+    {
+      const GError *error = qipc_socket_get_error (socket);
+
+      g_message ("Client %" G_GUINT64_FORMAT " failed the TLS handshake: %s", peer->id,
+                 error != NULL ? error->message : "closed");
+      on_disconnected (socket, peer);
+    }
+}
+
+static void
+add_peer (QipcBroker *self,
+          QipcSocket *socket)
+{
+  Peer *peer = g_new0 (Peer, 1);
+
+  peer->broker = self;
+  peer->socket = socket;
+  peer->id = ++self->next_peer_id;
+  peer->pid = -1;
+  peer->subscriptions = g_hash_table_new_full (NULL, NULL, NULL, subscription_free);
+  g_hash_table_add (self->peers, peer);
+  g_signal_connect (socket, "ready-read", G_CALLBACK (on_ready_read), peer);
+  g_signal_connect (socket, "disconnected", G_CALLBACK (on_disconnected), peer);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
+
+  /* A connection that never says HELLO (or never ends its TLS
+   * handshake) would hold its descriptor and memory for good. */
   peer->hello_timer = g_timeout_source_new (self->handshake_timeout_ms);
   g_source_set_callback (peer->hello_timer, on_hello_timeout, peer, NULL);
   g_source_set_static_name (peer->hello_timer, "[qipc] broker handshake timeout");
   g_source_attach (peer->hello_timer, self->context);
-  /* Frames may already wait behind the connection. */
-  if (qipc_socket_bytes_available (socket) > 0)
-    on_ready_read (socket, peer);
+
+  if (qipc_socket_get_state (socket) == QIPC_SOCKET_STATE_CONNECTING)
+    g_signal_connect (socket, "state-changed", G_CALLBACK (on_handshake_state), peer);
+  else
+    admit_peer (peer);
 }
 
 /* The server waits before it tries again, so this comes at most ten
@@ -1037,6 +1079,7 @@ qipc_broker_finalize (GObject *object)
   g_ptr_array_unref (self->bridges);
   g_byte_array_unref (self->scratch);
   _qipc_policy_free (self->policy);
+  g_clear_object (&self->tls_certificate);
   g_main_context_unref (self->context);
   G_OBJECT_CLASS (qipc_broker_parent_class)->finalize (object);
 }
@@ -1060,6 +1103,9 @@ qipc_broker_get_property (GObject    *object,
     case PROP_HANDSHAKE_TIMEOUT:
       g_value_set_uint (value, self->handshake_timeout_ms);
       break;
+    case PROP_TLS_CERTIFICATE:
+      g_value_set_object (value, self->tls_certificate);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1080,6 +1126,9 @@ qipc_broker_set_property (GObject      *object,
       break;
     case PROP_HANDSHAKE_TIMEOUT:
       qipc_broker_set_handshake_timeout (self, g_value_get_uint (value));
+      break;
+    case PROP_TLS_CERTIFICATE:
+      qipc_broker_set_tls_certificate (self, g_value_get_object (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1127,6 +1176,17 @@ qipc_broker_class_init (QipcBrokerClass *klass)
     g_param_spec_uint ("handshake-timeout", NULL, NULL, 1, G_MAXUINT,
                        DEFAULT_HANDSHAKE_TIMEOUT_MS,
                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * QipcBroker:tls-certificate: (getter get_tls_certificate) (setter set_tls_certificate)
+   *
+   * The certificate, with its private key, that the broker presents to
+   * clients on TCP: TCP is always TLS, so listening on a `tcp:` address
+   * needs one. %NULL by default.
+   */
+  properties[PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL, G_TYPE_TLS_CERTIFICATE,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
@@ -1285,8 +1345,17 @@ listen_tcp (QipcBroker         *self,
             const QipcAddress  *address,
             GError            **error)
 {
-  g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+  g_autoptr(QipcTcpServer) server = NULL;
 
+  if (self->tls_certificate == NULL)
+    {
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
+                   "Listening on TCP (%s) needs a TLS certificate: TCP is always TLS",
+                   address->host);
+      return FALSE;
+    }
+  server = qipc_tcp_server_new ();
+  qipc_tcp_server_set_tls_certificate (server, self->tls_certificate);
   qipc_server_set_max_pending_connections (QIPC_SERVER (server), MAX_BACKLOG);
 
   if (!qipc_tcp_server_listen (server, address->host, address->port, error))
@@ -1314,8 +1383,10 @@ listen_tcp (QipcBroker         *self,
  * the same moment). Set the policy before listening: it decides who may
  * reach the socket.
  *
- * TCP clients have no credentials: the default policy refuses them, and
- * a policy rule with `"anonymous": true` admits them.
+ * TCP is always TLS: listening on a `tcp:` address needs
+ * [property@Broker:tls-certificate], and fails with %QIPC_BUS_ERROR_FAILED
+ * without one. TCP clients have no credentials: the default policy
+ * refuses them, and a policy rule with `"anonymous": true` admits them.
  *
  * Returns: %TRUE when listening
  */
@@ -1538,6 +1609,42 @@ qipc_broker_set_handshake_timeout (QipcBroker *self,
     return;
   self->handshake_timeout_ms = timeout_ms;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HANDSHAKE_TIMEOUT]);
+}
+
+/**
+ * qipc_broker_get_tls_certificate: (get-property tls-certificate)
+ * @self: a #QipcBroker
+ *
+ * Gets the certificate the broker presents to clients on TCP.
+ *
+ * Returns: (transfer none) (nullable): the certificate, or %NULL
+ */
+GTlsCertificate *
+qipc_broker_get_tls_certificate (QipcBroker *self)
+{
+  g_return_val_if_fail (QIPC_IS_BROKER (self), NULL);
+
+  return self->tls_certificate;
+}
+
+/**
+ * qipc_broker_set_tls_certificate: (set-property tls-certificate)
+ * @self: a #QipcBroker
+ * @certificate: (nullable): a certificate with its private key, or %NULL
+ *
+ * Sets [property@Broker:tls-certificate]. Set it before listening on
+ * TCP; addresses the broker listens at already keep the certificate they
+ * started with.
+ */
+void
+qipc_broker_set_tls_certificate (QipcBroker      *self,
+                                 GTlsCertificate *certificate)
+{
+  g_return_if_fail (QIPC_IS_BROKER (self));
+  g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
+
+  if (g_set_object (&self->tls_certificate, certificate))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TLS_CERTIFICATE]);
 }
 
 /**

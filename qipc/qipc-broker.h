@@ -51,6 +51,11 @@ QIPC_AVAILABLE_IN_1_0
 void        qipc_broker_set_handshake_timeout (QipcBroker  *self,
                                                guint        timeout_ms);
 QIPC_AVAILABLE_IN_1_0
+GTlsCertificate *qipc_broker_get_tls_certificate (QipcBroker      *self);
+QIPC_AVAILABLE_IN_1_0
+void        qipc_broker_set_tls_certificate  (QipcBroker      *self,
+                                              GTlsCertificate *certificate);
+QIPC_AVAILABLE_IN_1_0
 gboolean    qipc_broker_add_bridge           (QipcBroker          *self,
                                               const char          *address,
                                               const char * const  *patterns,

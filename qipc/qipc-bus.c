@@ -32,8 +32,10 @@
  *
  * - `unix:path=/run/user/1000/qipc/bus`: a Unix socket path;
  * - `unix:abstract=name`: a Linux abstract socket;
- * - `tcp:host=127.0.0.1,port=7777`: TCP (the broker's policy must admit
- *   anonymous clients);
+ * - `tcp:host=broker.example,port=7777,ca=/etc/qipc/ca.pem`: TCP, always
+ *   with TLS. The broker's certificate must name the host and come from
+ *   an authority in the `ca=` file (PEM), or from the system's when
+ *   `ca=` is left out. The broker's policy must admit anonymous clients;
  * - `dbus:session`, `dbus:system`, `dbus:address=unix:path=/tmp/bus`: a
  *   D-Bus daemon instead of a qipc broker, with messages as D-Bus
  *   signals (see [Channels over D-Bus](dbus-transport.html)). Setting
@@ -142,6 +144,7 @@ struct _QipcBus
   gboolean monitoring;
   GByteArray *scratch;        /* the frame being built */
   QipcLastLookup last_exact;  /* in exact */
+  GTlsDatabase *tls_database; /* a tcp: address's ca= authorities */
   TypeKeeper sent_type;       /* see keep_type() */
   TypeKeeper received_type;
   guint64 messages_lost;
@@ -299,22 +302,62 @@ send_hello (QipcBus *self)
   qipc_socket_write (self->socket, hello, NULL);
 }
 
-static QipcSocket *
-wrap_connection (QipcBus           *self,
-                 GSocketConnection *connection)
+/* A TLS handshake failure is final, as a refusal by the broker is: the
+ * next attempt would meet the same certificate. */
+static void
+on_socket_error (QipcSocket   *socket,
+                 const GError *error,
+                 gpointer      user_data)
 {
-  g_autofree char *name = NULL;
-  QipcTcpSocket *tcp;
+  QipcBus *self = user_data;
 
-  if (self->address.kind != QIPC_ADDRESS_TCP)
-    {
-      name = _qipc_address_local_name (&self->address);
-      return QIPC_SOCKET (_qipc_local_socket_new_for_connection (connection, name));
-    }
-  tcp = qipc_tcp_socket_new ();
+  if (!g_error_matches (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_TLS_HANDSHAKE_FAILED) ||
+      self->refusal != NULL)
+    return;
+  g_message ("The TLS handshake with the broker at %s failed: %s",
+             self->address_string, error->message);
+  self->refusal = g_error_new (QIPC_BUS_ERROR, QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED,
+                               "The TLS handshake with the channel broker at %s failed: %s",
+                               self->address_string, error->message);
+}
+
+/* TCP is always TLS. The handshake runs on the bus's main context, with
+ * the HELLO queued behind it, so that a process can reach over TCP a
+ * broker it hosts in its own main loop; the broker's certificate must
+ * name the address's host and come from its ca= authorities, or else
+ * from the system's. */
+static QipcSocket *
+wrap_tcp_connection (QipcBus            *self,
+                     GSocketConnection  *connection,
+                     GError            **error)
+{
+  g_autoptr(QipcTcpSocket) tcp = qipc_tcp_socket_new ();
+  g_autoptr(GSocketConnectable) identity = g_network_address_new (self->address.host,
+                                                                  self->address.port);
+
   _qipc_tcp_socket_take_connection (tcp, connection, NULL);
   qipc_tcp_socket_set_no_delay (tcp, TRUE);
-  return QIPC_SOCKET (tcp);
+  _qipc_tcp_socket_set_tls_peer (tcp, identity, self->tls_database);
+  g_signal_connect (tcp, "error-occurred", G_CALLBACK (on_socket_error), self);
+  if (!qipc_tcp_socket_start_client_encryption (tcp, error))
+    {
+      g_signal_handlers_disconnect_by_data (tcp, self);
+      return NULL;
+    }
+  return QIPC_SOCKET (g_steal_pointer (&tcp));
+}
+
+static QipcSocket *
+wrap_connection (QipcBus            *self,
+                 GSocketConnection  *connection,
+                 GError            **error)
+{
+  g_autofree char *name = NULL;
+
+  if (self->address.kind == QIPC_ADDRESS_TCP)
+    return wrap_tcp_connection (self, connection, error);
+  name = _qipc_address_local_name (&self->address);
+  return QIPC_SOCKET (_qipc_local_socket_new_for_connection (connection, name));
 }
 
 static void on_ready_read (QipcSocket *socket, gpointer user_data);
@@ -328,7 +371,9 @@ connect_once (QipcBus  *self,
 
   if (connection == NULL)
     return FALSE;
-  self->socket = wrap_connection (self, connection);
+  self->socket = wrap_connection (self, connection, error);
+  if (self->socket == NULL)
+    return FALSE;
   g_signal_connect (self->socket, "ready-read", G_CALLBACK (on_ready_read), self);
   g_signal_connect (self->socket, "disconnected", G_CALLBACK (on_disconnected), self);
   send_hello (self);
@@ -1430,6 +1475,7 @@ qipc_bus_finalize (GObject *object)
   g_clear_error (&self->send_error);
   g_clear_error (&self->refusal);
   g_byte_array_unref (self->scratch);
+  g_clear_object (&self->tls_database);
   type_keeper_clear (&self->sent_type);
   type_keeper_clear (&self->received_type);
   G_OBJECT_CLASS (qipc_bus_parent_class)->finalize (object);
@@ -1580,6 +1626,24 @@ qipc_bus_init (QipcBus *self)
 /* ------------------------------------------------------------------ */
 /* Public API                                                          */
 
+/* The authorities of a tcp: address's ca= file. */
+static gboolean
+load_tls_database (QipcBus  *self,
+                   GError  **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (self->address.ca_file == NULL)
+    return TRUE;
+  self->tls_database = g_tls_file_database_new (self->address.ca_file, &local_error);
+  if (self->tls_database != NULL)
+    return TRUE;
+  g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS,
+               "Cannot read the authorities of %s from %s: %s", self->address_string,
+               self->address.ca_file, local_error->message);
+  return FALSE;
+}
+
 static QipcBus *
 bus_new (const char  *address,
          gboolean     autostart,
@@ -1603,7 +1667,8 @@ bus_new (const char  *address,
       self->connected = TRUE;
       return g_steal_pointer (&self);
     }
-  if (!_qipc_address_parse (address, &self->address, error))
+  if (!_qipc_address_parse (address, &self->address, error) ||
+      !load_tls_database (self, error))
     return NULL;
   self->autostart = autostart && self->address.kind == QIPC_ADDRESS_UNIX_PATH;
   if (!connect_with_autostart (self, error))
@@ -1624,10 +1689,13 @@ bus_new (const char  *address,
  * The broker's answer is not awaited (so a process can connect to a
  * broker it hosts on the same main loop): a broker whose policy refuses
  * this user closes the bus soon after, and every call then fails with
- * %QIPC_BUS_ERROR_ACCESS_DENIED.
+ * %QIPC_BUS_ERROR_ACCESS_DENIED. On TCP the TLS handshake, too, runs on
+ * the main context: a broker whose certificate does not verify closes
+ * the bus in the same way, with %QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED.
  *
  * Returns: (transfer full): a connected bus, or %NULL with @error set
- *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, %QIPC_BUS_ERROR_BROKER_NOT_FOUND when
+ *   (%QIPC_BUS_ERROR_INVALID_ADDRESS, also for a `ca=` file that cannot be
+ *   read, %QIPC_BUS_ERROR_BROKER_NOT_FOUND when
  *   nothing listens at the address, or another %G_IO_ERROR from
  *   connecting)
  */

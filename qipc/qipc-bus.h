@@ -32,6 +32,9 @@ G_BEGIN_DECLS
  *   name or frame size, channels per connection
  * @QIPC_BUS_ERROR_PROTOCOL: the peer broke the protocol (malformed frame,
  *   unsupported version)
+ * @QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED: the TLS handshake with a broker on
+ *   TCP failed, for example because its certificate is not trusted or
+ *   does not name the host; never sent in an ERROR frame
  *
  * Errors in the %QIPC_BUS_ERROR domain, used by [class@Bus],
  * [class@Channel] and [class@Broker]. The same numbers travel in the
@@ -47,6 +50,7 @@ typedef enum {
   QIPC_BUS_ERROR_ACCESS_DENIED,
   QIPC_BUS_ERROR_LIMIT_EXCEEDED,
   QIPC_BUS_ERROR_PROTOCOL,
+  QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED,
 } QipcBusError;
 
 /**

@@ -16,6 +16,14 @@ void _qipc_tcp_socket_take_connection (QipcTcpSocket     *self,
                                        GSocketConnection *connection,
                                        GTlsCertificate   *certificate);
 
+/* For a client connection that the caller made itself, before
+ * qipc_tcp_socket_start_client_encryption(): the name the server's
+ * certificate must carry, and the authorities it must come from (%NULL
+ * for the system's). */
+void _qipc_tcp_socket_set_tls_peer    (QipcTcpSocket      *self,
+                                       GSocketConnectable *identity,
+                                       GTlsDatabase       *database);
+
 /* The text form of @address, with IPv4-mapped IPv6 addresses (what a
  * dual-stack listener sees of IPv4 peers) given in their IPv4 form. */
 char *_qipc_tcp_address_to_string     (GInetAddress      *address);

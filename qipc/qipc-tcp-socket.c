@@ -104,6 +104,8 @@ struct _QipcTcpSocket
   gsize clear_left;
   gboolean encrypted;
   GTlsCertificate *peer_certificate;
+  /* The authorities a client trusts; NULL for the system's. */
+  GTlsDatabase *tls_database;
 };
 
 enum {
@@ -312,6 +314,7 @@ new_client_tls (QipcTcpSocket  *self,
 {
   g_autoptr(GSocketAddress) remote = NULL;
   GSocketConnectable *identity = self->peer_identity;
+  GIOStream *tls;
 
   /* A socket that a server accepted has no host name: verify the
    * certificate against the peer's address. */
@@ -323,7 +326,10 @@ new_client_tls (QipcTcpSocket  *self,
       identity = G_SOCKET_CONNECTABLE (remote);
     }
 
-  return g_tls_client_connection_new (base, identity, error);
+  tls = g_tls_client_connection_new (base, identity, error);
+  if (tls != NULL && self->tls_database != NULL)
+    g_tls_connection_set_database (G_TLS_CONNECTION (tls), self->tls_database);
+  return tls;
 }
 
 static void
@@ -515,6 +521,7 @@ qipc_tcp_socket_dispose (GObject *object)
   QipcTcpSocket *self = QIPC_TCP_SOCKET (object);
 
   forget_connection (self);
+  g_clear_object (&self->tls_database);
   g_clear_object (&self->peer_identity);
   g_clear_object (&self->peer_certificate);
 
@@ -1111,4 +1118,13 @@ _qipc_tcp_socket_take_connection (QipcTcpSocket     *self,
     }
   set_tls (self, tls);
   start_handshake (self);
+}
+
+void
+_qipc_tcp_socket_set_tls_peer (QipcTcpSocket      *self,
+                               GSocketConnectable *identity,
+                               GTlsDatabase       *database)
+{
+  g_set_object (&self->peer_identity, identity);
+  g_set_object (&self->tls_database, database);
 }

@@ -300,6 +300,23 @@ test_bad_address (void)
   assert_failed_with (status, err, "/proc/nonexistent/qipc");
 }
 
+/* TCP is TLS: no listening on it without a certificate, nor with one
+ * that cannot be read. */
+static void
+test_tcp_needs_certificate (void)
+{
+  g_autofree char *err = NULL;
+  int status;
+
+  status = run_broker (&err, "--address", "tcp:host=127.0.0.1,port=0", NULL);
+  assert_failed_with (status, err, "needs a TLS certificate");
+  g_clear_pointer (&err, g_free);
+
+  status = run_broker (&err, "--address", "tcp:host=127.0.0.1,port=0",
+                       "--tls-certificate", "/proc/nonexistent.pem", NULL);
+  assert_failed_with (status, err, "Cannot load the TLS certificate /proc/nonexistent.pem");
+}
+
 static void
 test_bad_policy (void)
 {
@@ -673,6 +690,7 @@ main (int    argc,
   g_test_add_func ("/broker-daemon/version", test_version);
   g_test_add_func ("/broker-daemon/bad-options", test_bad_options);
   g_test_add_func ("/broker-daemon/bad-address", test_bad_address);
+  g_test_add_func ("/broker-daemon/tcp-needs-certificate", test_tcp_needs_certificate);
   g_test_add_func ("/broker-daemon/bad-policy", test_bad_policy);
   g_test_add_func ("/broker-daemon/unix-path", test_unix_path);
   g_test_add_func ("/broker-daemon/out-of-descriptors", test_out_of_descriptors);

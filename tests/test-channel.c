@@ -577,37 +577,106 @@ test_policy_invalid (void)
     }
 }
 
-/* TCP clients have no credentials: refused by default, admitted by an
- * "anonymous" rule. */
+/* A certificate for 127.0.0.1 (its own authority) and one for another
+ * host, in a directory of their own. */
+typedef struct
+{
+  char *dir;
+  char *cert, *key;
+  char *other_cert, *other_key;
+} TestCertificates;
+
+static TestCertificates *
+test_certificates_new (void)
+{
+  TestCertificates *certs = g_new0 (TestCertificates, 1);
+
+  certs->dir = g_dir_make_tmp ("qipc-test-tls-XXXXXX", NULL);
+  g_assert_nonnull (certs->dir);
+  certs->cert = g_build_filename (certs->dir, "cert.pem", NULL);
+  certs->key = g_build_filename (certs->dir, "key.pem", NULL);
+  certs->other_cert = g_build_filename (certs->dir, "other-cert.pem", NULL);
+  certs->other_key = g_build_filename (certs->dir, "other-key.pem", NULL);
+  g_assert_true (qipc_test_make_certificate (certs->cert, certs->key, "IP:127.0.0.1"));
+  g_assert_true (qipc_test_make_certificate (certs->other_cert, certs->other_key,
+                                             "DNS:other.example"));
+  return certs;
+}
+
+static void
+test_certificates_free (TestCertificates *certs)
+{
+  const char *files[] = { certs->cert, certs->key, certs->other_cert, certs->other_key };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    g_unlink (files[i]);
+  g_rmdir (certs->dir);
+  g_free (certs->dir);
+  g_free (certs->cert);
+  g_free (certs->key);
+  g_free (certs->other_cert);
+  g_free (certs->other_key);
+  g_free (certs);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestCertificates, test_certificates_free)
+
+static GTlsCertificate *
+load_certificate (const char *cert,
+                  const char *key)
+{
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
+
+  g_assert_no_error (error);
+  return certificate;
+}
+
+/* A broker on a free loopback port with @certs' first certificate and
+ * @policy (NULL for the default); its address goes to @address, its port
+ * to @port. */
+static QipcBroker *
+tls_broker_new (TestCertificates  *certs,
+                const char        *policy,
+                char             **address,
+                guint16           *port_out)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GTlsCertificate) certificate = load_certificate (certs->cert, certs->key);
+  QipcBroker *broker = qipc_broker_new ();
+  guint16 port = qipc_test_free_loopback_port ();
+
+  qipc_broker_set_tls_certificate (broker, certificate);
+  g_assert_true (qipc_broker_get_tls_certificate (broker) == certificate);
+  if (policy != NULL)
+    g_assert_true (qipc_broker_set_policy_from_data (broker, policy, -1, &error));
+  *address = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port);
+  g_assert_true (qipc_broker_listen (broker, *address, &error));
+  g_assert_no_error (error);
+  if (port_out != NULL)
+    *port_out = port;
+  return broker;
+}
+
+/* TCP is TLS. Its clients have no credentials: refused by default,
+ * admitted by an "anonymous" rule. */
 static void
 test_tcp (void)
 {
-  g_autoptr(QipcBroker) closed = qipc_broker_new ();
-  g_autoptr(QipcBroker) open = qipc_broker_new ();
+  g_autoptr(TestCertificates) certs = test_certificates_new ();
+  g_autofree char *closed_address = NULL;
+  g_autofree char *open_address = NULL;
+  g_autoptr(QipcBroker) closed = tls_broker_new (certs, NULL, &closed_address, NULL);
+  g_autoptr(QipcBroker) open = tls_broker_new (certs,
+      "{\"allow\": [{\"anonymous\": true, \"send\": [\"t/**\"], \"receive\": [\"t/**\"]}]}",
+      &open_address, NULL);
+  g_autofree char *address_closed = g_strdup_printf ("%s,ca=%s", closed_address, certs->cert);
+  g_autofree char *address_open = g_strdup_printf ("%s,ca=%s", open_address, certs->cert);
   g_autoptr(GError) error = NULL;
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(QipcBus) refused = NULL;
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   g_autoptr(QipcChannel) channel = NULL;
-  g_autoptr(GSocketListener) probe = g_socket_listener_new ();
-  guint16 port_closed, port_open;
-  g_autofree char *address_closed = NULL;
-  g_autofree char *address_open = NULL;
-
-  /* Two free loopback ports. */
-  port_closed = g_socket_listener_add_any_inet_port (probe, NULL, &error);
-  port_open = g_socket_listener_add_any_inet_port (probe, NULL, &error);
-  g_assert_no_error (error);
-  g_socket_listener_close (probe);
-  address_closed = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port_closed);
-  address_open = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port_open);
-
-  g_assert_true (qipc_broker_listen (closed, address_closed, &error));
-  g_assert_true (qipc_broker_set_policy_from_data (open,
-      "{\"allow\": [{\"anonymous\": true, \"send\": [\"t/**\"], \"receive\": [\"t/**\"]}]}",
-      -1, &error));
-  g_assert_true (qipc_broker_listen (open, address_open, &error));
-  g_assert_no_error (error);
 
   refused = qipc_bus_new_for_address (address_closed, &error);
   g_assert_no_error (error);
@@ -635,6 +704,88 @@ test_tcp (void)
                        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, blob, 200 * 1024, 1));
     qipc_test_inbox_wait (inbox, 2);
   }
+}
+
+/* The handshake runs on the main loop, so the failure comes with the
+ * first call that waits for the broker, and stays. */
+static void
+assert_tls_refused (const char *address)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = qipc_bus_new_for_address (address, &error);
+
+  g_assert_no_error (error);
+  g_assert_false (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED);
+  g_assert_nonnull (strstr (error->message, address));
+  g_clear_error (&error);
+  g_assert_false (qipc_channel_send_for_bus (bus, "t/x", "m", NULL, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED);
+  g_assert_false (qipc_bus_is_connected (bus));
+}
+
+static gboolean
+broker_has_one_client (gconstpointer broker)
+{
+  return qipc_broker_get_n_clients ((QipcBroker *) broker) == 1;
+}
+
+/* A client refuses a broker it cannot verify; a broker refuses to listen
+ * on TCP without a certificate, and drops a client that does not speak
+ * TLS while serving the others. */
+static void
+test_tcp_tls_refusals (void)
+{
+  g_autoptr(TestCertificates) certs = test_certificates_new ();
+  g_autofree char *address = NULL;
+  guint16 port = 0;
+  g_autoptr(QipcBroker) broker = tls_broker_new (certs,
+      "{\"allow\": [{\"anonymous\": true, \"send\": [\"t/**\"], \"receive\": [\"t/**\"]}]}",
+      &address, &port);
+  g_autofree char *trusted = g_strdup_printf ("%s,ca=%s", address, certs->cert);
+  g_autofree char *other_ca = g_strdup_printf ("%s,ca=%s", address, certs->other_cert);
+  g_autofree char *missing_ca = g_strdup_printf ("%s,ca=%s/none.pem", address, certs->dir);
+  g_autoptr(QipcBroker) plain = qipc_broker_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  g_autoptr(QipcChannel) channel = NULL;
+
+  /* The system's authorities do not know a self-signed certificate, and
+   * another authority did not sign it. */
+  assert_tls_refused (address);
+  assert_tls_refused (other_ca);
+  g_assert_null (qipc_bus_new_for_address (missing_ca, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS);
+  g_assert_nonnull (strstr (error->message, "none.pem"));
+  g_clear_error (&error);
+
+  g_assert_false (qipc_broker_listen (plain, "tcp:host=127.0.0.1,port=0", &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "TLS certificate"));
+  g_clear_error (&error);
+
+  /* A client that talks in clear gets nowhere, and the broker goes on. */
+  bus = qipc_bus_new_for_address (trusted, &error);
+  g_assert_no_error (error);
+  channel = qipc_test_listen (bus, "t/*", inbox);
+  qipc_test_flush_ok (bus);
+  {
+    static const char text[] = "HELLO in clear, not a TLS record\n";
+    g_autoptr(GSocketClient) client = g_socket_client_new ();
+    g_autoptr(GSocketConnection) clear =
+      g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (clear)),
+                                              text, sizeof text - 1, NULL, NULL, &error));
+    g_assert_no_error (error);
+  }
+  qipc_test_send_ok (bus, "t/x", "still-served", NULL);
+  qipc_test_inbox_wait (inbox, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "t/* still-served none");
+  /* The clear client is gone from the broker, not kept. */
+  qipc_test_wait_until (broker_has_one_client, broker, "the clear client to go");
 }
 
 /* Several processes find no broker at the same moment: each starts one,
@@ -824,6 +975,7 @@ main (int    argc,
   g_test_add_func ("/channel/processes/garbage", test_garbage);
   g_test_add_func ("/channel/policy/invalid", test_policy_invalid);
   g_test_add_func ("/channel/tcp", test_tcp);
+  g_test_add_func ("/channel/tcp-tls-refusals", test_tcp_tls_refusals);
   g_test_add_func ("/channel/autostart/race", test_autostart_race);
 
   return g_test_run ();

@@ -24,6 +24,7 @@ enum {
   EXIT_BAD_DATA = 3,
   EXIT_NO_BROKER = 4,
   EXIT_DENIED = 5,
+  EXIT_FAILED = 6,
 };
 
 static void
@@ -192,17 +193,25 @@ wait_for_broker (const char *address)
 }
 
 /* Starts qipc-broker at @address, with @policy (JSON text) if not
+ * NULL and the TLS certificate @certificate (PEM with its key) if not
  * NULL, and waits until it answers. */
 static GSubprocess *
 spawn_broker (const char *address,
-              const char *policy)
+              const char *policy,
+              const char *certificate)
 {
   const char *broker = g_getenv ("QIPC_BROKER");
   g_autofree char *policy_path = NULL;
-  const char *argv[] = { broker, "--address", address, NULL, NULL, NULL };
+  const char *argv[] = { broker, "--address", address, NULL, NULL, NULL, NULL, NULL };
+  guint n = 3;
   GSubprocess *process;
 
   g_assert_nonnull (broker);
+  if (certificate != NULL)
+    {
+      argv[n++] = "--tls-certificate";
+      argv[n++] = certificate;
+    }
   if (policy != NULL)
     {
       g_autoptr(GError) error = NULL;
@@ -212,8 +221,8 @@ spawn_broker (const char *address,
       close (fd);
       g_file_set_contents (policy_path, policy, -1, &error);
       g_assert_no_error (error);
-      argv[3] = "--policy";
-      argv[4] = policy_path;
+      argv[n++] = "--policy";
+      argv[n++] = policy_path;
     }
   process = spawn_strv (G_SUBPROCESS_FLAGS_NONE, argv);
   wait_for_broker (address);
@@ -228,7 +237,7 @@ fixture_set_up (Fixture       *fixture,
                 gconstpointer  data)
 {
   fixture->address = unique_address ("bus");
-  fixture->broker = spawn_broker (fixture->address, NULL);
+  fixture->broker = spawn_broker (fixture->address, NULL, NULL);
 }
 
 static void
@@ -682,33 +691,37 @@ test_dbus (void)
   g_subprocess_wait (daemon, NULL, NULL);
 }
 
-static guint16
-free_tcp_port (void)
-{
-  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                            G_SOCKET_PROTOCOL_TCP, NULL);
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_socket_bind (socket, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
-/* Clients on TCP are anonymous: a policy can let them send on some
- * channels only, and not monitor. */
+/* Clients on TCP (which is TLS) are anonymous: a policy can let them
+ * send on some channels only, and not monitor. */
 static void
 test_permission_denied (void)
 {
-  g_autofree char *address = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", free_tcp_port ());
-  g_autoptr(GSubprocess) broker = spawn_broker (address,
-                                                "{\"allow\": [{\"anonymous\": true, "
-                                                "\"send\": [\"public/*\"], \"receive\": [\"public/*\"]}]}");
+  g_autofree char *dir = g_dir_make_tmp ("qipc-test-cli-tls-XXXXXX", NULL);
+  g_autofree char *cert = g_build_filename (dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (dir, "key.pem", NULL);
+  g_autofree char *both = g_build_filename (dir, "both.pem", NULL);
+  g_autofree char *cert_text = NULL;
+  g_autofree char *key_text = NULL;
+  g_autofree char *both_text = NULL;
+  g_autofree char *address = NULL;
+  g_autofree char *untrusted = NULL;
+  g_autoptr(GSubprocess) broker = NULL;
   g_autofree char *err = NULL;
+  guint16 port = qipc_test_free_loopback_port ();
+
+  /* One PEM file with the certificate and its key, as --tls-certificate
+   * takes it without --tls-key. */
+  g_assert_true (qipc_test_make_certificate (cert, key, "IP:127.0.0.1"));
+  g_assert_true (g_file_get_contents (cert, &cert_text, NULL, NULL));
+  g_assert_true (g_file_get_contents (key, &key_text, NULL, NULL));
+  both_text = g_strconcat (cert_text, key_text, NULL);
+  g_assert_true (g_file_set_contents (both, both_text, -1, NULL));
+  address = g_strdup_printf ("tcp:host=127.0.0.1,port=%u,ca=%s", port, cert);
+  untrusted = g_strdup_printf ("tcp:host=127.0.0.1,port=%u", port);
+  broker = spawn_broker (address,
+                         "{\"allow\": [{\"anonymous\": true, "
+                         "\"send\": [\"public/*\"], \"receive\": [\"public/*\"]}]}",
+                         both);
 
   g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address, "public/a", "m", NULL), ==, 0);
   g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "private/a", "m", NULL),
@@ -717,9 +730,18 @@ test_permission_denied (void)
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_tool (NULL, &err, "monitor", "--address", address, NULL), ==, EXIT_DENIED);
   g_assert_nonnull (strstr (err, "qipc monitor: "));
+  g_clear_pointer (&err, g_free);
+  /* Without ca=, the system's authorities do not vouch for the broker. */
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", untrusted, "public/a", "m", NULL),
+                   ==, EXIT_FAILED);
+  g_assert_nonnull (strstr (err, "TLS handshake"));
 
   g_subprocess_send_signal (broker, SIGTERM);
   g_assert_cmpint (wait_exit (broker), ==, 0);
+  g_unlink (cert);
+  g_unlink (key);
+  g_unlink (both);
+  g_rmdir (dir);
 }
 
 /* qipc broker serves as qipc-broker does, and stops on SIGTERM. */

@@ -183,26 +183,6 @@ load_certificate (const char *cert,
   return certificate;
 }
 
-static gboolean
-make_certificate (const char *cert,
-                  const char *key,
-                  const char *alt_names)
-{
-  g_autofree char *san = g_strconcat ("subjectAltName=", alt_names, NULL);
-  const char *argv[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                         "-subj", "/CN=localhost", "-addext", san, "-days", "1",
-                         "-keyout", key, "-out", cert, NULL };
-  g_autoptr(GError) error = NULL;
-  int status = -1;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL,
-                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                     NULL, NULL, NULL, NULL, &status, &error) ||
-      !g_spawn_check_wait_status (status, NULL))
-    return FALSE;
-  return TRUE;
-}
-
 static void
 make_certificates (void)
 {
@@ -215,8 +195,8 @@ make_certificates (void)
   other_cert_file = g_build_filename (cert_dir, "other-cert.pem", NULL);
   other_key_file = g_build_filename (cert_dir, "other-key.pem", NULL);
 
-  if (!make_certificate (cert_file, key_file, "DNS:localhost,IP:127.0.0.1") ||
-      !make_certificate (other_cert_file, other_key_file, "DNS:other.example"))
+  if (!qipc_test_make_certificate (cert_file, key_file, "DNS:localhost,IP:127.0.0.1") ||
+      !qipc_test_make_certificate (other_cert_file, other_key_file, "DNS:other.example"))
     g_clear_pointer (&cert_file, g_free);
 }
 

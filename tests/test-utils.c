@@ -625,3 +625,23 @@ qipc_test_mosquitto_free (QipcTestMosquitto *mosquitto)
   g_free (mosquitto->tls_config);
   g_free (mosquitto);
 }
+
+/* A self-signed certificate for CN=localhost and @alt_names (as in
+ * "DNS:localhost,IP:127.0.0.1"), made with openssl, valid for a day. */
+gboolean
+qipc_test_make_certificate (const char *cert,
+                            const char *key,
+                            const char *alt_names)
+{
+  g_autofree char *san = g_strconcat ("subjectAltName=", alt_names, NULL);
+  const char *argv[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                         "-subj", "/CN=localhost", "-addext", san, "-days", "1",
+                         "-keyout", key, "-out", cert, NULL };
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+
+  return g_spawn_sync (NULL, (char **) argv, NULL,
+                       G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                       NULL, NULL, NULL, NULL, &status, &error) &&
+         g_spawn_check_wait_status (status, NULL);
+}

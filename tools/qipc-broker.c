@@ -39,6 +39,8 @@ static char **opt_addresses;
 static char **opt_bridges;
 static char **opt_bridge_channels;
 static char *opt_policy;
+static char *opt_tls_certificate;
+static char *opt_tls_key;
 static gboolean opt_autostart;
 static gint64 opt_idle_timeout = -1;  /* -1: the default for the mode */
 static gint64 opt_max_queued_bytes = -1;
@@ -93,6 +95,11 @@ static const GOptionEntry entries[] = {
   { "policy", 'p', 0, G_OPTION_ARG_FILENAME, &opt_policy,
     "Admit the clients that the JSON policy FILE allows (default: this user only)",
     "FILE" },
+  { "tls-certificate", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_certificate,
+    "Present the PEM certificate in FILE to clients on TCP, which is always TLS "
+    "(needed to listen on tcp:)", "FILE" },
+  { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_key,
+    "The certificate's PEM private key (default: in the --tls-certificate file)", "FILE" },
   { "autostart", 0, 0, G_OPTION_ARG_NONE, &opt_autostart,
     "Started on demand: exit quietly if another broker serves the address, "
     "and exit when idle", NULL },
@@ -310,6 +317,20 @@ configure (QipcBroker  *broker,
     qipc_broker_set_max_queued_bytes (broker, opt_max_queued_bytes);
   if (opt_policy != NULL && !qipc_broker_set_policy_from_file (broker, opt_policy, error))
     return FALSE;
+  if (opt_tls_certificate != NULL)
+    {
+      g_autoptr(GTlsCertificate) certificate =
+        g_tls_certificate_new_from_files (opt_tls_certificate,
+                                          opt_tls_key != NULL ? opt_tls_key : opt_tls_certificate,
+                                          error);
+
+      if (certificate == NULL)
+        {
+          g_prefix_error (error, "Cannot load the TLS certificate %s: ", opt_tls_certificate);
+          return FALSE;
+        }
+      qipc_broker_set_tls_certificate (broker, certificate);
+    }
   /* Before listening: a client that can connect finds them running. */
   for (gsize i = 0; opt_bridges != NULL && opt_bridges[i] != NULL; i++)
     if (!qipc_broker_add_bridge (broker, opt_bridges[i],

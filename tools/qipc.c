@@ -716,6 +716,8 @@ cmd_is_registered (int    argc,
 
 static char **opt_addresses;
 static char *opt_policy;
+static char *opt_tls_certificate;
+static char *opt_tls_key;
 static gboolean opt_quiet;
 
 static gboolean
@@ -747,6 +749,10 @@ cmd_broker (int    argc,
       "ADDR" },
     { "policy", 'p', 0, G_OPTION_ARG_FILENAME, &opt_policy,
       "Admit the clients that the JSON policy FILE allows (default: this user only)", "FILE" },
+    { "tls-certificate", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_certificate,
+      "Present the PEM certificate in FILE to clients on TCP, which is always TLS", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_key,
+      "The certificate's PEM private key (default: in the --tls-certificate file)", "FILE" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet,
       "Log only warnings and notable events, not every client", NULL },
     G_OPTION_ENTRY_NULL
@@ -772,6 +778,20 @@ cmd_broker (int    argc,
   broker = qipc_broker_new ();
   if (opt_policy != NULL && !qipc_broker_set_policy_from_file (broker, opt_policy, &error))
     return fail ("broker", error);
+  if (opt_tls_certificate != NULL)
+    {
+      g_autoptr(GTlsCertificate) certificate =
+        g_tls_certificate_new_from_files (opt_tls_certificate,
+                                          opt_tls_key != NULL ? opt_tls_key : opt_tls_certificate,
+                                          &error);
+
+      if (certificate == NULL)
+        {
+          g_prefix_error (&error, "Cannot load the TLS certificate %s: ", opt_tls_certificate);
+          return fail ("broker", error);
+        }
+      qipc_broker_set_tls_certificate (broker, certificate);
+    }
   if (opt_addresses == NULL)
     {
       fallback = default_address ();
