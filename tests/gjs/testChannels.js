@@ -317,4 +317,46 @@ test('/channels/default-bus', async () => {
     assertEqual(data.unpack(), 'world');
 });
 
+// TCP is TLS: the broker needs a certificate, and the bus trusts the
+// authorities of its ca= file, or else the system's (which do not know a
+// self-signed test certificate).
+test('/channels/tcp-is-tls', async () => {
+    const dir = GLib.dir_make_tmp('qipc-gjs-tls-XXXXXX');
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    onCleanup(() => {
+        for (const file of [cert, key])
+            GLib.unlink(file);
+        GLib.rmdir(dir);
+    });
+    const openssl = Gio.Subprocess.new(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1',
+        '-keyout', key, '-out', cert], Gio.SubprocessFlags.STDERR_SILENCE);
+    assert(openssl.wait_check(null), 'openssl made the certificate');
+
+    const broker = Qipc.Broker.new();
+    onCleanup(() => broker.close());
+    assertThrows(() => broker.listen('tcp:host=127.0.0.1,port=0'), BUS_ERROR, BusError.FAILED,
+        'TCP without a certificate');
+    broker.tls_certificate = Gio.TlsCertificate.new_from_files(cert, key);
+    broker.set_policy_from_data(
+        '{"allow": [{"anonymous": true, "send": ["t/**"], "receive": ["t/**"]}]}', -1);
+    const probe = new Gio.SocketListener();
+    const port = probe.add_any_inet_port(null);
+    probe.close();
+    broker.listen(`tcp:host=127.0.0.1,port=${port}`);
+
+    const bus = Qipc.Bus.new_for_address(`tcp:host=127.0.0.1,port=${port},ca=${cert}`);
+    onCleanup(() => bus.close());
+    const inbox = new Inbox(Qipc.Channel.new_for_bus(bus, 't/x'));
+    Qipc.Channel.send_for_bus(bus, 't/x', 'hello', new GLib.Variant('s', 'over TLS'));
+    const [[message, data]] = await inbox.wait(1);
+    assertEqual([message, data.unpack()], ['hello', 'over TLS']);
+
+    const untrusted = Qipc.Bus.new_for_address(`tcp:host=127.0.0.1,port=${port}`);
+    onCleanup(() => untrusted.close());
+    await assertRejects(Qipc.Channel.flush_async(untrusted, null),
+        BUS_ERROR, BusError.TLS_HANDSHAKE_FAILED);
+    assertEqual(untrusted.is_connected(), false);
+});
+
 run();

@@ -10,6 +10,8 @@
 import gc
 import hashlib
 import os
+import socket
+import subprocess
 import time
 
 import pytest
@@ -558,3 +560,51 @@ def test_list_channels_and_monitor(broker, bus, address):
     assert seen == [('nobody/here', 'a', 'x'), ('list/a', 'b', None)]
     watcher.close()
     del keep
+
+
+def make_certificate(directory, alt_names):
+    """A self-signed certificate and its key for ALT_NAMES, made with
+    openssl; returns the two file names."""
+    cert, key = str(directory / 'cert.pem'), str(directory / 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                    '-subj', '/CN=localhost', '-addext', f'subjectAltName={alt_names}',
+                    '-days', '1', '-keyout', key, '-out', cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def free_loopback_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def test_tcp_is_tls(tmp_path):
+    cert, key = make_certificate(tmp_path, 'IP:127.0.0.1')
+    broker = Qipc.Broker.new()
+    with pytest.raises(GLib.Error) as excinfo:
+        broker.listen('tcp:host=127.0.0.1,port=0')
+    bus_error(excinfo, BusError.FAILED)
+    assert 'TLS certificate' in excinfo.value.message
+
+    broker.props.tls_certificate = Gio.TlsCertificate.new_from_files(cert, key)
+    broker.set_policy_from_data(
+        '{"allow": [{"anonymous": true, "send": ["t/**"], "receive": ["t/**"]}]}', -1)
+    port = free_loopback_port()
+    broker.listen(f'tcp:host=127.0.0.1,port={port}')
+    try:
+        bus = Qipc.Bus.new_for_address(f'tcp:host=127.0.0.1,port={port},ca={cert}')
+        inbox = Inbox(Qipc.Channel.new_for_bus(bus, 't/x'))
+        Qipc.Channel.send_for_bus(bus, 't/x', 'hello', GLib.Variant('s', 'over TLS'))
+        assert inbox.wait(1) == [('hello', GLib.Variant('s', 'over TLS'))]
+        bus.close()
+
+        # Without ca= the system's authorities decide, and they do not
+        # know this certificate: the bus closes, and stays closed.
+        untrusted = Qipc.Bus.new_for_address(f'tcp:host=127.0.0.1,port={port}')
+        with pytest.raises(GLib.Error) as excinfo:
+            Qipc.Channel.flush_for_bus(untrusted)
+        bus_error(excinfo, BusError.TLS_HANDSHAKE_FAILED)
+        assert not untrusted.is_connected()
+    finally:
+        broker.close()
