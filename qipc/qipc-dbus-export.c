@@ -11,6 +11,7 @@
  */
 
 #include "qipc-dbus.h"
+#include "qipc-remote-private.h"
 #include "qipc-value-private.h"
 
 typedef struct _Export Export;
@@ -671,6 +672,17 @@ check_names (const char  *object_path,
   return TRUE;
 }
 
+/* See QIPC_DBUS_EXPORT_INTERFACE. A connection that is closed sends
+ * nothing, and has no one to tell. */
+static void
+announce (Export     *export,
+          const char *signal_name)
+{
+  g_dbus_connection_emit_signal (export->connection, NULL, export->object_path,
+                                 QIPC_DBUS_EXPORT_INTERFACE, signal_name,
+                                 g_variant_new ("(s)", export->interface_name), NULL);
+}
+
 static gboolean
 register_export (Export  *export,
                  GError **error)
@@ -770,6 +782,7 @@ qipc_dbus_export_object (GDBusConnection  *connection,
       !collect_properties (export, flags, error) ||
       !register_export (export, error))
     return 0;
+  announce (export, QIPC_DBUS_EXPORTED);
 
   _qipc_value_register_object (object, object_path);
   connect_handlers (export);
@@ -812,6 +825,7 @@ qipc_dbus_unexport_object (GDBusConnection *connection,
   if (export == NULL)
     return FALSE;
   disconnect_handlers (export);
+  announce (export, QIPC_DBUS_UNEXPORTED);
   g_dbus_connection_unregister_object (connection, id);
   /* GDBus drops its reference later, from an idle callback; the object
    * goes now, as the caller expects. No call can reach it any more. */

@@ -57,7 +57,9 @@
  *   path again, the state is read again and [signal@Mirror::appeared]
  *   follows. Over qipc channels a dead exporter is noticed within a
  *   second (the mirror asks the broker every 500 ms); over D-Bus as
- *   soon as the bus daemon says its name has no owner.
+ *   soon as the bus daemon says its name has no owner, or the exporter
+ *   announces the end of the export (qipc_dbus_unexport_object() does,
+ *   see [Remote objects over D-Bus](remote-objects.html)).
  */
 
 #include "qipc-mirror.h"
@@ -110,6 +112,7 @@ struct _QipcMirror
   guint watch_id;
   guint signal_subscription;
   guint properties_subscription;
+  guint export_subscription;
 };
 
 enum {
@@ -197,7 +200,9 @@ qipc_mirror_stop (QipcMirror *self)
         g_dbus_connection_signal_unsubscribe (self->connection, self->signal_subscription);
       if (self->properties_subscription != 0)
         g_dbus_connection_signal_unsubscribe (self->connection, self->properties_subscription);
-      self->signal_subscription = self->properties_subscription = 0;
+      if (self->export_subscription != 0)
+        g_dbus_connection_signal_unsubscribe (self->connection, self->export_subscription);
+      self->signal_subscription = self->properties_subscription = self->export_subscription = 0;
     }
   g_clear_handle_id (&self->watch_id, g_bus_unwatch_name);
   fail_calls (self, "is no longer mirrored");
@@ -942,6 +947,29 @@ on_dbus_properties_changed (GDBusConnection *connection,
   apply_properties (self, changed, QIPC_VALUE_DBUS);
 }
 
+/* A qipc exporter that keeps its bus name unexports the object, or
+ * exports it again. */
+static void
+on_export_announced (GDBusConnection *connection,
+                     const char      *sender,
+                     const char      *object_path,
+                     const char      *interface_name,
+                     const char      *signal_name,
+                     GVariant        *parameters,
+                     gpointer         user_data)
+{
+  QipcMirror *self = user_data;
+  G_GNUC_UNUSED g_autoptr(QipcMirror) hold = g_object_ref (self);
+
+  if (self->init_task != NULL)
+    return;
+  if (g_str_equal (signal_name, QIPC_DBUS_UNEXPORTED))
+    vanish (self);
+  else if (g_str_equal (signal_name, QIPC_DBUS_EXPORTED) && !self->remote_present &&
+           self->state_request == 0)
+    dbus_request_state (self);
+}
+
 static void
 on_name_appeared (GDBusConnection *connection,
                   const char      *name,
@@ -994,6 +1022,10 @@ dbus_start (QipcMirror       *self,
     g_dbus_connection_signal_subscribe (connection, bus_name, DBUS_PROPERTIES, "PropertiesChanged",
                                         self->path, self->interface, G_DBUS_SIGNAL_FLAGS_NONE,
                                         on_dbus_properties_changed, self, NULL);
+  self->export_subscription =
+    g_dbus_connection_signal_subscribe (connection, bus_name, QIPC_DBUS_EXPORT_INTERFACE, NULL,
+                                        self->path, self->interface, G_DBUS_SIGNAL_FLAGS_NONE,
+                                        on_export_announced, self, NULL);
   self->watch_id = g_bus_watch_name_on_connection (connection, bus_name, G_BUS_NAME_WATCHER_FLAGS_NONE,
                                                    on_name_appeared, on_name_vanished, self, NULL);
   dbus_request_state (self);

@@ -38,6 +38,13 @@ G_BEGIN_DECLS
 #define QIPC_REMOTE_CALL_ACTION   "call-action"
 #define QIPC_REMOTE_EXPORTED      "exported"
 #define QIPC_REMOTE_UNEXPORTED    "unexported"
+/* Over D-Bus, qipc_dbus_export_object() announces an export and its end
+ * with these signals (argument: the exported interface) on the object
+ * path, so that a mirror notices an object unexported, and exported
+ * again, while its process keeps the bus name. */
+#define QIPC_DBUS_EXPORT_INTERFACE  "org.qipc.Export1"
+#define QIPC_DBUS_EXPORTED          "Exported"
+#define QIPC_DBUS_UNEXPORTED        "Unexported"
 #define QIPC_REMOTE_STATE         "state"
 #define QIPC_REMOTE_RETURN        "return"
 #define QIPC_REMOTE_ERROR_REPLY   "error"

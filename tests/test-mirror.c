@@ -980,6 +980,44 @@ test_dbus_real_exporter (DBusFixture   *fixture,
   g_assert_false (qipc_mirror_get_remote_present (handle));
 }
 
+/* A qipc exporter that keeps its bus name unexports the object: the
+ * mirror sees it go, and come back with its state when exported again. */
+static void
+test_dbus_unexported_and_back (DBusFixture   *fixture,
+                               gconstpointer  data)
+{
+  g_autofree char *name = g_strconcat (fixture->name, ".Again", NULL);
+  g_autofree char *path = g_strconcat (name, ":/org/qipc/test/Again", NULL);
+  g_autoptr(QipcTestChild) exporter = qipc_test_child_spawn ("dbus-counter", "/org/qipc/test/Again",
+                                                             name, NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(GError) error = NULL;
+  Presence presence = { FALSE, FALSE };
+  QipcMirror *handle;
+
+  qipc_test_child_expect (exporter, "ready");
+  mirror = qipc_mirror_new (G_OBJECT (fixture->connection), path, QIPC_TEST_TYPE_COUNTER, &error);
+  g_assert_no_error (error);
+  handle = watch_presence (mirror, &presence);
+
+  qipc_test_child_send (exporter, "unexport");
+  qipc_test_child_expect (exporter, "unexported");
+  wait_for_flag (&presence.vanished, "vanished");
+  g_assert_false (qipc_mirror_get_remote_present (handle));
+
+  /* Changed while not exported: the mirror reads the state again. */
+  qipc_test_child_send (exporter, "set 33");
+  qipc_test_child_expect (exporter, "ok");
+  qipc_test_child_send (exporter, "export");
+  qipc_test_child_expect (exporter, "exported");
+  wait_for_flag (&presence.appeared, "appeared");
+  g_assert_true (qipc_mirror_get_remote_present (handle));
+  g_assert_cmpint (qipc_test_counter_get_value (QIPC_TEST_COUNTER (mirror)), ==, 33);
+  qipc_test_child_send (exporter, "set 34");
+  qipc_test_child_expect (exporter, "ok");
+  wait_for_value (mirror, 34, "a value after the new export");
+}
+
 static void
 test_dbus_explicit (DBusFixture   *fixture,
                     gconstpointer  data)
@@ -1055,6 +1093,8 @@ main (int    argc,
   g_test_add ("/mirror/dbus/no-gap", DBusFixture, NULL, dbus_setup, test_dbus_no_gap, dbus_teardown);
   g_test_add ("/mirror/dbus/real-exporter", DBusFixture, NULL, dbus_setup, test_dbus_real_exporter, dbus_teardown);
   g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
+  g_test_add ("/mirror/dbus/unexported-and-back", DBusFixture, NULL, dbus_setup,
+              test_dbus_unexported_and_back, dbus_teardown);
 
   return g_test_run ();
 }

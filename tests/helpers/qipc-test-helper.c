@@ -1097,6 +1097,7 @@ typedef struct
   QipcTestCounter *counter;
   GDataInputStream *input;
   guint export_id;
+  const char *path;
   GMainLoop *loop;
 } DBusCounter;
 
@@ -1185,6 +1186,17 @@ dbus_counter_command (DBusCounter *self,
         exit (1);
       dbus_counter_flush_and_say (self, "unexported");
     }
+  else if (g_str_equal (words[0], "export"))
+    {
+      GError *error = NULL;
+
+      self->export_id = qipc_dbus_export_object (self->connection, self->path, NULL,
+                                                 G_OBJECT (self->counter), QIPC_EXPORT_FLAGS_ALL,
+                                                 &error);
+      if (self->export_id == 0)
+        exit (fail (error));
+      dbus_counter_flush_and_say (self, "exported");
+    }
   else
     {
       printf ("unknown command: %s\n", line);
@@ -1221,7 +1233,8 @@ dbus_counter_read (DBusCounter *self)
  * say "ready", then follow commands on stdin, one a line: "set N",
  * "label TEXT" (each says "ok" once the signals are sent), "get" (says
  * the value), "own NAME" ("owned"), "release NAME" ("released"),
- * "unexport" ("unexported"). Exits at the end of stdin. */
+ * "unexport" ("unexported"), "export" (again; "exported"). Exits at the
+ * end of stdin. */
 static int
 dbus_counter (char **argv)
 {
@@ -1233,6 +1246,7 @@ dbus_counter (char **argv)
   self.counter = qipc_test_counter_new ();
   self.input = g_data_input_stream_new (stdin_stream);
   self.loop = g_main_loop_new (NULL, FALSE);
+  self.path = argv[0];
   self.export_id = qipc_dbus_export_object (self.connection, argv[0], NULL, G_OBJECT (self.counter),
                                             QIPC_EXPORT_FLAGS_ALL, &error);
   if (self.export_id == 0)
