@@ -50,7 +50,9 @@
  * - Setting a property on the mirror sets it locally at once and sends
  *   it to the remote object; changes made while a remote signal or
  *   property change is being applied (in a handler of the mirror's
- *   signals) stay local.
+ *   signals) stay local. A read-only property keeps its default on the
+ *   mirror, which GObject cannot set; its remote value is read with
+ *   [method@Mirror.get_remote_property].
  * - When the remote object goes away (its process dies, it is
  *   unexported, the bus is lost) the mirror emits
  *   [signal@Mirror::vanished]; when an object is exported at the same
@@ -100,6 +102,10 @@ struct _QipcMirror
   guint poll_source;
   gboolean polling;
   GCancellable *cancellable;
+
+  /* Property name -> GValue: what the remote object last reported, for
+   * the properties the instance cannot take (read-only ones). */
+  GHashTable *remote_values;
 
   GMainContext *context;
   GCancellable *init_cancellable;
@@ -209,6 +215,15 @@ qipc_mirror_stop (QipcMirror *self)
 }
 
 static void
+remote_value_free (gpointer data)
+{
+  GValue *value = data;
+
+  g_value_unset (value);
+  g_free (value);
+}
+
+static void
 qipc_mirror_dispose (GObject *object)
 {
   QipcMirror *self = QIPC_MIRROR (object);
@@ -225,6 +240,7 @@ qipc_mirror_finalize (GObject *object)
   QipcMirror *self = QIPC_MIRROR (object);
 
   g_hash_table_unref (self->calls);
+  g_hash_table_unref (self->remote_values);
   g_clear_object (&self->cancellable);
   g_main_context_unref (self->context);
   g_free (self->path);
@@ -304,6 +320,7 @@ static void
 qipc_mirror_init (QipcMirror *self)
 {
   self->calls = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
+  self->remote_values = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, remote_value_free);
   self->cancellable = g_cancellable_new ();
   self->context = g_main_context_ref_thread_default ();
 }
@@ -335,6 +352,14 @@ vanish (QipcMirror *self)
 /* ------------------------------------------------------------------ */
 /* Applying remote changes                                            */
 
+/* Whether the mirror's instance can take a value of @pspec: a read-only
+ * property cannot be set, not even by us. */
+static gboolean
+instance_can_take (GParamSpec *pspec)
+{
+  return (pspec->flags & G_PARAM_WRITABLE) && !(pspec->flags & G_PARAM_CONSTRUCT_ONLY);
+}
+
 static void
 apply_property (QipcMirror      *self,
                 const char      *name,
@@ -345,14 +370,26 @@ apply_property (QipcMirror      *self,
   g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
 
-  /* A read-only property cannot be set, not even by us. */
-  if (pspec == NULL || !(pspec->flags & G_PARAM_WRITABLE) ||
-      (pspec->flags & G_PARAM_CONSTRUCT_ONLY))
-    return;
+  if (pspec == NULL)
+    return;  /* the remote class is newer than ours */
   g_value_init (&value, pspec->value_type);
   if (!_qipc_value_from_variant (variant, &value, flavor, &error))
     {
       g_warning ("Mirror of %s, property '%s': %s", self->path, name, error->message);
+      return;
+    }
+  if (!instance_can_take (pspec))
+    {
+      GValue *kept = g_new0 (GValue, 1);
+
+      g_value_init (kept, pspec->value_type);
+      g_value_copy (&value, kept);
+      /* The pspec's name is interned and outlives the mirror. */
+      g_hash_table_replace (self->remote_values, (gpointer) pspec->name, kept);
+      /* So that notify::NAME handlers learn of the new remote value. */
+      self->applying++;
+      g_object_notify_by_pspec (self->instance, pspec);
+      self->applying--;
       return;
     }
   self->applying++;
@@ -1546,6 +1583,61 @@ qipc_mirror_get_remote_present (QipcMirror *self)
   g_return_val_if_fail (QIPC_IS_MIRROR (self), FALSE);
 
   return self->remote_present;
+}
+
+/**
+ * qipc_mirror_get_remote_property:
+ * @self: a #QipcMirror
+ * @name: the name of a read-only property of the mirrored type
+ * @value: (out caller-allocates): an uninitialized #GValue, which gets
+ *   the property's type and the remote value, or the default value
+ *   while none was reported
+ *
+ * Gets the value that the remote object last reported for a read-only
+ * property. The mirror's instance cannot take such a value (GObject
+ * refuses to set a read-only property), so it keeps the property's
+ * default there; this is how to read the remote one. The instance still
+ * emits #GObject::notify for the property when the remote value changes.
+ * The value stays after the remote object vanished, and is replaced when
+ * its state is read again. Writable properties are read on the instance,
+ * as usual.
+ *
+ * ```c
+ * g_auto(GValue) status = G_VALUE_INIT;
+ *
+ * if (qipc_mirror_get_remote_property (qipc_mirror_get_for_object (printer),
+ *                                      "status", &status))
+ *   g_print ("%s\n", g_value_get_string (&status));
+ * ```
+ *
+ * Returns: %TRUE when @value holds the remote value, %FALSE when the
+ *   remote object has reported none yet (for instance, it did not export
+ *   its properties) and @value holds the property's default
+ */
+gboolean
+qipc_mirror_get_remote_property (QipcMirror *self,
+                                 const char *name,
+                                 GValue     *value)
+{
+  GParamSpec *pspec;
+  GValue *kept;
+
+  g_return_val_if_fail (QIPC_IS_MIRROR (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (value != NULL && G_VALUE_TYPE (value) == G_TYPE_INVALID, FALSE);
+  pspec = g_object_class_find_property (g_type_class_peek (self->type), name);
+  g_return_val_if_fail (pspec != NULL && (pspec->flags & G_PARAM_READABLE) &&
+                        !instance_can_take (pspec), FALSE);
+
+  g_value_init (value, pspec->value_type);
+  kept = g_hash_table_lookup (self->remote_values, pspec->name);
+  if (kept == NULL)
+    {
+      g_param_value_set_default (pspec, value);
+      return FALSE;
+    }
+  g_value_copy (kept, value);
+  return TRUE;
 }
 
 /**

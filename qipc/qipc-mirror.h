@@ -64,6 +64,10 @@ QIPC_AVAILABLE_IN_1_0
 const char *qipc_mirror_get_path           (QipcMirror           *self);
 QIPC_AVAILABLE_IN_1_0
 gboolean    qipc_mirror_get_remote_present (QipcMirror           *self);
+QIPC_AVAILABLE_IN_1_0
+gboolean    qipc_mirror_get_remote_property (QipcMirror          *self,
+                                             const char          *name,
+                                             GValue              *value);
 
 QIPC_AVAILABLE_IN_1_0
 void        qipc_mirror_call_async         (QipcMirror           *self,

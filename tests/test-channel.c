@@ -666,8 +666,8 @@ test_tcp (void)
   g_autoptr(TestCertificates) certs = test_certificates_new ();
   g_autofree char *closed_address = NULL;
   g_autofree char *open_address = NULL;
-  g_autoptr(QipcBroker) closed = tls_broker_new (certs, NULL, &closed_address, NULL);
-  g_autoptr(QipcBroker) open = tls_broker_new (certs,
+  G_GNUC_UNUSED g_autoptr(QipcBroker) closed = tls_broker_new (certs, NULL, &closed_address, NULL);
+  G_GNUC_UNUSED g_autoptr(QipcBroker) open = tls_broker_new (certs,
       "{\"allow\": [{\"anonymous\": true, \"send\": [\"t/**\"], \"receive\": [\"t/**\"]}]}",
       &open_address, NULL);
   g_autofree char *address_closed = g_strdup_printf ("%s,ca=%s", closed_address, certs->cert);

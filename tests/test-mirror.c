@@ -784,6 +784,156 @@ test_lifetime (Local         *local,
   g_assert_true (qipc_bus_unexport_object (local->bus, id));
 }
 
+/* A type with a read-only property, "level", which only the original
+ * can change, and a writable one, "unit". */
+#define TEST_TYPE_GAUGE (test_gauge_get_type ())
+G_DECLARE_FINAL_TYPE (TestGauge, test_gauge, TEST, GAUGE, GObject)
+
+struct _TestGauge
+{
+  GObject parent_instance;
+  int level;
+  char *unit;
+};
+
+enum { GAUGE_PROP_0, GAUGE_PROP_LEVEL, GAUGE_PROP_UNIT, GAUGE_N_PROPS };
+static GParamSpec *gauge_properties[GAUGE_N_PROPS];
+
+G_DEFINE_FINAL_TYPE (TestGauge, test_gauge, G_TYPE_OBJECT)
+
+static void
+test_gauge_get_property (GObject    *object,
+                         guint       prop_id,
+                         GValue     *value,
+                         GParamSpec *pspec)
+{
+  TestGauge *self = TEST_GAUGE (object);
+
+  if (prop_id == GAUGE_PROP_LEVEL)
+    g_value_set_int (value, self->level);
+  else
+    g_value_set_string (value, self->unit);
+}
+
+static void
+test_gauge_set_property (GObject      *object,
+                         guint         prop_id,
+                         const GValue *value,
+                         GParamSpec   *pspec)
+{
+  TestGauge *self = TEST_GAUGE (object);
+
+  g_free (self->unit);
+  self->unit = g_value_dup_string (value);
+}
+
+static void
+test_gauge_finalize (GObject *object)
+{
+  g_free (TEST_GAUGE (object)->unit);
+  G_OBJECT_CLASS (test_gauge_parent_class)->finalize (object);
+}
+
+static void
+test_gauge_class_init (TestGaugeClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = test_gauge_get_property;
+  object_class->set_property = test_gauge_set_property;
+  object_class->finalize = test_gauge_finalize;
+  gauge_properties[GAUGE_PROP_LEVEL] =
+    g_param_spec_int ("level", NULL, NULL, 0, 100, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  gauge_properties[GAUGE_PROP_UNIT] =
+    g_param_spec_string ("unit", NULL, NULL, NULL, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, GAUGE_N_PROPS, gauge_properties);
+}
+
+static void
+test_gauge_init (TestGauge *self)
+{
+}
+
+static void
+test_gauge_set_level (TestGauge *self,
+                      int        level)
+{
+  self->level = level;
+  g_object_notify_by_pspec (G_OBJECT (self), gauge_properties[GAUGE_PROP_LEVEL]);
+}
+
+/* The level a mirror last heard of, -1 for none. */
+static int
+remote_level (GObject *mirror)
+{
+  g_auto(GValue) value = G_VALUE_INIT;
+
+  if (!qipc_mirror_get_remote_property (qipc_mirror_get_for_object (mirror), "level", &value))
+    return -1;
+  return g_value_get_int (&value);
+}
+
+typedef struct
+{
+  GObject *mirror;
+  int level;
+} LevelWait;
+
+static gboolean
+remote_level_is (gconstpointer data)
+{
+  const LevelWait *wait = data;
+
+  return remote_level (wait->mirror) == wait->level;
+}
+
+static void
+count_notify (GObject    *object,
+              GParamSpec *pspec,
+              guint      *count)
+{
+  (*count)++;
+}
+
+/* A read-only property keeps its default on the mirror's instance, which
+ * notifies it all the same, and the remote value is read with
+ * qipc_mirror_get_remote_property(). */
+static void
+check_read_only_property (TestGauge *gauge,
+                          GObject   *mirror)
+{
+  LevelWait wait = { mirror, 9 };
+  int local_level = -1;
+  guint notified = 0;
+
+  g_assert_cmpint (remote_level (mirror), ==, 5);
+  g_object_get (mirror, "level", &local_level, NULL);
+  g_assert_cmpint (local_level, ==, 0);
+  g_signal_connect (mirror, "notify::level", G_CALLBACK (count_notify), &notified);
+  test_gauge_set_level (gauge, 9);
+  qipc_test_wait_until (remote_level_is, &wait, "the new remote level");
+  g_assert_cmpuint (notified, ==, 1);
+  g_signal_handlers_disconnect_by_func (mirror, count_notify, &notified);
+}
+
+static void
+test_read_only_property (Local         *local,
+                         gconstpointer  data)
+{
+  g_autoptr(TestGauge) gauge = g_object_new (TEST_TYPE_GAUGE, "unit", "bar", NULL);
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  test_gauge_set_level (gauge, 5);
+  id = qipc_bus_export_object (local->bus, "app/gauge", G_OBJECT (gauge), QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new (G_OBJECT (local->bus), "app/gauge", TEST_TYPE_GAUGE, &error);
+  g_assert_no_error (error);
+  check_read_only_property (gauge, mirror);
+  g_assert_true (qipc_bus_unexport_object (local->bus, id));
+}
+
 /* ------------------------------------------------------------------ */
 /* Over D-Bus, on a private bus                                        */
 
@@ -1018,6 +1168,35 @@ test_dbus_unexported_and_back (DBusFixture   *fixture,
   wait_for_value (mirror, 34, "a value after the new export");
 }
 
+/* The same as test_read_only_property(), exported on one connection and
+ * mirrored on another. */
+static void
+test_dbus_read_only_property (DBusFixture   *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(TestGauge) gauge = g_object_new (TEST_TYPE_GAUGE, NULL);
+  g_autoptr(GDBusConnection) exporter = NULL;
+  g_autoptr(GObject) mirror = NULL;
+  g_autoptr(GError) error = NULL;
+  guint id;
+
+  exporter = g_dbus_connection_new_for_address_sync (
+    g_test_dbus_get_bus_address (fixture->dbus),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  g_assert_no_error (error);
+  test_gauge_set_level (gauge, 5);
+  id = qipc_dbus_export_object (exporter, "/org/qipc/test/Gauge", NULL, G_OBJECT (gauge),
+                                QIPC_EXPORT_FLAGS_ALL, &error);
+  g_assert_no_error (error);
+  mirror = qipc_mirror_new_for_dbus (fixture->connection, g_dbus_connection_get_unique_name (exporter),
+                                     "/org/qipc/test/Gauge", NULL, TEST_TYPE_GAUGE, NULL, &error);
+  g_assert_no_error (error);
+  check_read_only_property (gauge, mirror);
+  g_assert_true (qipc_dbus_unexport_object (exporter, id));
+  g_dbus_connection_close_sync (exporter, NULL, NULL);
+}
+
 static void
 test_dbus_explicit (DBusFixture   *fixture,
                     gconstpointer  data)
@@ -1087,6 +1266,8 @@ main (int    argc,
   g_test_add ("/mirror/export/closed-bus", Local, NULL, local_setup, test_closed_bus, local_teardown);
   g_test_add ("/mirror/export/invalid-path", Local, NULL, local_setup, test_invalid_path, local_teardown);
   g_test_add ("/mirror/native/lifetime", Local, NULL, local_setup, test_lifetime, local_teardown);
+  g_test_add ("/mirror/native/read-only-property", Local, NULL, local_setup, test_read_only_property,
+              local_teardown);
 
   g_test_add ("/mirror/dbus/counter", DBusFixture, NULL, dbus_setup, test_dbus_counter, dbus_teardown);
   g_test_add ("/mirror/dbus/vanished", DBusFixture, NULL, dbus_setup, test_dbus_vanished, dbus_teardown);
@@ -1095,6 +1276,8 @@ main (int    argc,
   g_test_add ("/mirror/dbus/explicit", DBusFixture, NULL, dbus_setup, test_dbus_explicit, dbus_teardown);
   g_test_add ("/mirror/dbus/unexported-and-back", DBusFixture, NULL, dbus_setup,
               test_dbus_unexported_and_back, dbus_teardown);
+  g_test_add ("/mirror/dbus/read-only-property", DBusFixture, NULL, dbus_setup,
+              test_dbus_read_only_property, dbus_teardown);
 
   return g_test_run ();
 }

@@ -8,6 +8,7 @@
 
 import Gio from 'gi://Gio';
 import GLib from 'gi://GLib';
+import GObject from 'gi://GObject';
 import Qipc from 'gi://Qipc?version=1.0';
 
 import {JsCounter} from './mirrorTypes.js';
@@ -88,6 +89,42 @@ test('the mirror of a killed gjs exporter vanishes', async () => {
     assertEqual(mirror.value, 41, 'the last state stays');
     await assertRejects(handle.call_async('increment', new GLib.Variant('(i)', [1]), null),
         Qipc.remote_error_quark(), Qipc.RemoteError.VANISHED);
+});
+
+// A read-only property keeps its default on the mirror's instance, which
+// GObject cannot set; the handle has the value the original reported.
+const JsGauge = GObject.registerClass({
+    GTypeName: 'QipcJsTestGauge',
+    Properties: {
+        'level': GObject.ParamSpec.int('level', null, null, GObject.ParamFlags.READABLE,
+            0, 100, 0),
+    },
+}, class JsGauge extends GObject.Object {
+    get level() {
+        return this._level ?? 0;
+    }
+
+    setLevel(level) {
+        this._level = level;
+        this.notify('level');
+    }
+});
+
+test('a read-only property is read from the handle', async () => {
+    const {bus} = await setUp();
+    const gauge = new JsGauge();
+    gauge.setLevel(5);
+    const id = bus.export_object('js/gauge', gauge, Qipc.ExportFlags.ALL);
+    const mirror = Qipc.Mirror.new(bus, 'js/gauge', JsGauge);
+    const handle = Qipc.Mirror.get_for_object(mirror);
+    assertEqual(mirror.level, 0, 'the instance keeps the default');
+    assertEqual(handle.get_remote_property('level'), [true, 5], 'the reported level');
+    // The instance notifies, though it keeps its default.
+    const changed = waitFor(mirror, 'notify::level',
+        () => handle.get_remote_property('level')[1] === 8, 'the new level');
+    gauge.setLevel(8);
+    await changed;
+    assert(bus.unexport_object(id), 'unexported');
 });
 
 run();

@@ -181,3 +181,39 @@ def test_python_object_exported_on_dbus_is_mirrored(dbus_exporter):
     handle.connect('vanished', lambda h: vanished.append(True))
     child.kill()
     wait_for(lambda: vanished, 'vanished')
+
+
+class PyGauge(GObject.Object):
+    """A read-only property, "level", that only the original changes."""
+    __gtype_name__ = 'QipcPyTestGauge'
+    _level = 0
+
+    @GObject.Property(type=int, default=0, flags=GObject.ParamFlags.READABLE)
+    def level(self):
+        return self._level
+
+    def set_level(self, level):
+        self._level = level
+        self.notify('level')
+
+
+def test_read_only_property_is_read_from_the_handle(address):
+    broker = Qipc.Broker.new()
+    broker.listen(address)
+    bus = Qipc.Bus.new_for_address(address)
+    try:
+        gauge = PyGauge()
+        gauge.set_level(5)
+        export_id = Qipc.Bus.export_object(bus, 'app/gauge', gauge, Qipc.ExportFlags.ALL)
+        mirror = Qipc.Mirror.new(bus, 'app/gauge', PyGauge)
+        handle = Qipc.Mirror.get_for_object(mirror)
+        # GObject cannot set a read-only property, so the instance keeps
+        # the default; the handle has what the original reported.
+        assert mirror.props.level == 0
+        assert handle.get_remote_property('level') == (True, 5)
+        gauge.set_level(8)
+        wait_for(lambda: handle.get_remote_property('level') == (True, 8), 'the new level')
+        assert Qipc.Bus.unexport_object(bus, export_id)
+    finally:
+        bus.close()
+        broker.close()
