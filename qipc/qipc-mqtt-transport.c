@@ -1561,6 +1561,15 @@ qipc_mqtt_transport_open (QipcTransport  *transport,
   rc = mosquitto_connect_bind_async (self->mosq, self->host, self->port, self->keepalive, NULL);
   while (rc == MOSQ_ERR_SUCCESS && self->connack == -1 && g_get_monotonic_time () < deadline)
     rc = mosquitto_loop (self->mosq, 50, 1);
+  if (self->connack == -1 && (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE))
+    {
+      /* A broker answered, with a certificate that does not verify. */
+      g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED,
+                   "The TLS handshake with the MQTT broker at %s failed: %s (is its "
+                   "authority in ca=?)", self->address, mosquitto_strerror (rc));
+      self->connack = 0;
+      return FALSE;
+    }
   if (self->connack == -1)
     {
       g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_BROKER_NOT_FOUND,
