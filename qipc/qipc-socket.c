@@ -160,32 +160,49 @@ static void attach_pending_source (QipcSocket *self);
  * is fast only for an instance of exactly the checked type, and every
  * socket is of a subclass: per message, the checks cost more than the
  * calls. So the classes found to be sockets are remembered (classes of
- * static types live as long as the process). */
+ * static types live as long as the process), the last one seen first:
+ * a process mostly uses one kind of socket. */
+static GTypeClass *known_socket_classes[8];
+static GTypeClass *last_socket_class;
+
 static gboolean
-is_socket (gpointer instance)
+is_socket_slow (gpointer    instance,
+                GTypeClass *klass)
 {
-  static GTypeClass *known[8];
-  GTypeClass *klass;
-
-  if (instance == NULL || (klass = ((GTypeInstance *) instance)->g_class) == NULL)
-    return FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
+  for (guint i = 0; i < G_N_ELEMENTS (known_socket_classes); i++)
     {
-      GTypeClass *seen = g_atomic_pointer_get (&known[i]);
+      GTypeClass *seen = g_atomic_pointer_get (&known_socket_classes[i]);
 
-      if (seen == klass)
-        return TRUE;
       if (seen == NULL)
         break;
+      if (seen == klass)
+        {
+          g_atomic_pointer_set (&last_socket_class, klass);
+          return TRUE;
+        }
     }
 
   if (!g_type_check_instance_is_a (instance, QIPC_TYPE_SOCKET))
     return FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (known); i++)
-    if (g_atomic_pointer_compare_and_exchange (&known[i], NULL, klass) ||
-        g_atomic_pointer_get (&known[i]) == klass)
+  for (guint i = 0; i < G_N_ELEMENTS (known_socket_classes); i++)
+    if (g_atomic_pointer_compare_and_exchange (&known_socket_classes[i], NULL, klass) ||
+        g_atomic_pointer_get (&known_socket_classes[i]) == klass)
       break;
+  g_atomic_pointer_set (&last_socket_class, klass);
   return TRUE;
+}
+
+static inline gboolean
+is_socket (gpointer instance)
+{
+  GTypeClass *klass;
+
+  if (G_UNLIKELY (instance == NULL))
+    return FALSE;
+  klass = ((GTypeInstance *) instance)->g_class;
+  if (G_LIKELY (klass != NULL && klass == g_atomic_pointer_get (&last_socket_class)))
+    return TRUE;
+  return klass != NULL && is_socket_slow (instance, klass);
 }
 
 static void
