@@ -69,6 +69,7 @@
  * chunk. */
 typedef struct
 {
+  GList link;                 /* in write_queue: queueing allocates nothing */
   GBytes *bytes;
   guint8 *gathered;
   gsize length;
@@ -150,6 +151,7 @@ G_DEFINE_QUARK (qipc-socket-error-quark, qipc_socket_error)
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (QipcSocket, qipc_socket, G_TYPE_OBJECT)
 
 static void write_chunk_free (WriteChunk *chunk);
+static void write_queue_clear (GQueue *queue);
 static void start_reading (QipcSocket *self);
 static void stop_reading (QipcSocket *self);
 static void stop_writing (QipcSocket *self);
@@ -228,7 +230,7 @@ qipc_socket_finalize (GObject *object)
   QipcSocket *self = QIPC_SOCKET (object);
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
+  write_queue_clear (&priv->write_queue);
   g_clear_pointer (&priv->spare_chunk, write_chunk_free);
   g_clear_pointer (&priv->read_buffer, g_byte_array_unref);
   g_clear_pointer (&priv->context, g_main_context_unref);
@@ -398,6 +400,26 @@ qipc_socket_init (QipcSocket *self)
   priv->cancellable = g_cancellable_new ();
   g_queue_init (&priv->write_queue);
   attach_pending_source (self);
+}
+
+static WriteChunk *
+write_chunk_new (void)
+{
+  WriteChunk *chunk = g_new0 (WriteChunk, 1);
+
+  chunk->link.data = chunk;
+  return chunk;
+}
+
+/* The chunks hold their own links: g_queue_clear_full() would free
+ * them as separate allocations. */
+static void
+write_queue_clear (GQueue *queue)
+{
+  GList *link;
+
+  while ((link = g_queue_pop_head_link (queue)) != NULL)
+    write_chunk_free (link->data);
 }
 
 static void
@@ -587,7 +609,7 @@ drop_connection (QipcSocket *self)
 
   stop_reading (self);
   stop_writing (self);
-  g_queue_clear_full (&priv->write_queue, (GDestroyNotify) write_chunk_free);
+  write_queue_clear (&priv->write_queue);
   priv->bytes_to_write = 0;
   priv->written_unreported = 0;
   g_clear_error (&priv->pending_error);
@@ -1004,7 +1026,7 @@ write_some (QipcSocket *self,
       written += n;
       priv->bytes_to_write -= n;
       if (chunk->offset == size)
-        retire_chunk (priv, g_queue_pop_head (&priv->write_queue));
+        retire_chunk (priv, g_queue_pop_head_link (&priv->write_queue)->data);
     }
 
   report_written (self, written);
@@ -1157,11 +1179,11 @@ reserve_coalesced (QipcSocket *self,
       chunk = g_steal_pointer (&priv->spare_chunk);
       if (chunk == NULL)
         {
-          chunk = g_new0 (WriteChunk, 1);
+          chunk = write_chunk_new ();
           chunk->allocated = COALESCE_MAX_WRITE;
           chunk->gathered = g_malloc (chunk->allocated);
         }
-      g_queue_push_tail (&priv->write_queue, chunk);
+      g_queue_push_tail_link (&priv->write_queue, &chunk->link);
     }
   if (chunk->length + size > chunk->allocated)
     {
@@ -1200,10 +1222,10 @@ queue_write (QipcSocket    *self,
     }
 
   priv->bytes_to_write += size;
-  chunk = g_new0 (WriteChunk, 1);
+  chunk = write_chunk_new ();
   chunk->bytes = bytes != NULL ? g_bytes_ref (bytes) : g_bytes_new (data, size);
   chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
-  g_queue_push_tail (&priv->write_queue, chunk);
+  g_queue_push_tail_link (&priv->write_queue, &chunk->link);
   return TRUE;
 }
 
