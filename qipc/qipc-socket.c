@@ -90,7 +90,12 @@ typedef struct
   QipcSocketReadFunc read_func;
   QipcSocketWriteFunc write_func;
 
-  GByteArray *read_buffer;
+  /* Received bytes: read_data holds read_allocated bytes, of which
+   * read_length are filled and those from read_start on unread. Plain
+   * memory, as the write chunks: a GByteArray's bookkeeping showed on
+   * every read of a ping-pong. */
+  guint8 *read_data;
+  gsize read_length;
   gsize read_allocated;
   /* What the last readable dispatch took from the system. */
   gsize last_received;
@@ -232,7 +237,7 @@ qipc_socket_finalize (GObject *object)
 
   write_queue_clear (&priv->write_queue);
   g_clear_pointer (&priv->spare_chunk, write_chunk_free);
-  g_clear_pointer (&priv->read_buffer, g_byte_array_unref);
+  g_clear_pointer (&priv->read_data, g_free);
   g_clear_pointer (&priv->context, g_main_context_unref);
   g_clear_object (&priv->cancellable);
   g_clear_error (&priv->error);
@@ -395,7 +400,6 @@ qipc_socket_init (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  priv->read_buffer = g_byte_array_new ();
   priv->context = g_main_context_ref_thread_default ();
   priv->cancellable = g_cancellable_new ();
   g_queue_init (&priv->write_queue);
@@ -669,7 +673,7 @@ fail_from_gio (QipcSocket   *self,
 static gsize
 buffered (QipcSocketPrivate *priv)
 {
-  return priv->read_buffer->len - priv->read_start;
+  return priv->read_length - priv->read_start;
 }
 
 static gboolean
@@ -716,7 +720,6 @@ read_available (QipcSocket  *self,
     {
       g_autoptr(GError) local_error = NULL;
       gsize room = READ_CHUNK_SIZE;
-      guint old_len = priv->read_buffer->len;
       gssize n;
 
       if (priv->read_buffer_size > 0)
@@ -725,15 +728,18 @@ read_available (QipcSocket  *self,
       /* Unread bytes move to the front only when that is cheap. */
       if (priv->read_start > 0 && priv->read_start >= buffered (priv))
         {
-          g_byte_array_remove_range (priv->read_buffer, 0, priv->read_start);
+          memmove (priv->read_data, priv->read_data + priv->read_start, buffered (priv));
+          priv->read_length = buffered (priv);
           priv->read_start = 0;
-          old_len = priv->read_buffer->len;
+        }
+      if (priv->read_length + room > priv->read_allocated)
+        {
+          priv->read_allocated = MAX (priv->read_length + room, 2 * priv->read_allocated);
+          priv->read_data = g_realloc (priv->read_data, priv->read_allocated);
         }
 
-      g_byte_array_set_size (priv->read_buffer, old_len + room);
-      priv->read_allocated = MAX (priv->read_allocated, old_len + room);
-      n = priv->read_func (self, priv->read_buffer->data + old_len, room, &local_error);
-      g_byte_array_set_size (priv->read_buffer, old_len + MAX (n, 0));
+      n = priv->read_func (self, priv->read_data + priv->read_length, room, &local_error);
+      priv->read_length += MAX (n, 0);
 
       if (n > 0)
         {
@@ -828,10 +834,7 @@ consumed (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   if (buffered (priv) == 0)
-    {
-      g_byte_array_set_size (priv->read_buffer, 0);
-      priv->read_start = 0;
-    }
+    priv->read_length = priv->read_start = 0;
   if (priv->read_source == NULL && priv->stream != NULL)
     start_reading (self);
 }
@@ -847,10 +850,8 @@ _qipc_socket_release_read_buffer (QipcSocket *self)
   if (buffered (priv) > 0 || priv->read_allocated <= READ_KEEP_SIZE ||
       priv->last_received >= READ_KEEP_SIZE)
     return;
-  g_byte_array_unref (priv->read_buffer);
-  priv->read_buffer = g_byte_array_new ();
-  priv->read_allocated = 0;
-  priv->read_start = 0;
+  g_clear_pointer (&priv->read_data, g_free);
+  priv->read_allocated = priv->read_length = priv->read_start = 0;
 }
 
 const guint8 *
@@ -860,7 +861,7 @@ _qipc_socket_peek_buffer (QipcSocket *self,
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   *size = buffered (priv);
-  return *size > 0 ? priv->read_buffer->data + priv->read_start : NULL;
+  return *size > 0 ? priv->read_data + priv->read_start : NULL;
 }
 
 void
@@ -1462,7 +1463,7 @@ copy_out (QipcSocket *self,
   size = MIN (size, buffered (priv));
   if (size == 0)
     return 0;
-  memcpy (buffer, priv->read_buffer->data + priv->read_start, size);
+  memcpy (buffer, priv->read_data + priv->read_start, size);
   if (remove)
     {
       priv->read_start += size;
@@ -1587,13 +1588,14 @@ qipc_socket_peek_data (QipcSocket *self,
 static gsize
 line_length (QipcSocketPrivate *priv)
 {
-  const guint8 *start = priv->read_buffer->data + priv->read_start;
+  const guint8 *start;
   const guint8 *newline;
 
-  /* An empty GByteArray may have no data at all: memchr (NULL, …) is
-   * undefined even for a length of 0. */
+  /* An empty buffer may have no memory at all: memchr (NULL, …), and
+   * even NULL + 0, are undefined. */
   if (buffered (priv) == 0)
     return 0;
+  start = priv->read_data + priv->read_start;
   newline = memchr (start, '\n', buffered (priv));
   return newline != NULL ? (gsize) (newline - start) + 1 : 0;
 }
@@ -1747,8 +1749,7 @@ finish_closing (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  g_byte_array_set_size (priv->read_buffer, 0);
-  priv->read_start = 0;
+  priv->read_length = priv->read_start = 0;
   drop_connection (self);
 }
 
