@@ -47,6 +47,7 @@
 #include "qipc-socket.h"
 #include "qipc-enum-types.h"
 #include "qipc-socket-private.h"
+#include "qipc-poller-private.h"
 
 #include <glib-unix.h>
 #include <string.h>
@@ -101,7 +102,8 @@ typedef struct
   gsize last_received;
   gsize read_start;
   gsize read_buffer_size;
-  GSource *read_source;
+  GSource *read_source;       /* a stream's watches; a descriptor's are */
+  QipcPollerFd *polled;       /* in the context's poller */
   gboolean reading_paused;
 
   GQueue write_queue;
@@ -220,6 +222,9 @@ qipc_socket_dispose (GObject *object)
 
   if (priv->stream != NULL)
     qipc_socket_abort (self);
+  /* Whatever still watches the descriptor must not outlive the object. */
+  stop_reading (self);
+  stop_writing (self);
   if (priv->pending_source != NULL)
     {
       g_source_destroy (priv->pending_source);
@@ -478,11 +483,14 @@ static gboolean fd_readable_cb (int fd, GIOCondition condition, gpointer user_da
 static gboolean stream_readable_cb (GObject *stream, gpointer user_data);
 static gboolean fd_writable_cb (int fd, GIOCondition condition, gpointer user_data);
 static gboolean stream_writable_cb (GObject *stream, gpointer user_data);
+static void polled_readable (GIOCondition condition, gpointer user_data);
+static void polled_writable (GIOCondition condition, gpointer user_data);
 
-/* Watches for @condition (G_IO_IN or G_IO_OUT), @on_fd when a subclass
- * does its own I/O on the GSocket (a bare fd source: GSocket's own adds
- * timeout handling that a socket without timeout never uses), else on
- * the pollable stream, which also sees what a TLS layer buffers. */
+/* Watches for @condition (G_IO_IN or G_IO_OUT). With @on_fd (a subclass
+ * does its own I/O on the GSocket) the descriptor goes into the context's
+ * poller, which polls one epoll descriptor however many sockets there
+ * are, and NULL is returned; else the pollable stream is watched, which
+ * also sees what a TLS layer buffers, and its source returned. */
 static GSource *
 watch (QipcSocket   *self,
        GIOCondition  condition,
@@ -493,8 +501,14 @@ watch (QipcSocket   *self,
   GSourceFunc callback;
   GSource *source;
 
+  if (on_fd &&
+      _qipc_poller_fd_watch (&priv->polled, priv->context, g_socket_get_fd (priv->socket), condition,
+                             in ? polled_readable : polled_writable, self))
+    return NULL;
   if (on_fd)
     {
+      /* A bare fd source (GSocket's own adds timeout handling that a
+       * socket without timeout never uses). */
       source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), condition);
       callback = in ? G_SOURCE_FUNC (fd_readable_cb) : G_SOURCE_FUNC (fd_writable_cb);
     }
@@ -808,11 +822,26 @@ stream_readable_cb (GObject  *stream,
 }
 
 static void
+polled_readable (GIOCondition condition,
+                 gpointer     user_data)
+{
+  readable (user_data);
+}
+
+static gboolean
+watching (QipcSocketPrivate *priv,
+          GIOCondition       condition)
+{
+  return (condition == G_IO_IN ? priv->read_source : priv->write_source) != NULL ||
+         _qipc_poller_fd_watches (priv->polled, condition);
+}
+
+static void
 start_reading (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  if (priv->read_source != NULL || priv->stream == NULL || priv->reading_paused ||
+  if (watching (priv, G_IO_IN) || priv->stream == NULL || priv->reading_paused ||
       read_buffer_full (priv))
     return;
 
@@ -825,6 +854,7 @@ stop_reading (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   clear_source (&priv->read_source);
+  priv->polled = _qipc_poller_fd_unwatch (priv->polled, G_IO_IN);
 }
 
 /* After the application took data out of a full buffer. */
@@ -835,7 +865,7 @@ consumed (QipcSocket *self)
 
   if (buffered (priv) == 0)
     priv->read_length = priv->read_start = 0;
-  if (priv->read_source == NULL && priv->stream != NULL)
+  if (!watching (priv, G_IO_IN) && priv->stream != NULL)
     start_reading (self);
 }
 
@@ -929,6 +959,13 @@ fd_writable_cb (int           fd,
   return writable (user_data);
 }
 
+static void
+polled_writable (GIOCondition condition,
+                 gpointer     user_data)
+{
+  writable (user_data);
+}
+
 static gboolean
 stream_writable_cb (GObject  *stream,
                     gpointer  user_data)
@@ -955,7 +992,7 @@ wait_until_writable (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  if (priv->write_source != NULL)
+  if (watching (priv, G_IO_OUT))
     return;
 
   priv->write_source = watch (self, G_IO_OUT, priv->write_func != write_to_stream);
@@ -967,6 +1004,7 @@ stop_writing (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   clear_source (&priv->write_source);
+  priv->polled = _qipc_poller_fd_unwatch (priv->polled, G_IO_OUT);
 }
 
 static gboolean
@@ -1083,7 +1121,7 @@ pending_prepare (GSource *source,
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   *timeout = -1;
-  if (priv->stream != NULL && priv->write_source == NULL && !priv->reading_paused &&
+  if (priv->stream != NULL && !watching (priv, G_IO_OUT) && !priv->reading_paused &&
       priv->state == QIPC_SOCKET_STATE_CONNECTED && !g_queue_is_empty (&priv->write_queue))
     {
       write_some (self, TRUE);
@@ -1262,7 +1300,7 @@ _qipc_socket_set_io_funcs (QipcSocket          *self,
                            QipcSocketWriteFunc  write_func)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  gboolean was_reading = priv->read_source != NULL;
+  gboolean was_reading = watching (priv, G_IO_IN);
 
   stop_reading (self);
   priv->read_func = read_func != NULL ? read_func : read_from_stream;
