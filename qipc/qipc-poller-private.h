@@ -48,4 +48,11 @@ QipcPollerFd *_qipc_poller_fd_unwatch (QipcPollerFd   *pfd,
 gboolean      _qipc_poller_fd_watches (QipcPollerFd   *pfd,
                                        GIOCondition    condition);
 
+/* Whether the next descriptor watch in @context should be a source of the
+ * caller's own (TRUE: the first few of a context, which poll() sees
+ * cheaply) or go to the poller. A TRUE is given back with
+ * _qipc_poller_give_direct() when that watch ends. */
+gboolean      _qipc_poller_take_direct (GMainContext  *context);
+void          _qipc_poller_give_direct (GMainContext  *context);
+
 G_END_DECLS

@@ -13,13 +13,21 @@
 /* Ready descriptors taken per dispatch; more wait for the next one. */
 #define EVENTS_PER_DISPATCH 64
 
+/* Descriptors a context's sockets watch with sources of their own before
+ * the poller takes the next ones. For a few, the sources are cheaper: the
+ * poller costs an epoll_wait() on top of the poll() of every iteration,
+ * a tenth more on a ping-pong. For many, poll() over all of them costs
+ * far more. */
+#define DIRECT_MAX 16
+
 typedef struct
 {
   GSource source;
   GMainContext *context;      /* not referenced: its sockets hold it */
-  int epfd;
+  int epfd;                   /* -1 until the first registration */
   gpointer tag;
   guint n_fds;                /* registrations alive */
+  guint n_direct;             /* descriptors watched by sources of their own */
 } Poller;
 
 struct _QipcPollerFd
@@ -58,7 +66,7 @@ poller_check (GSource *source)
 {
   Poller *poller = (Poller *) source;
 
-  return (g_source_query_unix_fd (source, poller->tag) & G_IO_IN) != 0;
+  return poller->tag != NULL && (g_source_query_unix_fd (source, poller->tag) & G_IO_IN) != 0;
 }
 
 /* A callback may free any registration of the batch, its own included:
@@ -104,35 +112,70 @@ static GSourceFuncs poller_funcs = {
   .finalize = poller_finalize,
 };
 
-/* The context's poller, made on first use; NULL when the system gives no
- * epoll descriptor (the caller then uses a source of its own). */
+/* The context's poller, made on first use. Called with the lock held. */
+static Poller *
+poller_lookup (GMainContext *context)
+{
+  Poller *poller;
+
+  if (pollers == NULL)
+    pollers = g_hash_table_new (NULL, NULL);
+  poller = g_hash_table_lookup (pollers, context);
+  if (poller != NULL)
+    return poller;
+  /* Attached with its first epoll registration: a context with few
+   * sockets does not walk it on every iteration. */
+  poller = (Poller *) g_source_new (&poller_funcs, sizeof (Poller));
+  poller->context = context;
+  poller->epfd = -1;
+  g_source_set_static_name (&poller->source, "[qipc] sockets");
+  /* A callback may run the context again (a blocking wait). */
+  g_source_set_can_recurse (&poller->source, TRUE);
+  g_hash_table_insert (pollers, context, poller);
+  return poller;
+}
+
+/* With the lock held: the poller goes with its last user. */
+static gboolean
+poller_unused (Poller *poller)
+{
+  if (poller->n_fds > 0 || poller->n_direct > 0)
+    return FALSE;
+  g_hash_table_remove (pollers, poller->context);
+  return TRUE;
+}
+
+static void
+poller_free (Poller *poller)
+{
+  g_source_destroy (&poller->source);
+  g_source_unref (&poller->source);
+}
+
+/* A registration in the context's poller, whose epoll descriptor is made
+ * on first use; NULL when the system gives none (the caller then uses a
+ * source of its own). */
 static Poller *
 poller_acquire (GMainContext *context)
 {
   Poller *poller;
 
   G_LOCK (pollers);
-  if (pollers == NULL)
-    pollers = g_hash_table_new (NULL, NULL);
-  poller = g_hash_table_lookup (pollers, context);
-  if (poller == NULL)
+  poller = poller_lookup (context);
+  if (poller->epfd < 0)
     {
-      int epfd = epoll_create1 (EPOLL_CLOEXEC);
-
-      if (epfd < 0)
+      poller->epfd = epoll_create1 (EPOLL_CLOEXEC);
+      if (poller->epfd < 0)
         {
+          gboolean unused = poller_unused (poller);
+
           G_UNLOCK (pollers);
+          if (unused)
+            poller_free (poller);
           return NULL;
         }
-      poller = (Poller *) g_source_new (&poller_funcs, sizeof (Poller));
-      poller->context = context;
-      poller->epfd = epfd;
-      poller->tag = g_source_add_unix_fd (&poller->source, epfd, G_IO_IN);
-      g_source_set_static_name (&poller->source, "[qipc] sockets");
-      /* A callback may run the context again (a blocking wait). */
-      g_source_set_can_recurse (&poller->source, TRUE);
+      poller->tag = g_source_add_unix_fd (&poller->source, poller->epfd, G_IO_IN);
       g_source_attach (&poller->source, context);
-      g_hash_table_insert (pollers, context, poller);
     }
   poller->n_fds++;
   G_UNLOCK (pollers);
@@ -142,17 +185,46 @@ poller_acquire (GMainContext *context)
 static void
 poller_release (Poller *poller)
 {
-  gboolean last;
+  gboolean unused;
 
   G_LOCK (pollers);
-  last = --poller->n_fds == 0;
-  if (last)
-    g_hash_table_remove (pollers, poller->context);
+  poller->n_fds--;
+  unused = poller_unused (poller);
   G_UNLOCK (pollers);
-  if (!last)
-    return;
-  g_source_destroy (&poller->source);
-  g_source_unref (&poller->source);
+  if (unused)
+    poller_free (poller);
+}
+
+gboolean
+_qipc_poller_take_direct (GMainContext *context)
+{
+  Poller *poller;
+  gboolean taken;
+
+  G_LOCK (pollers);
+  poller = poller_lookup (context);
+  /* Not taken means the room is full: the poller has users and stays. */
+  taken = poller->n_direct < DIRECT_MAX;
+  if (taken)
+    poller->n_direct++;
+  G_UNLOCK (pollers);
+  return taken;
+}
+
+void
+_qipc_poller_give_direct (GMainContext *context)
+{
+  Poller *poller;
+  gboolean unused;
+
+  G_LOCK (pollers);
+  poller = g_hash_table_lookup (pollers, context);
+  g_assert (poller != NULL && poller->n_direct > 0);
+  poller->n_direct--;
+  unused = poller_unused (poller);
+  G_UNLOCK (pollers);
+  if (unused)
+    poller_free (poller);
 }
 
 /* Registers with epoll what the callbacks ask for. */

@@ -102,8 +102,12 @@ typedef struct
   gsize last_received;
   gsize read_start;
   gsize read_buffer_size;
-  GSource *read_source;       /* a stream's watches; a descriptor's are */
-  QipcPollerFd *polled;       /* in the context's poller */
+  /* Watches: sources (a stream's, or a descriptor's own), or the
+   * descriptor's registration in the context's poller. A *_direct flag
+   * says the source holds one of the context's direct places. */
+  GSource *read_source;
+  gboolean read_direct;
+  QipcPollerFd *polled;
   gboolean reading_paused;
 
   GQueue write_queue;
@@ -112,11 +116,13 @@ typedef struct
    * (a ping-pong) then costs no allocation. */
   WriteChunk *spare_chunk;
   GSource *write_source;
+  gboolean write_direct;
 
   /* Runs in every iteration of the context: it sends what was queued
    * since the last one (in prepare, before the context polls), and emits
    * bytes-written and deferred write errors (in dispatch). */
-  GSource *pending_source;
+  GSource *pending_source;    /* while there was something to do lately */
+  guint pending_idle;         /* iterations it found nothing to do */
   gint64 written_unreported;
   GError *pending_error;
 
@@ -163,7 +169,8 @@ static void start_reading (QipcSocket *self);
 static void stop_reading (QipcSocket *self);
 static void stop_writing (QipcSocket *self);
 static void write_queued (QipcSocket *self);
-static void attach_pending_source (QipcSocket *self);
+static void need_pending_source (QipcSocket *self);
+static gboolean pending_needs_dispatch (QipcSocketPrivate *priv);
 
 /* The argument check of every public call. g_type_check_instance_is_a()
  * is fast only for an instance of exactly the checked type, and every
@@ -408,7 +415,6 @@ qipc_socket_init (QipcSocket *self)
   priv->context = g_main_context_ref_thread_default ();
   priv->cancellable = g_cancellable_new ();
   g_queue_init (&priv->write_queue);
-  attach_pending_source (self);
 }
 
 static WriteChunk *
@@ -487,21 +493,25 @@ static void polled_readable (GIOCondition condition, gpointer user_data);
 static void polled_writable (GIOCondition condition, gpointer user_data);
 
 /* Watches for @condition (G_IO_IN or G_IO_OUT). With @on_fd (a subclass
- * does its own I/O on the GSocket) the descriptor goes into the context's
- * poller, which polls one epoll descriptor however many sockets there
- * are, and NULL is returned; else the pollable stream is watched, which
- * also sees what a TLS layer buffers, and its source returned. */
+ * does its own I/O on the GSocket) the descriptor gets a source of its
+ * own while the context has few, else goes into the context's poller,
+ * which polls one epoll descriptor however many sockets there are (and
+ * NULL is returned). Without, the pollable stream is watched, which also
+ * sees what a TLS layer buffers. *@direct says whether the source took
+ * one of the context's direct places. */
 static GSource *
 watch (QipcSocket   *self,
        GIOCondition  condition,
-       gboolean      on_fd)
+       gboolean      on_fd,
+       gboolean     *direct)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
   gboolean in = condition == G_IO_IN;
   GSourceFunc callback;
   GSource *source;
 
-  if (on_fd &&
+  *direct = on_fd && _qipc_poller_take_direct (priv->context);
+  if (on_fd && !*direct &&
       _qipc_poller_fd_watch (&priv->polled, priv->context, g_socket_get_fd (priv->socket), condition,
                              in ? polled_readable : polled_writable, self))
     return NULL;
@@ -845,7 +855,7 @@ start_reading (QipcSocket *self)
       read_buffer_full (priv))
     return;
 
-  priv->read_source = watch (self, G_IO_IN, priv->read_func != read_from_stream);
+  priv->read_source = watch (self, G_IO_IN, priv->read_func != read_from_stream, &priv->read_direct);
 }
 
 static void
@@ -854,6 +864,9 @@ stop_reading (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   clear_source (&priv->read_source);
+  if (priv->read_direct)
+    _qipc_poller_give_direct (priv->context);
+  priv->read_direct = FALSE;
   priv->polled = _qipc_poller_fd_unwatch (priv->polled, G_IO_IN);
 }
 
@@ -995,7 +1008,8 @@ wait_until_writable (QipcSocket *self)
   if (watching (priv, G_IO_OUT))
     return;
 
-  priv->write_source = watch (self, G_IO_OUT, priv->write_func != write_to_stream);
+  priv->write_source = watch (self, G_IO_OUT, priv->write_func != write_to_stream,
+                              &priv->write_direct);
 }
 
 static void
@@ -1004,6 +1018,9 @@ stop_writing (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   clear_source (&priv->write_source);
+  if (priv->write_direct)
+    _qipc_poller_give_direct (priv->context);
+  priv->write_direct = FALSE;
   priv->polled = _qipc_poller_fd_unwatch (priv->polled, G_IO_OUT);
 }
 
@@ -1055,7 +1072,10 @@ write_some (QipcSocket *self,
             break;
           report_written (self, written);
           if (defer_errors)
-            priv->pending_error = g_steal_pointer (&error);
+            {
+              priv->pending_error = g_steal_pointer (&error);
+              need_pending_source (self);
+            }
           else
             fail_from_gio (self, error, "Cannot write");
           return written;
@@ -1069,6 +1089,9 @@ write_some (QipcSocket *self,
     }
 
   report_written (self, written);
+  /* bytes-written to emit, or a close to finish. */
+  if (pending_needs_dispatch (priv))
+    need_pending_source (self);
   return written;
 }
 
@@ -1109,6 +1132,29 @@ pending_needs_dispatch (QipcSocketPrivate *priv)
          (priv->state == QIPC_SOCKET_STATE_CLOSING && g_queue_is_empty (&priv->write_queue));
 }
 
+/* GLib walks every source of a context on each iteration, so a broker
+ * with a thousand idle clients would pay for a thousand pending sources
+ * on every message: a socket that had nothing to send for this many
+ * iterations of its context lets its source go, and
+ * need_pending_source() makes it again. Making one costs about what a
+ * few dozen walks over it do; counting iterations, not time, drops the
+ * sources soonest in the busiest contexts, where they cost the most. */
+#define PENDING_SOURCE_IDLE_ITERATIONS 256
+
+static void
+forget_pending_source_when_idle (QipcSocket *self,
+                                 GSource    *source)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  if (++priv->pending_idle < PENDING_SOURCE_IDLE_ITERATIONS)
+    return;
+  /* GLib holds the source while this runs, and skips it once destroyed. */
+  g_source_destroy (source);
+  g_clear_pointer (&priv->pending_source, g_source_unref);
+  priv->pending_idle = 0;
+}
+
 /* Sends what was queued since the last iteration, once, just before the
  * context polls: many writes leave in one system call, and nothing needs
  * waking up. Only plain I/O happens here; anything that may run a
@@ -1129,7 +1175,11 @@ pending_prepare (GSource *source,
           !g_queue_is_empty (&priv->write_queue))
         wait_until_writable (self);
     }
-  return pending_needs_dispatch (priv);
+  if (pending_needs_dispatch (priv))
+    return TRUE;
+  if (g_queue_is_empty (&priv->write_queue))
+    forget_pending_source_when_idle (self, source);
+  return FALSE;
 }
 
 static gboolean
@@ -1171,12 +1221,18 @@ static GSourceFuncs pending_source_funcs = {
   .dispatch = pending_dispatch,
 };
 
+/* Every write, and every write_some() that leaves something to report,
+ * comes here: the pending source is made again if it was dropped. */
 static void
-attach_pending_source (QipcSocket *self)
+need_pending_source (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
-  GSource *source = g_source_new (&pending_source_funcs, sizeof (PendingSource));
+  GSource *source;
 
+  priv->pending_idle = 0;
+  if (priv->pending_source != NULL)
+    return;
+  source = g_source_new (&pending_source_funcs, sizeof (PendingSource));
   ((PendingSource *) source)->self = self;
   g_source_set_static_name (source, "[qipc] socket pending writes");
   g_source_set_can_recurse (source, TRUE);
@@ -1213,6 +1269,7 @@ reserve_coalesced (QipcSocket *self,
   WriteChunk *chunk = g_queue_peek_tail (&priv->write_queue);
   guint8 *room;
 
+  need_pending_source (self);
   if (chunk == NULL || chunk->gathered == NULL || chunk->length + size > COALESCE_BUFFER_SIZE)
     {
       chunk = g_steal_pointer (&priv->spare_chunk);
@@ -1265,6 +1322,7 @@ queue_write (QipcSocket    *self,
   chunk->bytes = bytes != NULL ? g_bytes_ref (bytes) : g_bytes_new (data, size);
   chunk->fds = fds != NULL ? g_object_ref (fds) : NULL;
   g_queue_push_tail_link (&priv->write_queue, &chunk->link);
+  need_pending_source (self);
   return TRUE;
 }
 

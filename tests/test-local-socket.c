@@ -379,6 +379,169 @@ test_names_abstract (void)
   g_assert_cmpstr (qipc_local_server_get_full_server_name (second), ==, name);
 }
 
+static gboolean
+has_bytes (gpointer socket)
+{
+  return qipc_socket_bytes_available (socket) > 0;
+}
+
+static gboolean
+is_unconnected (gpointer socket)
+{
+  return qipc_socket_get_state (socket) == QIPC_SOCKET_STATE_UNCONNECTED;
+}
+
+static void
+expect_byte (QipcSocket *socket,
+             char        expected)
+{
+  g_autoptr(GBytes) got = NULL;
+
+  iterate_until (has_bytes, socket, "a byte");
+  got = qipc_socket_read (socket, 1);
+  g_assert_cmpint (((const char *) g_bytes_get_data (got, NULL))[0], ==, expected);
+}
+
+/* Iterations of the main context that find nothing to do (more than a
+ * socket stays ready for while idle). */
+static void
+iterate_idle (void)
+{
+  for (guint i = 0; i < 1000; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
+/* A socket with nothing to send for a few hundred iterations gives back
+ * what it keeps in the main context for sending (a thousand idle clients
+ * would cost a broker every iteration), and takes it again for the next
+ * write. */
+static void
+test_idle_then_write (void)
+{
+  g_autofree char *path = socket_path ("idle");
+  g_autoptr(QipcLocalServer) server = listen_on (path);
+  g_autoptr(QipcLocalSocket) client = qipc_local_socket_new ();
+  g_autoptr(QipcSocket) accepted = NULL;
+  guint new_connections = 0, written = 0;
+
+  g_signal_connect_swapped (server, "new-connection", G_CALLBACK (count), &new_connections);
+  qipc_local_socket_connect_to_server (client, path);
+  iterate_until (uint_is_nonzero, &new_connections, "new-connection");
+  accepted = qipc_server_next_pending_connection (QIPC_SERVER (server));
+  g_signal_connect_swapped (client, "bytes-written", G_CALLBACK (count), &written);
+
+  qipc_test_socket_write_text (QIPC_SOCKET (client), "a");
+  expect_byte (accepted, 'a');
+  iterate_idle ();
+  g_assert_cmpuint (written, ==, 1);
+
+  qipc_test_socket_write_text (QIPC_SOCKET (client), "b");
+  expect_byte (accepted, 'b');
+  wait_for_count (&written, 2, "bytes-written after the idle second");
+
+  /* A close after an idle while still sends what was queued first. */
+  iterate_idle ();
+  qipc_test_socket_write_text (QIPC_SOCKET (client), "c");
+  qipc_socket_close (QIPC_SOCKET (client));
+  expect_byte (accepted, 'c');
+  iterate_until (is_unconnected, client, "the client closed");
+}
+
+#define MANY_SOCKETS 40
+
+typedef struct
+{
+  QipcSocket *accepted[MANY_SOCKETS];
+  guint echoed;
+  guint dropped;
+} Many;
+
+static gboolean
+all_handled (gpointer data)
+{
+  Many *many = data;
+
+  return many->echoed + many->dropped == MANY_SOCKETS;
+}
+
+/* Echoes the byte; an even socket also drops the next one, which has
+ * data waiting too: in the poller, both may be in one batch. */
+static void
+echo_and_drop_next (QipcSocket *socket,
+                    Many       *many)
+{
+  g_autoptr(GBytes) got = qipc_socket_read (socket, 1);
+  guint i;
+
+  for (i = 0; i < MANY_SOCKETS && many->accepted[i] != socket; i++)
+    ;
+  g_assert_cmpuint (i, <, MANY_SOCKETS);
+  qipc_socket_write (socket, got, NULL);
+  many->echoed++;
+  if (i % 2 == 0 && i + 1 < MANY_SOCKETS && many->accepted[i + 1] != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (many->accepted[i + 1], many);
+      qipc_socket_abort (many->accepted[i + 1]);
+      g_clear_object (&many->accepted[i + 1]);
+      many->dropped++;
+    }
+}
+
+static gboolean
+client_has_byte (gpointer socket)
+{
+  return qipc_socket_bytes_available (socket) > 0 ||
+         qipc_socket_get_state (socket) == QIPC_SOCKET_STATE_UNCONNECTED;
+}
+
+/* More sockets in one context than it watches with sources of their own:
+ * the rest go through the context's epoll poller, including a socket
+ * dropped by another one's handler in the same batch of ready ones. */
+static void
+test_many_sockets (void)
+{
+  g_autofree char *path = socket_path ("many");
+  g_autoptr(QipcLocalServer) server = listen_on (path);
+  QipcLocalSocket *clients[MANY_SOCKETS];
+  Many many = { { NULL }, 0, 0 };
+  guint new_connections = 0;
+
+  /* More than the 30 connections that may wait: taken as they come. */
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MANY_SOCKETS);
+  g_signal_connect_swapped (server, "new-connection", G_CALLBACK (count), &new_connections);
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      clients[i] = qipc_local_socket_new ();
+      qipc_local_socket_connect_to_server (clients[i], path);
+    }
+  wait_for_count (&new_connections, MANY_SOCKETS, "every connection");
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      many.accepted[i] = qipc_server_next_pending_connection (QIPC_SERVER (server));
+      g_assert_nonnull (many.accepted[i]);
+    }
+  /* Which accepted socket is whose does not matter: each echoes. */
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    g_signal_connect (many.accepted[i], "ready-read", G_CALLBACK (echo_and_drop_next), &many);
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      char byte = 'A' + (i % 26);
+
+      qipc_socket_write_data (QIPC_SOCKET (clients[i]), (const guint8 *) &byte, 1, NULL);
+    }
+  iterate_until (all_handled, &many, "every accepted socket handled");
+  g_assert_cmpuint (many.echoed, >=, MANY_SOCKETS / 2);
+
+  /* Each client hears its echo, or the end of a dropped connection. */
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      iterate_until (client_has_byte, clients[i], "an echo or the end");
+      g_object_unref (clients[i]);
+    }
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    g_clear_object (&many.accepted[i]);
+}
+
 static void
 test_names_runtime_dir (void)
 {
@@ -1179,6 +1342,8 @@ main (int    argc,
   g_test_add_func ("/local-socket/echo/lines", test_echo_lines);
   g_test_add_func ("/local-socket/names/abstract", test_names_abstract);
   g_test_add_func ("/local-socket/names/runtime-dir", test_names_runtime_dir);
+  g_test_add_func ("/local-socket/idle-then-write", test_idle_then_write);
+  g_test_add_func ("/local-socket/many-sockets", test_many_sockets);
   g_test_add_func ("/local-socket/names/invalid", test_names_invalid);
   g_test_add_func ("/local-socket/connect/server-not-found", test_connect_server_not_found);
   g_test_add_func ("/local-socket/connect/refused-stale", test_connect_refused_stale);
