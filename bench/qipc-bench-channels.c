@@ -1917,12 +1917,16 @@ fanout_round (Env        *env,
 }
 
 /* One round of @trips round trips (after @warmup). */
+/* Records under @name ("roundtrip"), @name-p99 and @name-mean. */
 static void
 roundtrip_round (Env        *env,
                  const char *impl,
                  long        trips,
-                 long        warmup)
+                 long        warmup,
+                 const char *name)
 {
+  g_autofree char *p99_name = g_strconcat (name, "-p99", NULL);
+  g_autofree char *mean_name = g_strconcat (name, "-mean", NULL);
   g_autofree char *address = env_address (env, impl, "rt");
   gboolean raw = g_str_has_prefix (impl, "raw");
   gboolean relay = strcmp (impl, "raw-relay") == 0;
@@ -1976,9 +1980,9 @@ roundtrip_round (Env        *env,
   if (relay)
     child_finish (&relay_child);
 
-  record (env->phase, "roundtrip", impl, result_get (line, "median") / 1000.0, "us");
-  record (env->phase, "roundtrip-p99", impl, result_get (line, "p99") / 1000.0, "us");
-  record (env->phase, "roundtrip-mean", impl, result_get (line, "mean") / 1000.0, "us");
+  record (env->phase, name, impl, result_get (line, "median") / 1000.0, "us");
+  record (env->phase, p99_name, impl, result_get (line, "p99") / 1000.0, "us");
+  record (env->phase, mean_name, impl, result_get (line, "mean") / 1000.0, "us");
 }
 
 static double
@@ -2038,11 +2042,15 @@ record_memory (Env        *env,
 }
 
 /* The broker's memory idle, then with @clients idle clients connected
- * (spread over CHAN_IDLE_PROCESSES processes). */
+ * (spread over CHAN_IDLE_PROCESSES processes); and, with them still
+ * connected, a round trip through the broker (@round_trip_impl, NULL for
+ * none): a broker's cost per message must not grow with its clients. */
 static void
 memory_run (Env        *env,
             const char *impl,
-            long        clients)
+            const char *round_trip_impl,
+            long        clients,
+            long        trips)
 {
   g_autofree char *address = env_address (env, impl, "idle");
   pid_t broker = env_broker_pid (env, impl);
@@ -2070,6 +2078,8 @@ memory_run (Env        *env,
           impl, proc_n_fds (broker), fds_before);
   after = record_memory (env, impl, broker, "clients");
   record (env->phase, "memory-per-client", impl, (after - before) / (double) clients, "KiB");
+  if (round_trip_impl != NULL)
+    roundtrip_round (env, round_trip_impl, trips, BENCH_PINGPONG_WARMUP, "roundtrip-idle-clients");
   for (i = 0; i < CHAN_IDLE_PROCESSES; i++)
     child_finish (&idle[i]);
 }
@@ -2125,7 +2135,7 @@ run_phase (const Options *o,
   for (r = 0; r < o->rounds && o->roundtrip; r++)
     for (i = 0; i < G_N_ELEMENTS (impls); i++)
       if (selected (impls[i].name) && has_role (&impls[i], TRUE))
-        roundtrip_round (&env, impls[i].name, o->trips, BENCH_PINGPONG_WARMUP);
+        roundtrip_round (&env, impls[i].name, o->trips, BENCH_PINGPONG_WARMUP, "roundtrip");
 
   env_stop (&env);
   sched_setaffinity (0, sizeof saved, &saved);
@@ -2140,7 +2150,13 @@ run_memory (const Options *o)
   env_start (&env, "memory");
   for (i = 0; i < G_N_ELEMENTS (impls); i++)
     if (selected (impls[i].name) && impls[i].idle != NULL)
-      memory_run (&env, impls[i].name, o->clients);
+      {
+        /* dbus-daemon's round trip is the method call, as in the
+         * round trip part. */
+        const char *round_trip = strcmp (impls[i].name, "gdbus") == 0 ? "gdbus-method" : impls[i].name;
+
+        memory_run (&env, impls[i].name, round_trip, o->clients, o->trips);
+      }
   env_stop (&env);
 }
 
@@ -2249,6 +2265,19 @@ print_memory_table (long clients)
       printf ("\n");
     }
   printf ("\n");
+  printf ("== Round trip median with the %ld idle clients connected, us (unpinned) ==\n", clients);
+  for (i = 0; i < G_N_ELEMENTS (impls); i++)
+    {
+      const char *name = strcmp (impls[i].name, "gdbus") == 0 ? "gdbus-method" : impls[i].name;
+      char buf[32];
+
+      if (impls[i].idle == NULL)
+        continue;
+      fmt_value (buf, sizeof buf, median ("memory", "roundtrip-idle-clients", name), 1);
+      printf ("%-34s %9s\n", strcmp (impls[i].name, "qipc") == 0 ? "QipcBroker" : "dbus-daemon (method call)",
+              buf);
+    }
+  printf ("\n");
 }
 
 /* One ratio line; @op is ">=", "<=" or "<", @target 0 for none. */
@@ -2332,6 +2361,15 @@ print_ratios (void)
                median ("memory", "memory-per-client", "gdbus"), 1, "", "", 0);
   print_ratio ("broker KiB per idle client:",
                median ("memory", "memory-per-client", "qipc"), 1, "", "<", 64);
+  print_ratio ("qipc round trip with idle clients / without, unpinned:",
+               median ("memory", "roundtrip-idle-clients", "qipc") /
+               median ("unpinned", "roundtrip", "qipc"), 2, "", "", 0);
+  print_ratio ("gdbus method with idle clients / without, unpinned:",
+               median ("memory", "roundtrip-idle-clients", "gdbus-method") /
+               median ("unpinned", "roundtrip", "gdbus-method"), 2, "", "", 0);
+  print_ratio ("qipc / gdbus method round trip, idle clients connected:",
+               median ("memory", "roundtrip-idle-clients", "qipc") /
+               median ("memory", "roundtrip-idle-clients", "gdbus-method"), 2, "", "", 0);
 }
 
 static void
