@@ -295,16 +295,7 @@ _qipc_poller_fd_watch (QipcPollerFd   **pfd_inout,
 
   /* Out of kernel memory for watches: the caller watches otherwise, and
    * what was watched before stays so. */
-  if (condition == G_IO_IN)
-    pfd->in_func = NULL;
-  else
-    pfd->out_func = NULL;
-  if (pfd->in_func == NULL && pfd->out_func == NULL)
-    {
-      pfd_free (pfd);
-      pfd = NULL;
-    }
-  *pfd_inout = pfd;
+  *pfd_inout = _qipc_poller_fd_unwatch (pfd, condition);
   return FALSE;
 }
 

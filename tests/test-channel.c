@@ -621,17 +621,6 @@ test_certificates_free (TestCertificates *certs)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestCertificates, test_certificates_free)
 
-static GTlsCertificate *
-load_certificate (const char *cert,
-                  const char *key)
-{
-  g_autoptr(GError) error = NULL;
-  GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
-
-  g_assert_no_error (error);
-  return certificate;
-}
-
 /* A broker on a free loopback port with @certs' first certificate and
  * @policy (NULL for the default); its address goes to @address, its port
  * to @port. */
@@ -642,7 +631,7 @@ tls_broker_new (TestCertificates  *certs,
                 guint16           *port_out)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GTlsCertificate) certificate = load_certificate (certs->cert, certs->key);
+  g_autoptr(GTlsCertificate) certificate = qipc_test_load_certificate (certs->cert, certs->key);
   QipcBroker *broker = qipc_broker_new ();
   guint16 port = qipc_test_free_loopback_port ();
 

@@ -172,17 +172,6 @@ have_tls (void)
   return TRUE;
 }
 
-static GTlsCertificate *
-load_certificate (const char *cert,
-                  const char *key)
-{
-  g_autoptr(GError) error = NULL;
-  GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
-
-  g_assert_no_error (error);
-  return certificate;
-}
-
 static void
 make_certificates (void)
 {
@@ -699,7 +688,7 @@ test_tls_accepted_by_handler (void)
   if (!have_tls ())
     return;
 
-  certificate = load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (cert_file, key_file);
   child = spawn_server (&port, "tcp-tls-echo-server", cert_file, key_file);
   socket = qipc_tcp_socket_new ();
   watch (socket, &events);
@@ -799,7 +788,7 @@ test_tls_server_connecting (void)
   if (!have_tls ())
     return;
 
-  certificate = load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (cert_file, key_file);
   pair_listen (&pair, certificate);
   g_assert_true (qipc_tcp_server_get_tls_certificate (pair.server) == certificate);
   watch (pair.client, &client_events);
@@ -861,7 +850,7 @@ test_tls_start_encryption (void)
   if (!have_tls ())
     return;
 
-  certificate = load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (cert_file, key_file);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);
@@ -922,7 +911,7 @@ test_tls_close_while_handshaking (void)
   if (!have_tls ())
     return;
 
-  certificate = load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (cert_file, key_file);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);
@@ -972,7 +961,7 @@ test_tls_start_encryption_after_queued_data (void)
   if (!have_tls ())
     return;
 
-  certificate = load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (cert_file, key_file);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);

@@ -645,3 +645,14 @@ qipc_test_make_certificate (const char *cert,
                        NULL, NULL, NULL, NULL, &status, &error) &&
          g_spawn_check_wait_status (status, NULL);
 }
+
+GTlsCertificate *
+qipc_test_load_certificate (const char *cert,
+                            const char *key)
+{
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
+
+  g_assert_no_error (error);
+  return certificate;
+}

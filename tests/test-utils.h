@@ -83,6 +83,8 @@ guint16        qipc_test_free_loopback_port (void);
 gboolean       qipc_test_make_certificate (const char     *cert,
                                            const char     *key,
                                            const char     *alt_names);
+GTlsCertificate *qipc_test_load_certificate (const char   *cert,
+                                             const char   *key);
 
 /* A mosquitto the test starts on 127.0.0.1 at a free port (with TLS at
  * an mqtts:// address when the three PEM files are given). */
