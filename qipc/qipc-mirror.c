@@ -643,8 +643,11 @@ call_done (QipcMirror *self,
 {
   if (task == NULL)
     {
-      /* A forwarded property or action: nobody waits for it. */
-      if (error != NULL)
+      /* A forwarded property or action: nobody waits for it. The remote
+       * going away meanwhile is told by ::vanished, and is no warning. */
+      if (g_error_matches (error, QIPC_REMOTE_ERROR, QIPC_REMOTE_ERROR_VANISHED))
+        g_debug ("Mirror of %s: %s", self->path, error->message);
+      else if (error != NULL)
         g_warning ("Mirror of %s: %s", self->path, error->message);
       g_clear_error (&error);
       g_clear_pointer (&result, g_variant_unref);
@@ -896,6 +899,16 @@ is_not_found (const GError *error)
          g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
 }
 
+/* The remote process or object is not there any more. */
+static gboolean
+is_gone (const GError *error)
+{
+  return is_not_found (error) ||
+         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
+         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_DISCONNECTED) ||
+         g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+}
+
 static void
 on_get_all (GObject      *source,
             GAsyncResult *result,
@@ -1078,7 +1091,13 @@ on_dbus_set (GObject      *source,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
 
-  if (reply == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (reply != NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  /* The remote object went away with the call in flight: the mirror
+   * says so with ::vanished, which is no warning either. */
+  if (is_gone (error))
+    g_debug ("Mirror of %s: a property set was not answered: %s", self->path, error->message);
+  else
     g_warning ("Mirror of %s: %s", self->path, error->message);
 }
 
