@@ -369,10 +369,12 @@ class PyCounter(GObject.Object):
 def cmd_dbus_export_counter(path, name):
     """On the session bus, exports a PyCounter at PATH (default interface,
     everything), owns NAME, says "ready"; then "emit N TEXT" emits changed,
-    "set N" sets count (each says "ok" once sent), until stdin closes."""
+    "set N" sets count, "unexport" and "export" end and redo the export
+    (each says "ok" once sent), until stdin closes."""
     connection = Gio.bus_get_sync(Gio.BusType.SESSION, None)
     counter = PyCounter()
     export_id = Qipc.dbus_export_object(connection, path, None, counter, Qipc.ExportFlags.ALL)
+    exported = [export_id]
     connection.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus',
                          'RequestName', GLib.Variant('(su)', (name, 4)), None,
                          Gio.DBusCallFlags.NONE, -1, None)
@@ -387,10 +389,16 @@ def cmd_dbus_export_counter(path, name):
         elif words[0] == 'get':
             say(counter.count)
             return
+        elif words[0] == 'unexport':
+            Qipc.dbus_unexport_object(connection, exported.pop())
+        elif words[0] == 'export':
+            exported.append(Qipc.dbus_export_object(connection, path, None, counter,
+                                                    Qipc.ExportFlags.ALL))
         connection.flush_sync(None)
         say('ok')
     serve_stdin(on_line)
-    Qipc.dbus_unexport_object(connection, export_id)
+    for export_id in exported:
+        Qipc.dbus_unexport_object(connection, export_id)
 
 
 def cmd_mirror_export(address, path, value):

@@ -183,6 +183,27 @@ def test_python_object_exported_on_dbus_is_mirrored(dbus_exporter):
     wait_for(lambda: vanished, 'vanished')
 
 
+def test_dbus_mirror_follows_unexport_and_export(dbus_exporter):
+    """The exporter keeps its bus name: only its announcements tell."""
+    child, connection, name = dbus_exporter
+    mirror = Qipc.Mirror.new_for_dbus(connection, name, '/org/qipc/pymirror/counter',
+                                      'org.qipc.Object.__main___PyCounter', DBusCounter, None)
+    handle = Qipc.Mirror.get_for_object(mirror)
+    events = []
+    handle.connect('vanished', lambda h: events.append('vanished'))
+    handle.connect('appeared', lambda h: events.append('appeared'))
+    child.send('unexport')
+    child.expect('ok')
+    wait_for(lambda: events == ['vanished'], 'vanished')
+    assert not handle.props.remote_present
+    child.send('set 12')
+    child.expect('ok')
+    child.send('export')
+    child.expect('ok')
+    wait_for(lambda: events == ['vanished', 'appeared'], 'appeared')
+    assert mirror.props.count == 12
+
+
 class PyGauge(GObject.Object):
     """A read-only property, "level", that only the original changes."""
     __gtype_name__ = 'QipcPyTestGauge'
