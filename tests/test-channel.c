@@ -577,64 +577,23 @@ test_policy_invalid (void)
     }
 }
 
-/* A certificate for 127.0.0.1 (its own authority) and one for another
- * host, in a directory of their own. */
-typedef struct
-{
-  char *dir;
-  char *cert, *key;
-  char *other_cert, *other_key;
-} TestCertificates;
-
-static TestCertificates *
-test_certificates_new (void)
-{
-  TestCertificates *certs = g_new0 (TestCertificates, 1);
-
-  certs->dir = g_dir_make_tmp ("qipc-test-tls-XXXXXX", NULL);
-  g_assert_nonnull (certs->dir);
-  certs->cert = g_build_filename (certs->dir, "cert.pem", NULL);
-  certs->key = g_build_filename (certs->dir, "key.pem", NULL);
-  certs->other_cert = g_build_filename (certs->dir, "other-cert.pem", NULL);
-  certs->other_key = g_build_filename (certs->dir, "other-key.pem", NULL);
-  g_assert_true (qipc_test_make_certificate (certs->cert, certs->key, "IP:127.0.0.1"));
-  g_assert_true (qipc_test_make_certificate (certs->other_cert, certs->other_key,
-                                             "DNS:other.example"));
-  return certs;
-}
-
-static void
-test_certificates_free (TestCertificates *certs)
-{
-  const char *files[] = { certs->cert, certs->key, certs->other_cert, certs->other_key };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
-    g_unlink (files[i]);
-  g_rmdir (certs->dir);
-  g_free (certs->dir);
-  g_free (certs->cert);
-  g_free (certs->key);
-  g_free (certs->other_cert);
-  g_free (certs->other_key);
-  g_free (certs);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestCertificates, test_certificates_free)
-
-/* A broker on a free loopback port with @certs' first certificate and
+/* A broker on a free loopback port with @certs' first certificate (the
+ * test fails without certificates: openssl is a test dependency) and
  * @policy (NULL for the default); its address goes to @address, its port
  * to @port. */
 static QipcBroker *
-tls_broker_new (TestCertificates  *certs,
-                const char        *policy,
-                char             **address,
-                guint16           *port_out)
+tls_broker_new (QipcTestCertificates  *certs,
+                const char            *policy,
+                char                 **address,
+                guint16               *port_out)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GTlsCertificate) certificate = qipc_test_load_certificate (certs->cert, certs->key);
+  g_autoptr(GTlsCertificate) certificate = NULL;
   QipcBroker *broker = qipc_broker_new ();
   guint16 port = qipc_test_free_loopback_port ();
 
+  g_assert_nonnull (certs);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
   qipc_broker_set_tls_certificate (broker, certificate);
   g_assert_true (qipc_broker_get_tls_certificate (broker) == certificate);
   if (policy != NULL)
@@ -652,7 +611,7 @@ tls_broker_new (TestCertificates  *certs,
 static void
 test_tcp (void)
 {
-  g_autoptr(TestCertificates) certs = test_certificates_new ();
+  g_autoptr(QipcTestCertificates) certs = qipc_test_certificates_new ();
   g_autofree char *closed_address = NULL;
   g_autofree char *open_address = NULL;
   G_GNUC_UNUSED g_autoptr(QipcBroker) closed = tls_broker_new (certs, NULL, &closed_address, NULL);
@@ -725,7 +684,7 @@ broker_has_one_client (gconstpointer broker)
 static void
 test_tcp_tls_refusals (void)
 {
-  g_autoptr(TestCertificates) certs = test_certificates_new ();
+  g_autoptr(QipcTestCertificates) certs = qipc_test_certificates_new ();
   g_autofree char *address = NULL;
   guint16 port = 0;
   g_autoptr(QipcBroker) broker = tls_broker_new (certs,

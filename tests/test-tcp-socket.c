@@ -17,13 +17,8 @@
 /* How long any single wait may take before the test fails. */
 #define WAIT_MS 10000
 
-/* The PEM files of the test certificates, in a directory of their own;
- * NULL when TLS cannot be tested. */
-static char *cert_dir;
-static char *cert_file;
-static char *key_file;
-static char *other_cert_file;
-static char *other_key_file;
+/* The test certificates; NULL when TLS cannot be tested. */
+static QipcTestCertificates *certs;
 
 /* What a socket emitted, in order. */
 typedef struct
@@ -159,7 +154,7 @@ assert_states (Events *events,
 static gboolean
 have_tls (void)
 {
-  if (cert_file == NULL)
+  if (certs == NULL)
     {
       g_test_skip ("No test certificate (openssl missing?)");
       return FALSE;
@@ -170,39 +165,6 @@ have_tls (void)
       return FALSE;
     }
   return TRUE;
-}
-
-static void
-make_certificates (void)
-{
-  g_autoptr(GError) error = NULL;
-
-  cert_dir = g_dir_make_tmp ("qipc-test-tls-XXXXXX", &error);
-  g_assert_no_error (error);
-  cert_file = g_build_filename (cert_dir, "cert.pem", NULL);
-  key_file = g_build_filename (cert_dir, "key.pem", NULL);
-  other_cert_file = g_build_filename (cert_dir, "other-cert.pem", NULL);
-  other_key_file = g_build_filename (cert_dir, "other-key.pem", NULL);
-
-  if (!qipc_test_make_certificate (cert_file, key_file, "DNS:localhost,IP:127.0.0.1") ||
-      !qipc_test_make_certificate (other_cert_file, other_key_file, "DNS:other.example"))
-    g_clear_pointer (&cert_file, g_free);
-}
-
-static void
-remove_certificates (void)
-{
-  const char *files[] = { cert_file, key_file, other_cert_file, other_key_file };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
-    if (files[i] != NULL)
-      g_unlink (files[i]);
-  g_rmdir (cert_dir);
-  g_free (cert_dir);
-  g_free (cert_file);
-  g_free (key_file);
-  g_free (other_cert_file);
-  g_free (other_key_file);
 }
 
 /* Starts a helper echo server and returns its port. */
@@ -653,7 +615,7 @@ test_tls_rejected_by_default (void)
   if (!have_tls ())
     return;
 
-  child = spawn_server (&port, "tcp-tls-echo-server", cert_file, key_file);
+  child = spawn_server (&port, "tcp-tls-echo-server", certs->cert, certs->key);
   socket = qipc_tcp_socket_new ();
   /* No ::tls-errors handler: verification alone decides. */
   watch (socket, &events);
@@ -688,8 +650,8 @@ test_tls_accepted_by_handler (void)
   if (!have_tls ())
     return;
 
-  certificate = qipc_test_load_certificate (cert_file, key_file);
-  child = spawn_server (&port, "tcp-tls-echo-server", cert_file, key_file);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
+  child = spawn_server (&port, "tcp-tls-echo-server", certs->cert, certs->key);
   socket = qipc_tcp_socket_new ();
   watch (socket, &events);
   watch_tls_errors (socket, &events, TRUE);
@@ -737,7 +699,7 @@ test_tls_wrong_host (void)
   if (!have_tls ())
     return;
 
-  child = spawn_server (&port, "tcp-tls-echo-server", other_cert_file, other_key_file);
+  child = spawn_server (&port, "tcp-tls-echo-server", certs->other_cert, certs->other_key);
   socket = qipc_tcp_socket_new ();
   watch (socket, &events);
   watch_tls_errors (socket, &events, FALSE);
@@ -788,7 +750,7 @@ test_tls_server_connecting (void)
   if (!have_tls ())
     return;
 
-  certificate = qipc_test_load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
   pair_listen (&pair, certificate);
   g_assert_true (qipc_tcp_server_get_tls_certificate (pair.server) == certificate);
   watch (pair.client, &client_events);
@@ -850,7 +812,7 @@ test_tls_start_encryption (void)
   if (!have_tls ())
     return;
 
-  certificate = qipc_test_load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);
@@ -911,7 +873,7 @@ test_tls_close_while_handshaking (void)
   if (!have_tls ())
     return;
 
-  certificate = qipc_test_load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);
@@ -961,7 +923,7 @@ test_tls_start_encryption_after_queued_data (void)
   if (!have_tls ())
     return;
 
-  certificate = qipc_test_load_certificate (cert_file, key_file);
+  certificate = qipc_test_load_certificate (certs->cert, certs->key);
   pair_listen (&pair, NULL);
   watch (pair.client, &client_events);
   watch_tls_errors (pair.client, &client_events, TRUE);
@@ -1183,7 +1145,7 @@ main (int    argc,
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  make_certificates ();
+  certs = qipc_test_certificates_new ();
 
   g_test_add_func ("/tcp-socket/echo/round-trip", test_echo_round_trip);
   g_test_add_func ("/tcp-socket/echo/many-small-writes", test_echo_many_small_writes);
@@ -1211,6 +1173,6 @@ main (int    argc,
   g_test_add_func ("/tcp-socket/addresses", test_addresses);
 
   status = g_test_run ();
-  remove_certificates ();
+  g_clear_pointer (&certs, qipc_test_certificates_free);
   return status;
 }

@@ -656,3 +656,36 @@ qipc_test_load_certificate (const char *cert,
   g_assert_no_error (error);
   return certificate;
 }
+
+QipcTestCertificates *
+qipc_test_certificates_new (void)
+{
+  g_autoptr(QipcTestCertificates) certs = g_new0 (QipcTestCertificates, 1);
+
+  certs->dir = g_dir_make_tmp ("qipc-test-tls-XXXXXX", NULL);
+  g_assert_nonnull (certs->dir);
+  certs->cert = g_build_filename (certs->dir, "cert.pem", NULL);
+  certs->key = g_build_filename (certs->dir, "key.pem", NULL);
+  certs->other_cert = g_build_filename (certs->dir, "other-cert.pem", NULL);
+  certs->other_key = g_build_filename (certs->dir, "other-key.pem", NULL);
+  if (!qipc_test_make_certificate (certs->cert, certs->key, "DNS:localhost,IP:127.0.0.1") ||
+      !qipc_test_make_certificate (certs->other_cert, certs->other_key, "DNS:other.example"))
+    return NULL;
+  return g_steal_pointer (&certs);
+}
+
+void
+qipc_test_certificates_free (QipcTestCertificates *certs)
+{
+  const char *files[] = { certs->cert, certs->key, certs->other_cert, certs->other_key };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    g_unlink (files[i]);
+  g_rmdir (certs->dir);
+  g_free (certs->dir);
+  g_free (certs->cert);
+  g_free (certs->key);
+  g_free (certs->other_cert);
+  g_free (certs->other_key);
+  g_free (certs);
+}

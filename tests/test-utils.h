@@ -86,6 +86,20 @@ gboolean       qipc_test_make_certificate (const char     *cert,
 GTlsCertificate *qipc_test_load_certificate (const char   *cert,
                                              const char   *key);
 
+/* A self-signed certificate for localhost and 127.0.0.1 (its own
+ * authority) and one for another host, with their keys, in a directory
+ * of their own; NULL when openssl could not make them. */
+typedef struct
+{
+  char *dir;
+  char *cert, *key;
+  char *other_cert, *other_key;
+} QipcTestCertificates;
+
+QipcTestCertificates *qipc_test_certificates_new  (void);
+void                  qipc_test_certificates_free (QipcTestCertificates *certs);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QipcTestCertificates, qipc_test_certificates_free)
+
 /* A mosquitto the test starts on 127.0.0.1 at a free port (with TLS at
  * an mqtts:// address when the three PEM files are given). */
 typedef struct _QipcTestMosquitto QipcTestMosquitto;
