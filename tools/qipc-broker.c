@@ -22,6 +22,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "broker-tls.h"
+
 #define PROGRAM "qipc-broker"
 #define DEFAULT_IDLE_TIMEOUT_S 10
 /* sd_listen_fds(3): passed sockets start at this descriptor. */
@@ -317,20 +319,8 @@ configure (QipcBroker  *broker,
     qipc_broker_set_max_queued_bytes (broker, opt_max_queued_bytes);
   if (opt_policy != NULL && !qipc_broker_set_policy_from_file (broker, opt_policy, error))
     return FALSE;
-  if (opt_tls_certificate != NULL)
-    {
-      g_autoptr(GTlsCertificate) certificate =
-        g_tls_certificate_new_from_files (opt_tls_certificate,
-                                          opt_tls_key != NULL ? opt_tls_key : opt_tls_certificate,
-                                          error);
-
-      if (certificate == NULL)
-        {
-          g_prefix_error (error, "Cannot load the TLS certificate %s: ", opt_tls_certificate);
-          return FALSE;
-        }
-      qipc_broker_set_tls_certificate (broker, certificate);
-    }
+  if (!broker_tls_configure (broker, opt_tls_certificate, opt_tls_key, error))
+    return FALSE;
   /* Before listening: a client that can connect finds them running. */
   for (gsize i = 0; opt_bridges != NULL && opt_bridges[i] != NULL; i++)
     if (!qipc_broker_add_bridge (broker, opt_bridges[i],

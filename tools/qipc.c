@@ -16,6 +16,7 @@
 #include <qipc.h>
 #include <json-glib/json-glib.h>
 
+#include "broker-tls.h"
 #include "qipc-tool.h"
 #include "qipc-json-private.h"
 
@@ -778,20 +779,8 @@ cmd_broker (int    argc,
   broker = qipc_broker_new ();
   if (opt_policy != NULL && !qipc_broker_set_policy_from_file (broker, opt_policy, &error))
     return fail ("broker", error);
-  if (opt_tls_certificate != NULL)
-    {
-      g_autoptr(GTlsCertificate) certificate =
-        g_tls_certificate_new_from_files (opt_tls_certificate,
-                                          opt_tls_key != NULL ? opt_tls_key : opt_tls_certificate,
-                                          &error);
-
-      if (certificate == NULL)
-        {
-          g_prefix_error (&error, "Cannot load the TLS certificate %s: ", opt_tls_certificate);
-          return fail ("broker", error);
-        }
-      qipc_broker_set_tls_certificate (broker, certificate);
-    }
+  if (!broker_tls_configure (broker, opt_tls_certificate, opt_tls_key, &error))
+    return fail ("broker", error);
   if (opt_addresses == NULL)
     {
       fallback = default_address ();
