@@ -490,8 +490,7 @@ echo_and_drop_next (QipcSocket *socket,
 static gboolean
 client_has_byte (gpointer socket)
 {
-  return qipc_socket_bytes_available (socket) > 0 ||
-         qipc_socket_get_state (socket) == QIPC_SOCKET_STATE_UNCONNECTED;
+  return has_bytes (socket) || is_unconnected (socket);
 }
 
 /* More sockets in one context than it watches with sources of their own:
