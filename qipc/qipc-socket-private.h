@@ -72,6 +72,7 @@ void          _qipc_socket_consume          (QipcSocket           *self,
                                              gsize                 size);
 GIOStream    *_qipc_socket_get_stream       (QipcSocket           *self);
 GSocket      *_qipc_socket_get_gsocket      (QipcSocket           *self);
+int           _qipc_socket_get_fd           (QipcSocket           *self);
 GCancellable *_qipc_socket_get_cancellable  (QipcSocket           *self);
 GMainContext *_qipc_socket_get_context      (QipcSocket           *self);
 void          _qipc_socket_set_error_from_gio (GError            **error,

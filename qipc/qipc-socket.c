@@ -92,6 +92,7 @@ typedef struct
 
   GIOStream *stream;
   GSocket *socket;
+  int fd; /* the socket's, -1 without one */
   GCancellable *cancellable;
   GMainContext *context;
   QipcSocketReadFunc read_func;
@@ -420,6 +421,7 @@ qipc_socket_init (QipcSocket *self)
 
   priv->context = g_main_context_ref_thread_default ();
   priv->cancellable = g_cancellable_new ();
+  priv->fd = -1;
   g_queue_init (&priv->write_queue);
 }
 
@@ -518,14 +520,14 @@ watch (QipcSocket   *self,
 
   *direct = on_fd && _qipc_poller_take_direct (priv->context);
   if (on_fd && !*direct &&
-      _qipc_poller_fd_watch (&priv->polled, priv->context, g_socket_get_fd (priv->socket), condition,
+      _qipc_poller_fd_watch (&priv->polled, priv->context, priv->fd, condition,
                              in ? polled_readable : polled_writable, self))
     return NULL;
   if (on_fd)
     {
       /* A bare fd source (GSocket's own adds timeout handling that a
        * socket without timeout never uses). */
-      source = g_unix_fd_source_new (g_socket_get_fd (priv->socket), condition);
+      source = g_unix_fd_source_new (priv->fd, condition);
       callback = in ? G_SOURCE_FUNC (fd_readable_cb) : G_SOURCE_FUNC (fd_writable_cb);
     }
   else if (in)
@@ -656,6 +658,7 @@ drop_connection (QipcSocket *self)
     g_io_stream_close_async (priv->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
   g_clear_object (&priv->stream);
   g_clear_object (&priv->socket);
+  priv->fd = -1;
   priv->read_func = NULL;
   priv->write_func = NULL;
   priv->reading_paused = FALSE;
@@ -1385,7 +1388,10 @@ _qipc_socket_attach_stream (QipcSocket *self,
   priv->stream = g_object_ref (stream);
   priv->socket = socket != NULL ? g_object_ref (socket) : NULL;
   if (priv->socket != NULL)
-    g_socket_set_blocking (priv->socket, FALSE);
+    {
+      g_socket_set_blocking (priv->socket, FALSE);
+      priv->fd = g_socket_get_fd (priv->socket);
+    }
   if (priv->read_func == NULL)
     priv->read_func = read_from_stream;
   if (priv->write_func == NULL)
@@ -1433,6 +1439,16 @@ _qipc_socket_get_gsocket (QipcSocket *self)
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
   return priv->socket;
+}
+
+/* The descriptor of the GSocket, for system calls made directly; -1
+ * when there is none. */
+int
+_qipc_socket_get_fd (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->fd;
 }
 
 GCancellable *
