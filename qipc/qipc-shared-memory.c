@@ -68,6 +68,7 @@
  */
 
 #include "qipc-shared-memory.h"
+#include "qipc-shared-memory-private.h"
 #include "qipc-enum-types.h"
 #include "qipc-native-key-private.h"
 #include "qipc-shm-header-private.h"
@@ -133,6 +134,9 @@ enum {
 
 static guint signals[N_SIGNALS];
 
+static QipcSharedMemoryDetachHook detach_hook;
+static gpointer detach_hook_data;
+
 enum {
   PROP_0,
   PROP_KEY,
@@ -195,7 +199,8 @@ set_error_from_errno (QipcSharedMemory  *self,
 /* Users of a segment hold an open-file-description read lock on its first
  * byte; the kernel drops it when the process exits, however it exits.
  * Whoever gets the write lock is the only user left, and only a holder of
- * the write lock may unlink the file. */
+ * the write lock may unlink the file. A user that leaves drops its read
+ * lock before it tries the write lock (see qipc_shared_memory_detach()). */
 static int
 ofd_lock (int      fd,
           short    type,
@@ -1085,13 +1090,33 @@ qipc_shared_memory_detach (QipcSharedMemory *self)
   if (self->locked)
     pthread_mutex_unlock (&self->header->mutex);
 
-  /* The write lock succeeds only when no one else holds the read lock. */
-  if (self->fd_writable && ofd_lock (self->fd, F_WRLCK, FALSE) == 0)
-    unlink_segment (self->native_key, self->fd);
+  /* Leave first, then look. Two last users that each tried the write lock
+   * while still holding their read lock would each see the other's, and
+   * both would close, leaving the segment with nobody. With ours dropped,
+   * a failed try means that someone else holds a lock: a user, who will
+   * look in turn when it leaves, or a process that got the write lock
+   * and removes the segment. So the last to leave gets the write lock. */
+  if (self->fd_writable)
+    {
+      ofd_lock (self->fd, F_UNLCK, FALSE);
+      if (ofd_lock (self->fd, F_WRLCK, FALSE) == 0)
+        unlink_segment (self->native_key, self->fd);
+    }
+
+  if (G_UNLIKELY (detach_hook != NULL))
+    detach_hook (self, detach_hook_data);
 
   forget_attachment (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SIZE]);
   return TRUE;
+}
+
+void
+_qipc_shared_memory_set_detach_hook (QipcSharedMemoryDetachHook hook,
+                                     gpointer                   user_data)
+{
+  detach_hook = hook;
+  detach_hook_data = user_data;
 }
 
 /**

@@ -252,6 +252,23 @@ shm_attach (char **argv)
   return wait_to_be_killed ();
 }
 
+/* shm-attach-until-input KEY: attach read-write, say "attached", detach
+ * when stdin closes or a line arrives, say "detached" and exit. */
+static int
+shm_attach_until_input (char **argv)
+{
+  QipcSharedMemory *shm = attach_segment (argv[0], QIPC_SHARED_MEMORY_ACCESS_READ_WRITE);
+  char line[16];
+
+  say ("attached");
+  if (fgets (line, sizeof line, stdin) == NULL && ferror (stdin))
+    return 1;
+  qipc_shared_memory_detach (shm);
+  g_object_unref (shm);
+  say ("detached");
+  return 0;
+}
+
 /* shm-churn KEY N: N times, create the segment or attach to it, write
  * our pid and bump a counter under the lock, detach; say "ok" or the
  * first unexpected error. Several of these at once exercise the
@@ -1276,6 +1293,7 @@ static const struct {
   { "shm-lock-until-input", 1, shm_lock_until_input },
   { "shm-wait-changed", 2, shm_wait_changed },
   { "shm-attach", 1, shm_attach },
+  { "shm-attach-until-input", 1, shm_attach_until_input },
   { "shm-churn", 2, shm_churn },
   { "as-nobody", 2, as_nobody },
   { "local-echo-server", 1, local_echo_server },
