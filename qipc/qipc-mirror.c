@@ -1329,6 +1329,9 @@ store_result (GObject      *source,
  * The form of [ctor@Mirror.new] that does not block. On D-Bus, the
  * interface is the one [func@dbus_export_object] uses when it is given
  * none; [func@Mirror.new_for_dbus_async] names another.
+ *
+ * @callback runs as the state is applied, before any later change:
+ * handlers connected there see every change after the state.
  */
 void
 qipc_mirror_new_async (GObject             *bus_or_connection,
@@ -1419,7 +1422,12 @@ qipc_mirror_new_finish (GAsyncResult  *result,
  * as does an exporter that does not answer within 5 seconds.
  *
  * Blocks, running the thread-default main context (which must be the
- * bus's or the connection's) until the state has arrived.
+ * bus's or the connection's) until the state has arrived. Changes that
+ * arrive in that time are applied too, before handlers connected after
+ * this returns can see them: a signal that the remote object emits after
+ * a property change may then follow a value already read. To see every
+ * change from the state on, connect in the callback of
+ * [func@Mirror.new_async].
  *
  * Returns: (transfer full) (type GObject.Object): the mirror instance,
  *   or %NULL with @error set
