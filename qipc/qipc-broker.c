@@ -130,6 +130,7 @@ struct _QipcBroker
 
   GHashTable *exact;          /* name -> GPtrArray of Subscription */
   QipcLastLookup last_exact;  /* in exact */
+  QipcValidName last_valid;   /* of the SEND frames */
   GPtrArray *patterns;        /* Subscription with wildcards */
   GHashTable *listener_counts;/* name or pattern -> count */
   GPtrArray *monitors;        /* Peer */
@@ -515,7 +516,7 @@ message_decode (const Message  *message,
       QipcSendBody parts;
       g_autofree char *type = NULL;
 
-      if (!_qipc_frame_parse_send_body (body, body_size, &parts, error))
+      if (!_qipc_frame_parse_send_body (body, body_size, NULL, &parts, error))
         return FALSE;
       *name = g_strdup (parts.message);
       if (!parts.has_data)
@@ -744,7 +745,7 @@ handle_plain_send (Peer                   *peer,
   QipcSendBody body;
 
   if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
-                                    &body, error))
+                                    &peer->broker->last_valid, &body, error))
     return FALSE;
   route_if_allowed (peer, header, body.channel, &message);
   return TRUE;

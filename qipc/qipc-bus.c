@@ -144,6 +144,7 @@ struct _QipcBus
   gboolean monitoring;
   GByteArray *scratch;        /* the frame being built */
   QipcLastLookup last_exact;  /* in exact */
+  QipcValidName last_valid;   /* of the DELIVER frames */
   GTlsDatabase *tls_database; /* a tcp: address's ca= authorities */
   TypeKeeper sent_type;       /* see keep_type() */
   TypeKeeper received_type;
@@ -1102,7 +1103,7 @@ handle_plain_deliver (QipcBus                *self,
   QipcSendBody body;
 
   if (!_qipc_frame_parse_send_body (frame + QIPC_FRAME_HEADER_SIZE, header->body_length,
-                                    &body, error))
+                                    &self->last_valid, &body, error))
     return FALSE;
   if (body.has_data)
     {

@@ -135,10 +135,20 @@ void      _qipc_frame_append_send    (GByteArray           *out,
                                       const char           *channel,
                                       const char           *message,
                                       GVariant             *data);
+/* The channel name that last passed validation: a stream mostly comes
+ * on one channel, and comparing costs a fraction of validating. */
+typedef struct
+{
+  char name[QIPC_FRAME_MAX_NAME + 1];
+} QipcValidName;
+
 /* Splits a "(ssmv)" body into its parts (pointing into @body), checking
- * the framing, the names and the data's type string, not the data. */
+ * the framing, the names and the data's type string, not the data. A
+ * channel name equal to @last_valid's is not validated again; one that
+ * passes is kept there. */
 gboolean  _qipc_frame_parse_send_body (const guint8        *body,
                                        gsize                size,
+                                       QipcValidName       *last_valid,
                                        QipcSendBody        *out,
                                        GError             **error);
 

@@ -682,6 +682,22 @@ _qipc_frame_append_send (GByteArray    *out,
 }
 
 static gboolean
+channel_name_validate_cached (const char     *channel,
+                              QipcValidName  *last_valid,
+                              GError        **error)
+{
+  /* Empty, as it starts, it matches nothing: "" is no valid name. */
+  if (last_valid != NULL && last_valid->name[0] != '\0' && strcmp (last_valid->name, channel) == 0)
+    return TRUE;
+  if (!_qipc_channel_name_validate (channel, FALSE, error))
+    return FALSE;
+  /* A valid name fits. */
+  if (last_valid != NULL)
+    g_strlcpy (last_valid->name, channel, sizeof last_valid->name);
+  return TRUE;
+}
+
+static gboolean
 send_body_error (GError     **error,
                  const char  *reason)
 {
@@ -732,6 +748,7 @@ type_is_simple (const char *type,
 gboolean
 _qipc_frame_parse_send_body (const guint8   *body,
                              gsize           size,
+                             QipcValidName  *last_valid,
                              QipcSendBody   *out,
                              GError        **error)
 {
@@ -764,7 +781,7 @@ _qipc_frame_parse_send_body (const guint8   *body,
 
   out->channel = (const char *) body;
   out->message = (const char *) body + channel_end;
-  if (!_qipc_channel_name_validate (out->channel, FALSE, error) ||
+  if (!channel_name_validate_cached (out->channel, last_valid, error) ||
       !_qipc_message_name_validate (out->message, error))
     return FALSE;
 

@@ -30,7 +30,7 @@ check_send_body (const char *channel,
   g_assert_cmpuint (size, ==, g_variant_get_size (reference));
   g_assert_cmpmem (bytes, size, g_variant_get_data (reference), size);
 
-  g_assert_true (_qipc_frame_parse_send_body (bytes, size, &body, &error));
+  g_assert_true (_qipc_frame_parse_send_body (bytes, size, NULL, &body, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (body.channel, ==, channel);
   g_assert_cmpstr (body.message, ==, message);
@@ -71,7 +71,7 @@ check_rejected (const guint8 *body,
   g_autoptr(GError) error = NULL;
   QipcSendBody parsed;
 
-  g_assert_false (_qipc_frame_parse_send_body (body, size, &parsed, &error));
+  g_assert_false (_qipc_frame_parse_send_body (body, size, NULL, &parsed, &error));
   g_assert_nonnull (error);
   g_assert_true (error->domain == QIPC_BUS_ERROR);
 }
@@ -125,6 +125,44 @@ test_send_body_rejects (void)
     }
 }
 
+/* Parses a SEND body made of @channel, "m" and no data through @cache. */
+static gboolean
+parse_with_cache (const char     *channel,
+                  QipcValidName  *cache)
+{
+  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  QipcSendBody body;
+  gboolean ok;
+
+  /* The writer copies names as they are, valid or not. */
+  _qipc_frame_append_send (frame, QIPC_FRAME_SEND, 1, channel, "m", NULL);
+  ok = _qipc_frame_parse_send_body (frame->data + QIPC_FRAME_HEADER_SIZE,
+                                    frame->len - QIPC_FRAME_HEADER_SIZE, cache, &body, &error);
+  g_assert_true (ok == (error == NULL));
+  return ok;
+}
+
+/* The last valid channel name is kept; nothing invalid gets in, and the
+ * empty cache a parser starts with lets no empty name through. */
+static void
+test_send_body_name_cache (void)
+{
+  QipcValidName cache = { { 0 } };
+
+  g_assert_false (parse_with_cache ("", &cache));
+  g_assert_cmpstr (cache.name, ==, "");
+  g_assert_true (parse_with_cache ("a/b", &cache));
+  g_assert_cmpstr (cache.name, ==, "a/b");
+  g_assert_true (parse_with_cache ("a/b", &cache));
+  g_assert_false (parse_with_cache ("a//b", &cache));
+  g_assert_false (parse_with_cache ("a/*", &cache));
+  g_assert_cmpstr (cache.name, ==, "a/b");
+  g_assert_true (parse_with_cache ("c", &cache));
+  g_assert_cmpstr (cache.name, ==, "c");
+  g_assert_false (parse_with_cache ("", &cache));
+}
+
 static void
 test_pattern_match (void)
 {
@@ -148,6 +186,7 @@ main (int    argc,
 
   g_test_add_func ("/frame/send-body/matches-glib", test_send_body_matches_glib);
   g_test_add_func ("/frame/send-body/rejects", test_send_body_rejects);
+  g_test_add_func ("/frame/send-body/name-cache", test_send_body_name_cache);
   g_test_add_func ("/frame/pattern-match", test_pattern_match);
 
   return g_test_run ();
