@@ -258,20 +258,9 @@ keep_received_fds (QipcLocalSocket *self,
     }
 }
 
-/* GIO's errors, as g_socket_receive_message() and g_socket_send() report
- * them, from errno. */
-static void
-set_io_error (GError    **error,
-              int         errsv,
-              const char *what)
-{
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s: %s", what, g_strerror (errsv));
-}
-
 /* Reads with recvmsg(), so that descriptors sent with the data are
- * received with it. The socket is non-blocking. The system calls are
- * made directly: GSocket's wrappers cost about as much as the call
- * itself in a ping-pong of small messages. */
+ * received with it. The socket is non-blocking; as for
+ * _qipc_socket_fd_read(), the system call is made directly. */
 static gssize
 local_read (QipcSocket  *socket,
             guint8      *buffer,
@@ -297,7 +286,7 @@ local_read (QipcSocket  *socket,
 
   if (n < 0)
     {
-      set_io_error (error, errno, "Error receiving message");
+      _qipc_socket_set_io_error (error, errno, "Error receiving message");
       return -1;
     }
   if (msg.msg_controllen > 0)
@@ -325,17 +314,9 @@ local_write (QipcSocket    *socket,
 {
   GOutputVector vector = { data, size };
   g_autoptr(GSocketControlMessage) message = NULL;
-  gssize n;
 
   if (fds == NULL)
-    {
-      do
-        n = send (_qipc_socket_get_fd (socket), data, size, MSG_NOSIGNAL);
-      while (n < 0 && errno == EINTR);
-      if (n < 0)
-        set_io_error (error, errno, "Error sending message");
-      return n;
-    }
+    return _qipc_socket_fd_write (socket, data, size, NULL, error);
 
   message = g_unix_fd_message_new_with_fd_list (fds);
   return g_socket_send_message (_qipc_socket_get_gsocket (socket), NULL, &vector, 1, &message, 1,

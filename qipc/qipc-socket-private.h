@@ -33,6 +33,23 @@ void          _qipc_socket_attach_stream    (QipcSocket           *self,
                                              GSocket              *socket);
 void          _qipc_socket_replace_stream   (QipcSocket           *self,
                                              GIOStream            *stream);
+/* Reading and writing on the GSocket's descriptor itself, for a
+ * connection with no layer (such as TLS) between it and the stream. The
+ * write takes no descriptors (@fds must be NULL). Their errors are in
+ * G_IO_ERROR, as GSocket's are; _qipc_socket_set_io_error() makes one
+ * from errno. */
+gssize        _qipc_socket_fd_read          (QipcSocket           *self,
+                                             guint8               *buffer,
+                                             gsize                 size,
+                                             GError              **error);
+gssize        _qipc_socket_fd_write         (QipcSocket           *self,
+                                             const guint8         *data,
+                                             gsize                 size,
+                                             GUnixFDList          *fds,
+                                             GError              **error);
+void          _qipc_socket_set_io_error     (GError              **error,
+                                             int                   errsv,
+                                             const char           *what);
 /* The functions apply to the connection attached next (or the current
  * one) and are reset when it ends or when the stream is replaced, so a
  * subclass installs them each time it attaches a connection. */

@@ -55,8 +55,10 @@
 #include "qipc-socket-private.h"
 #include "qipc-poller-private.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* How much one read takes from the kernel at most. */
 #define READ_CHUNK_SIZE (64 * 1024)
@@ -1360,6 +1362,55 @@ _qipc_socket_queue_write (QipcSocket   *self,
 
 /* ------------------------------------------------------------------ */
 /* For subclasses and servers                                          */
+
+void
+_qipc_socket_set_io_error (GError     **error,
+                           int          errsv,
+                           const char  *what)
+{
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "%s: %s", what, g_strerror (errsv));
+}
+
+/* GSocket's wrappers (type checks, the closed and timeout checks that a
+ * non-blocking socket never needs) cost about as much as the system call
+ * in a ping-pong of small messages: with nothing between the socket and
+ * the stream, the calls are made on the descriptor. */
+gssize
+_qipc_socket_fd_read (QipcSocket  *self,
+                      guint8      *buffer,
+                      gsize        size,
+                      GError     **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gssize n;
+
+  do
+    n = recv (priv->fd, buffer, size, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    _qipc_socket_set_io_error (error, errno, "Error receiving data");
+  return n;
+}
+
+gssize
+_qipc_socket_fd_write (QipcSocket    *self,
+                       const guint8  *data,
+                       gsize          size,
+                       GUnixFDList   *fds,
+                       GError       **error)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gssize n;
+
+  g_return_val_if_fail (fds == NULL, -1);
+
+  do
+    n = send (priv->fd, data, size, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    _qipc_socket_set_io_error (error, errno, "Error sending message");
+  return n;
+}
 
 void
 _qipc_socket_set_io_funcs (QipcSocket          *self,

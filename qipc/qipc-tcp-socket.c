@@ -217,6 +217,9 @@ attach_connection (QipcTcpSocket     *self,
 
   /* Before ::connected, so that its handlers see the options in force. */
   apply_options (self, socket);
+  /* In clear, the stream is the socket's; a TLS stream buffers. */
+  if (stream == G_IO_STREAM (connection))
+    _qipc_socket_set_io_funcs (QIPC_SOCKET (self), _qipc_socket_fd_read, _qipc_socket_fd_write);
   _qipc_socket_attach_stream (QIPC_SOCKET (self), stream, socket);
 }
 
@@ -477,7 +480,6 @@ write_clear_remainder (QipcSocket    *socket,
                        GError       **error)
 {
   QipcTcpSocket *self = QIPC_TCP_SOCKET (socket);
-  GOutputStream *output;
   gssize n;
 
   if (self->clear_left == 0)
@@ -486,9 +488,7 @@ write_clear_remainder (QipcSocket    *socket,
       return -1;
     }
 
-  output = g_io_stream_get_output_stream (_qipc_socket_get_stream (socket));
-  n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (output), data,
-                                                  MIN (size, self->clear_left), NULL, error);
+  n = _qipc_socket_fd_write (socket, data, MIN (size, self->clear_left), NULL, error);
   if (n > 0)
     {
       self->clear_left -= n;

@@ -460,6 +460,113 @@ test_echo_remote_closed (void)
   events_clear (&events);
 }
 
+/* More sockets than a context watches with sources of their own, so
+ * most of them go through the context's poller; one of them carries
+ * more than the kernel buffers, so it also waits there to write. */
+#define MANY_SOCKETS 40
+#define MANY_BIG_SIZE (4 * 1024 * 1024)
+
+typedef struct
+{
+  QipcTcpSocket *clients[MANY_SOCKETS];
+  GBytes *sent[MANY_SOCKETS];
+  GByteArray *received[MANY_SOCKETS];
+  QipcServer *server;
+} ManyTcp;
+
+static void
+echo_all (QipcSocket *socket,
+          gpointer    user_data)
+{
+  g_autoptr(GBytes) data = qipc_socket_read_all (socket);
+
+  qipc_socket_write (socket, data, NULL);
+}
+
+static void
+collect (QipcSocket *socket,
+         GByteArray *received)
+{
+  g_autoptr(GBytes) data = qipc_socket_read_all (socket);
+
+  g_byte_array_append (received, g_bytes_get_data (data, NULL), g_bytes_get_size (data));
+}
+
+static gboolean
+many_tcp_accepted (gconstpointer data)
+{
+  const ManyTcp *many = data;
+
+  return qipc_server_has_pending_connections (many->server) &&
+         qipc_socket_get_state (QIPC_SOCKET (many->clients[MANY_SOCKETS - 1])) == QIPC_SOCKET_STATE_CONNECTED;
+}
+
+static gboolean
+many_tcp_echoed (gconstpointer data)
+{
+  const ManyTcp *many = data;
+
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    if (many->received[i]->len < g_bytes_get_size (many->sent[i]))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+test_many_sockets (void)
+{
+  g_autoptr(QipcTcpServer) server = qipc_tcp_server_new ();
+  g_autoptr(GPtrArray) accepted = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  ManyTcp many = { { NULL }, { NULL }, { NULL }, QIPC_SERVER (server) };
+  QipcSocket *next;
+  guint16 port;
+
+  qipc_tcp_server_listen (server, "127.0.0.1", 0, &error);
+  g_assert_no_error (error);
+  qipc_server_set_max_pending_connections (QIPC_SERVER (server), MANY_SOCKETS);
+  port = qipc_tcp_server_get_server_port (server);
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      many.clients[i] = qipc_tcp_socket_new ();
+      many.received[i] = g_byte_array_new ();
+      g_signal_connect (many.clients[i], "ready-read", G_CALLBACK (collect), many.received[i]);
+      qipc_tcp_socket_connect_to_host (many.clients[i], "127.0.0.1", port);
+    }
+
+  /* Connections are accepted and connected in turn; take them all. */
+  while (accepted->len < MANY_SOCKETS)
+    {
+      qipc_test_wait_until (many_tcp_accepted, &many, "the connections");
+      while ((next = qipc_server_next_pending_connection (QIPC_SERVER (server))) != NULL)
+        {
+          g_signal_connect (next, "ready-read", G_CALLBACK (echo_all), NULL);
+          g_ptr_array_add (accepted, next);
+        }
+    }
+
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      gsize size = i == 0 ? MANY_BIG_SIZE : 100 + i;
+      g_autofree guint8 *data = g_malloc (size);
+
+      for (gsize j = 0; j < size; j++)
+        data[j] = (guint8) (i * 7 + j);
+      many.sent[i] = g_bytes_new_take (g_steal_pointer (&data), size);
+      qipc_socket_write (QIPC_SOCKET (many.clients[i]), many.sent[i], NULL);
+    }
+  qipc_test_wait_until (many_tcp_echoed, &many, "every echo");
+
+  for (guint i = 0; i < MANY_SOCKETS; i++)
+    {
+      g_assert_cmpmem (many.received[i]->data, many.received[i]->len,
+                       g_bytes_get_data (many.sent[i], NULL), g_bytes_get_size (many.sent[i]));
+      g_object_unref (many.clients[i]);
+      g_bytes_unref (many.sent[i]);
+      g_byte_array_unref (many.received[i]);
+    }
+}
+
 static void
 test_connect_refused (void)
 {
@@ -1151,6 +1258,7 @@ main (int    argc,
   g_test_add_func ("/tcp-socket/echo/many-small-writes", test_echo_many_small_writes);
   g_test_add_func ("/tcp-socket/echo/lines", test_echo_lines);
   g_test_add_func ("/tcp-socket/echo/remote-closed", test_echo_remote_closed);
+  g_test_add_func ("/tcp-socket/echo/many-sockets", test_many_sockets);
   g_test_add_func ("/tcp-socket/connect/refused", test_connect_refused);
   g_test_add_func ("/tcp-socket/connect/host-not-found", test_connect_host_not_found);
   g_test_add_func ("/tcp-socket/connect/retry-from-handler", test_connect_retry_from_handler);
