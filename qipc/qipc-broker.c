@@ -881,6 +881,7 @@ static void
 peer_free (Peer *peer)
 {
   stop_hello_timer (peer);
+  _qipc_socket_set_ready_func (peer->socket, NULL, NULL);
   g_signal_handlers_disconnect_by_data (peer->socket, peer);
   g_clear_pointer (&peer->subscriptions, g_hash_table_unref);
   _qipc_payload_fds_clear (&peer->fds);
@@ -1016,7 +1017,7 @@ add_peer (QipcBroker *self,
   peer->pid = -1;
   peer->subscriptions = g_hash_table_new_full (NULL, NULL, NULL, subscription_free);
   g_hash_table_add (self->peers, peer);
-  g_signal_connect (socket, "ready-read", G_CALLBACK (on_ready_read), peer);
+  _qipc_socket_set_ready_func (socket, on_ready_read, peer);
   g_signal_connect (socket, "disconnected", G_CALLBACK (on_disconnected), peer);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CLIENTS]);
 
@@ -1672,6 +1673,7 @@ qipc_broker_close (QipcBroker *self)
     {
       peer_detach (peer);
       peer->broker = NULL;
+      _qipc_socket_set_ready_func (peer->socket, NULL, NULL);
       g_signal_handlers_disconnect_by_data (peer->socket, peer);
       qipc_socket_abort (peer->socket);
     }

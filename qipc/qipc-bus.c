@@ -375,7 +375,7 @@ connect_once (QipcBus  *self,
   self->socket = wrap_connection (self, connection, error);
   if (self->socket == NULL)
     return FALSE;
-  g_signal_connect (self->socket, "ready-read", G_CALLBACK (on_ready_read), self);
+  _qipc_socket_set_ready_func (self->socket, on_ready_read, self);
   g_signal_connect (self->socket, "disconnected", G_CALLBACK (on_disconnected), self);
   send_hello (self);
   return TRUE;
@@ -1310,6 +1310,7 @@ drop_socket (QipcBus *self)
 {
   if (self->socket == NULL)
     return;
+  _qipc_socket_set_ready_func (self->socket, NULL, NULL);
   g_signal_handlers_disconnect_by_data (self->socket, self);
   qipc_socket_abort (self->socket);
   g_clear_object (&self->socket);

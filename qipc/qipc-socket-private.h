@@ -26,6 +26,14 @@ typedef gssize (* QipcSocketWriteFunc) (QipcSocket    *self,
                                         GUnixFDList   *fds,
                                         GError       **error);
 
+/* Called when data arrived, instead of emitting ::ready-read. */
+typedef void   (* QipcSocketReadyFunc) (QipcSocket    *self,
+                                        gpointer       user_data);
+/* For sockets nobody outside the library reads: @func runs where
+ * ::ready-read would be emitted, and the signal is not. */
+void          _qipc_socket_set_ready_func   (QipcSocket           *self,
+                                             QipcSocketReadyFunc   func,
+                                             gpointer              user_data);
 void          _qipc_socket_set_state        (QipcSocket           *self,
                                              QipcSocketState       state);
 void          _qipc_socket_attach_stream    (QipcSocket           *self,

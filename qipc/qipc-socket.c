@@ -138,6 +138,9 @@ typedef struct
   /* Counts received bytes, for wait_for_ready_read. */
   guint64 total_received;
   gboolean emitting_ready_read;
+  /* Called instead of ::ready-read; see _qipc_socket_set_ready_func(). */
+  QipcSocketReadyFunc ready_func;
+  gpointer ready_data;
 } QipcSocketPrivate;
 
 enum {
@@ -812,7 +815,10 @@ readable (QipcSocket *self)
   if (received > 0 && !priv->emitting_ready_read)
     {
       priv->emitting_ready_read = TRUE;
-      g_signal_emit (self, signals[READY_READ], 0);
+      if (priv->ready_func != NULL)
+        priv->ready_func (self, priv->ready_data);
+      else
+        g_signal_emit (self, signals[READY_READ], 0);
       priv->emitting_ready_read = FALSE;
     }
   /* A handler may have closed the socket meanwhile. */
@@ -1362,6 +1368,21 @@ _qipc_socket_queue_write (QipcSocket   *self,
 
 /* ------------------------------------------------------------------ */
 /* For subclasses and servers                                          */
+
+/* A socket that only the library reads (the bus's, the broker's
+ * clients') is told of new data by a plain call: emitting ::ready-read
+ * cost about 700 instructions, a tenth of a broker's work per message
+ * in a round trip. NULL goes back to the signal. */
+void
+_qipc_socket_set_ready_func (QipcSocket          *self,
+                             QipcSocketReadyFunc  func,
+                             gpointer             user_data)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  priv->ready_func = func;
+  priv->ready_data = user_data;
+}
 
 void
 _qipc_socket_set_io_error (GError     **error,
