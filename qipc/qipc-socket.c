@@ -1429,7 +1429,7 @@ _qipc_socket_fd_write (QipcSocket    *self,
     n = send (priv->fd, data, size, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   if (n < 0)
-    _qipc_socket_set_io_error (error, errno, "Error sending message");
+    _qipc_socket_set_io_error (error, errno, "Error sending data");
   return n;
 }
 
