@@ -127,6 +127,7 @@ struct _QipcBroker
   guint handshake_timeout_ms;
   GTlsCertificate *tls_certificate;
   GMainContext *context;
+  GSource *trim_timer;        /* while a client keeps a large read buffer */
 
   GHashTable *exact;          /* name -> GPtrArray of Subscription */
   QipcLastLookup last_exact;  /* in exact */
@@ -845,6 +846,40 @@ handle_frame (const QipcFrameHeader  *header,
 }
 
 
+/* How often the read buffers of clients that went quiet after a burst
+ * are looked at: such a buffer is freed 1 to 2 periods after the burst. */
+#define TRIM_PERIOD_S 5
+
+static gboolean
+trim_read_buffers (gpointer user_data)
+{
+  QipcBroker *self = user_data;
+  GHashTableIter iter;
+  Peer *peer;
+  gboolean kept = FALSE;
+
+  g_hash_table_iter_init (&iter, self->peers);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &peer, NULL))
+    kept |= _qipc_socket_trim_read_buffer (peer->socket);
+  if (kept)
+    return G_SOURCE_CONTINUE;
+  g_clear_pointer (&self->trim_timer, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+/* Only while some client keeps a large buffer: an idle broker does not
+ * wake up for this. */
+static void
+start_trimming (QipcBroker *self)
+{
+  if (self->trim_timer != NULL)
+    return;
+  self->trim_timer = g_timeout_source_new_seconds (TRIM_PERIOD_S);
+  g_source_set_callback (self->trim_timer, trim_read_buffers, self, NULL);
+  g_source_set_static_name (self->trim_timer, "[qipc] broker read buffers");
+  g_source_attach (self->trim_timer, self->context);
+}
+
 static void
 on_ready_read (QipcSocket *socket,
                gpointer    user_data)
@@ -870,8 +905,10 @@ on_ready_read (QipcSocket *socket,
     }
   _qipc_socket_consume (socket, used);
   /* Most clients are idle most of the time: what they sent last need
-   * not hold 64 KiB each. */
-  _qipc_socket_release_read_buffer (socket);
+   * not hold 64 KiB each. One that is streaming keeps its buffer until
+   * the sweep finds it quiet. */
+  if (_qipc_socket_release_read_buffer (socket) && peer->broker != NULL)
+    start_trimming (peer->broker);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1668,6 +1705,11 @@ qipc_broker_close (QipcBroker *self)
 
   g_ptr_array_set_size (self->listeners, 0);
   g_ptr_array_set_size (self->bridges, 0);
+  if (self->trim_timer != NULL)
+    {
+      g_source_destroy (self->trim_timer);
+      g_clear_pointer (&self->trim_timer, g_source_unref);
+    }
   g_hash_table_iter_init (&iter, self->peers);
   while (g_hash_table_iter_next (&iter, (gpointer *) &peer, NULL))
     {

@@ -76,14 +76,19 @@ void          _qipc_socket_report_error     (QipcSocket           *self,
                                              const GError         *error);
 void          _qipc_socket_pause_reading    (QipcSocket           *self,
                                              gboolean              paused);
-/* The unread bytes, in place: a parser reads what it needs and then
- * consumes it, without copying. The pointer is valid until the next
- * call into the socket. */
 /* Frees an empty read buffer that a read grew (reads make room for 64
  * KiB): for a server holding thousands of mostly idle connections. A
  * busy socket (its last read took 16 KiB or more) keeps its buffer,
- * which saves an allocation and fresh pages per read. */
-void          _qipc_socket_release_read_buffer (QipcSocket        *self);
+ * which saves an allocation and fresh pages per read. Returns whether a
+ * large buffer is kept, for _qipc_socket_trim_read_buffer() to free
+ * once the peer is quiet. */
+gboolean      _qipc_socket_release_read_buffer (QipcSocket        *self);
+/* For a periodic sweep: frees the empty large read buffer of a peer that
+ * received nothing since the previous call. Returns whether a large
+ * buffer is still kept. */
+gboolean      _qipc_socket_trim_read_buffer (QipcSocket           *self);
+/* How many bytes the read buffer holds allocated (for tests). */
+gsize         _qipc_socket_get_read_allocated (QipcSocket         *self);
 /* Queues @size bytes (1 to QIPC_SOCKET_RESERVE_MAX) that the caller
  * writes at the returned address before it calls into the socket again:
  * a frame built in place instead of built and copied. NULL when the
@@ -91,6 +96,9 @@ void          _qipc_socket_release_read_buffer (QipcSocket        *self);
 #define QIPC_SOCKET_RESERVE_MAX 4096
 guint8       *_qipc_socket_write_reserve    (QipcSocket           *self,
                                              gsize                 size);
+/* The unread bytes, in place: a parser reads what it needs and then
+ * consumes it, without copying. The pointer is valid until the next
+ * call into the socket. */
 const guint8 *_qipc_socket_peek_buffer      (QipcSocket           *self,
                                              gsize                *size);
 void          _qipc_socket_consume          (QipcSocket           *self,

@@ -137,6 +137,7 @@ typedef struct
 
   /* Counts received bytes, for wait_for_ready_read. */
   guint64 total_received;
+  guint64 received_at_trim;   /* total_received at the last trim */
   gboolean emitting_ready_read;
   /* Called instead of ::ready-read; see _qipc_socket_set_ready_func(). */
   QipcSocketReadyFunc ready_func;
@@ -899,19 +900,51 @@ consumed (QipcSocket *self)
     start_reading (self);
 }
 
-void
+static void
+free_read_buffer (QipcSocketPrivate *priv)
+{
+  g_clear_pointer (&priv->read_data, g_free);
+  priv->read_allocated = priv->read_length = priv->read_start = 0;
+}
+
+gboolean
 _qipc_socket_release_read_buffer (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
+  if (priv->read_allocated <= READ_KEEP_SIZE)
+    return FALSE;
   /* A peer whose last read was large is streaming: freeing its buffer
    * now would cost an mmap and fresh pages on every read. Its buffer goes
-   * with a later, smaller read, such as the end of the stream. */
-  if (buffered (priv) > 0 || priv->read_allocated <= READ_KEEP_SIZE ||
-      priv->last_received >= READ_KEEP_SIZE)
-    return;
-  g_clear_pointer (&priv->read_data, g_free);
-  priv->read_allocated = priv->read_length = priv->read_start = 0;
+   * with a later, smaller read, or with _qipc_socket_trim_read_buffer()
+   * once the peer is quiet. */
+  if (buffered (priv) > 0 || priv->last_received >= READ_KEEP_SIZE)
+    return TRUE;
+  free_read_buffer (priv);
+  return FALSE;
+}
+
+gboolean
+_qipc_socket_trim_read_buffer (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+  gboolean quiet = priv->total_received == priv->received_at_trim;
+
+  priv->received_at_trim = priv->total_received;
+  if (priv->read_allocated <= READ_KEEP_SIZE)
+    return FALSE;
+  if (!quiet || buffered (priv) > 0)
+    return TRUE;
+  free_read_buffer (priv);
+  return FALSE;
+}
+
+gsize
+_qipc_socket_get_read_allocated (QipcSocket *self)
+{
+  QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
+
+  return priv->read_allocated;
 }
 
 const guint8 *

@@ -142,6 +142,60 @@ count (gpointer user_data)
   (*(guint *) user_data)++;
 }
 
+/* Reads everything that arrives at @b until @size bytes came. */
+static void
+drain (QipcSocket *b,
+       gsize       size)
+{
+  gsize received = 0;
+
+  while (received < size)
+    {
+      g_autoptr(GBytes) chunk = NULL;
+
+      if (qipc_socket_bytes_available (b) == 0)
+        g_assert_true (qipc_socket_wait_for_ready_read (b, 5000, NULL));
+      chunk = qipc_socket_read_all (b);
+      received += g_bytes_get_size (chunk);
+    }
+  g_assert_cmpuint (received, ==, size);
+}
+
+/* A large read buffer that a burst left is kept by a sweep that saw the
+ * peer receive, and freed by the next one if the peer stayed quiet; a
+ * small read lets release free it at once. */
+static void
+test_read_buffer_trim (void)
+{
+  const gsize burst = 1024 * 1024;
+  g_autoptr(QipcSocket) a = NULL;
+  g_autoptr(QipcSocket) b = NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new_take (g_malloc0 (burst), burst);
+
+  make_pair (&a, &b);
+  g_assert_true (qipc_socket_write (a, bytes, NULL));
+  drain (b, burst);
+  g_assert_cmpuint (_qipc_socket_get_read_allocated (b), >, 16 * 1024);
+
+  g_assert_true (_qipc_socket_trim_read_buffer (b));
+  g_assert_cmpuint (_qipc_socket_get_read_allocated (b), >, 16 * 1024);
+  g_assert_false (_qipc_socket_trim_read_buffer (b));
+  g_assert_cmpuint (_qipc_socket_get_read_allocated (b), ==, 0);
+  g_assert_false (_qipc_socket_trim_read_buffer (b));
+
+  /* The socket reads on as before. */
+  qipc_test_socket_write_text (a, "after");
+  drain (b, 5);
+
+  /* Another burst, then a small read: freed by release itself. */
+  g_assert_true (qipc_socket_write (a, bytes, NULL));
+  drain (b, burst);
+  qipc_test_socket_write_text (a, "x");
+  drain (b, 1);
+  g_assert_false (_qipc_socket_release_read_buffer (b));
+  g_assert_cmpuint (_qipc_socket_get_read_allocated (b), ==, 0);
+}
+
 static void
 test_peer_close (void)
 {
@@ -283,6 +337,7 @@ main (int    argc,
   g_test_add_func ("/socket/round-trip", test_round_trip);
   g_test_add_func ("/socket/large-transfer-small-buffer", test_large_transfer_small_buffer);
   g_test_add_func ("/socket/peer-close", test_peer_close);
+  g_test_add_func ("/socket/read-buffer-trim", test_read_buffer_trim);
   g_test_add_func ("/socket/waits", test_waits);
   g_test_add_func ("/socket/data-before-disconnect", test_data_before_disconnect);
   g_test_add_func ("/socket/data-calls", test_data_calls);
