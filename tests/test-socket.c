@@ -142,25 +142,6 @@ count (gpointer user_data)
   (*(guint *) user_data)++;
 }
 
-/* Reads everything that arrives at @b until @size bytes came. */
-static void
-drain (QipcSocket *b,
-       gsize       size)
-{
-  gsize received = 0;
-
-  while (received < size)
-    {
-      g_autoptr(GBytes) chunk = NULL;
-
-      if (qipc_socket_bytes_available (b) == 0)
-        g_assert_true (qipc_socket_wait_for_ready_read (b, 5000, NULL));
-      chunk = qipc_socket_read_all (b);
-      received += g_bytes_get_size (chunk);
-    }
-  g_assert_cmpuint (received, ==, size);
-}
-
 /* A large read buffer that a burst left is kept by a sweep that saw the
  * peer receive, and freed by the next one if the peer stayed quiet; a
  * small read lets release free it at once. */
@@ -174,7 +155,7 @@ test_read_buffer_trim (void)
 
   make_pair (&a, &b);
   g_assert_true (qipc_socket_write (a, bytes, NULL));
-  drain (b, burst);
+  g_bytes_unref (qipc_test_socket_read_exactly (b, burst));
   g_assert_cmpuint (_qipc_socket_get_read_allocated (b), >, 16 * 1024);
 
   g_assert_true (_qipc_socket_trim_read_buffer (b));
@@ -185,13 +166,13 @@ test_read_buffer_trim (void)
 
   /* The socket reads on as before. */
   qipc_test_socket_write_text (a, "after");
-  drain (b, 5);
+  g_bytes_unref (qipc_test_socket_read_exactly (b, 5));
 
   /* Another burst, then a small read: freed by release itself. */
   g_assert_true (qipc_socket_write (a, bytes, NULL));
-  drain (b, burst);
+  g_bytes_unref (qipc_test_socket_read_exactly (b, burst));
   qipc_test_socket_write_text (a, "x");
-  drain (b, 1);
+  g_bytes_unref (qipc_test_socket_read_exactly (b, 1));
   g_assert_false (_qipc_socket_release_read_buffer (b));
   g_assert_cmpuint (_qipc_socket_get_read_allocated (b), ==, 0);
 }
