@@ -915,14 +915,6 @@ remote_level_is (gconstpointer data)
   return remote_level (wait->mirror) == wait->level;
 }
 
-static void
-count_notify (GObject    *object,
-              GParamSpec *pspec,
-              guint      *count)
-{
-  (*count)++;
-}
-
 /* A read-only property keeps its default on the mirror's instance, which
  * notifies it all the same, and the remote value is read with
  * qipc_mirror_get_remote_property(). */
@@ -937,11 +929,11 @@ check_read_only_property (TestGauge *gauge,
   g_assert_cmpint (remote_level (mirror), ==, 5);
   g_object_get (mirror, "level", &local_level, NULL);
   g_assert_cmpint (local_level, ==, 0);
-  g_signal_connect (mirror, "notify::level", G_CALLBACK (count_notify), &notified);
+  g_signal_connect (mirror, "notify::level", G_CALLBACK (qipc_test_count_notify), &notified);
   test_gauge_set_level (gauge, 9);
   qipc_test_wait_until (remote_level_is, &wait, "the new remote level");
   g_assert_cmpuint (notified, ==, 1);
-  g_signal_handlers_disconnect_by_func (mirror, count_notify, &notified);
+  g_signal_handlers_disconnect_by_func (mirror, qipc_test_count_notify, &notified);
 }
 
 static void

@@ -1163,14 +1163,6 @@ test_server_address_not_available (void)
 /* ------------------------------------------------------------------ */
 
 static void
-count_notify (GObject    *object,
-              GParamSpec *pspec,
-              guint      *count)
-{
-  (*count)++;
-}
-
-static void
 test_options (void)
 {
   Pair pair = { 0 };
@@ -1178,8 +1170,8 @@ test_options (void)
   gboolean no_delay, keep_alive;
 
   pair_listen (&pair, NULL);
-  g_signal_connect (pair.client, "notify::no-delay", G_CALLBACK (count_notify), &notifications);
-  g_signal_connect (pair.client, "notify::keep-alive", G_CALLBACK (count_notify), &notifications);
+  g_signal_connect (pair.client, "notify::no-delay", G_CALLBACK (qipc_test_count_notify), &notifications);
+  g_signal_connect (pair.client, "notify::keep-alive", G_CALLBACK (qipc_test_count_notify), &notifications);
   g_assert_false (qipc_tcp_socket_get_no_delay (pair.client));
   g_assert_false (qipc_tcp_socket_get_keep_alive (pair.client));
 

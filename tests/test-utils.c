@@ -129,6 +129,16 @@ qipc_test_cancel_cb (gpointer cancellable)
   return G_SOURCE_REMOVE;
 }
 
+/* A ::notify handler that counts the notifications in the guint it is
+ * given. */
+void
+qipc_test_count_notify (GObject    *object,
+                        GParamSpec *pspec,
+                        guint      *count)
+{
+  (*count)++;
+}
+
 /* Iterates the thread-default main context until *result is set. */
 void
 qipc_test_wait_for_result (GAsyncResult **result)

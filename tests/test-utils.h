@@ -47,6 +47,9 @@ void           qipc_test_store_result     (GObject        *source,
                                            GAsyncResult   *result,
                                            gpointer        user_data);
 gboolean       qipc_test_cancel_cb        (gpointer        cancellable);
+void           qipc_test_count_notify     (GObject        *object,
+                                           GParamSpec     *pspec,
+                                           guint          *count);
 gboolean       qipc_test_is_root          (void);
 void           qipc_test_socket_write_text   (QipcSocket *socket,
                                               const char *text);
