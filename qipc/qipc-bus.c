@@ -145,6 +145,7 @@ struct _QipcBus
   GByteArray *scratch;        /* the frame being built */
   QipcLastLookup last_exact;  /* in exact */
   QipcValidName last_valid;   /* of the DELIVER frames */
+  QipcValidName last_sent;    /* of the sends */
   GTlsDatabase *tls_database; /* a tcp: address's ca= authorities */
   TypeKeeper sent_type;       /* see keep_type() */
   TypeKeeper received_type;
@@ -639,7 +640,7 @@ _qipc_bus_send (QipcBus     *self,
 {
   gsize size = data != NULL ? g_variant_get_size (data) : 0;
 
-  if (!_qipc_channel_name_validate (channel, FALSE, error) ||
+  if (!_qipc_channel_name_validate_cached (channel, &self->last_sent, error) ||
       !_qipc_message_name_validate (message, error) ||
       !check_not_closed (self, error))
     return FALSE;

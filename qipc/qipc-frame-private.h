@@ -158,6 +158,11 @@ gboolean  _qipc_frame_parse_send_body (const guint8        *body,
 gboolean  _qipc_channel_name_validate (const char          *name,
                                        gboolean             allow_pattern,
                                        GError             **error);
+/* _qipc_channel_name_validate() of a plain name, skipped when @channel
+ * equals @last_valid's (may be %NULL); one that passes is kept there. */
+gboolean  _qipc_channel_name_validate_cached (const char    *channel,
+                                              QipcValidName *last_valid,
+                                              GError       **error);
 gboolean  _qipc_message_name_validate (const char          *message,
                                        GError             **error);
 gboolean  _qipc_channel_name_is_pattern (const char        *name);

@@ -681,10 +681,10 @@ _qipc_frame_append_send (GByteArray    *out,
   write_offset (p + content + width, channel_end, width);
 }
 
-static gboolean
-channel_name_validate_cached (const char     *channel,
-                              QipcValidName  *last_valid,
-                              GError        **error)
+gboolean
+_qipc_channel_name_validate_cached (const char     *channel,
+                                    QipcValidName  *last_valid,
+                                    GError        **error)
 {
   /* Empty, as it starts, it matches nothing: "" is no valid name. */
   if (last_valid != NULL && last_valid->name[0] != '\0' && strcmp (last_valid->name, channel) == 0)
@@ -781,7 +781,7 @@ _qipc_frame_parse_send_body (const guint8   *body,
 
   out->channel = (const char *) body;
   out->message = (const char *) body + channel_end;
-  if (!channel_name_validate_cached (out->channel, last_valid, error) ||
+  if (!_qipc_channel_name_validate_cached (out->channel, last_valid, error) ||
       !_qipc_message_name_validate (out->message, error))
     return FALSE;
 
