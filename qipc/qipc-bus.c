@@ -642,6 +642,7 @@ _qipc_bus_send (QipcBus     *self,
 
   if (!_qipc_channel_name_validate_cached (channel, &self->last_sent, error) ||
       !_qipc_message_name_validate (message, error) ||
+      (data != NULL && !_qipc_data_check_depth (data, error)) ||
       !check_not_closed (self, error))
     return FALSE;
   if (self->transport != NULL)

@@ -401,6 +401,11 @@ qipc_channel_get_bus (QipcChannel *self)
  * blocks: the message is queued and leaves when the bus's main context
  * runs.
  *
+ * @data may nest at most 128 levels, as GVariant counts them (each
+ * array, maybe, tuple, dictionary entry or variant is a level, and so is
+ * the basic value inside): GVariant reads deeper data as `()`, so deeper
+ * data is refused with %QIPC_BUS_ERROR_LIMIT_EXCEEDED rather than sent.
+ *
  * Returns: %TRUE if the message was queued; %FALSE with @error set
  *   (%QIPC_BUS_ERROR_INVALID_NAME, %QIPC_BUS_ERROR_QUEUE_FULL,
  *   %QIPC_BUS_ERROR_LIMIT_EXCEEDED, %QIPC_BUS_ERROR_DISCONNECTED)

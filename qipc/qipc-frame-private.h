@@ -30,6 +30,10 @@ G_BEGIN_DECLS
 #define QIPC_FRAME_MAX_PENDING_FDS  16
 /* Longest client name in HELLO and broker name in WELCOME. */
 #define QIPC_FRAME_MAX_PEER_NAME    255
+/* Deepest payload data: GLib's G_VARIANT_MAX_RECURSION_DEPTH. A receiver
+ * reads a deeper value inside a variant as "()", and refuses a deeper
+ * type string, so no deeper data is sent. */
+#define QIPC_DATA_MAX_DEPTH         128
 
 typedef enum {
   QIPC_FRAME_HELLO       = 1,  /* client -> broker (yys) */
@@ -151,6 +155,14 @@ gboolean  _qipc_frame_parse_send_body (const guint8        *body,
                                        QipcValidName       *last_valid,
                                        QipcSendBody        *out,
                                        GError             **error);
+
+/* Checks that @data nests at most QIPC_DATA_MAX_DEPTH levels as GVariant
+ * counts them (each container, variant included, is a level; a basic
+ * value is one), so that a receiver reads it whole;
+ * %QIPC_BUS_ERROR_LIMIT_EXCEEDED otherwise. Costs a scan of the type
+ * string, and a walk over the value only for types with a "v" in them. */
+gboolean  _qipc_data_check_depth (GVariant  *data,
+                                  GError   **error);
 
 /* Channel names: UTF-8, at most QIPC_FRAME_MAX_NAME bytes, segments
  * separated by single '/', none empty; with @allow_pattern a segment may

@@ -5,6 +5,7 @@
 
 #include "qipc-frame-private.h"
 #include "qipc-bus.h"
+#include "qipc-json-private.h"
 #include "qipc-local-socket.h"
 
 #include <errno.h>
@@ -679,6 +680,95 @@ _qipc_frame_append_send (GByteArray    *out,
     }
   write_offset (p + content, message_end, width);
   write_offset (p + content + width, channel_end, width);
+}
+
+/* The depth of the complete type @type as GVariant counts it: 1 for a
+ * basic type or "v", 1 more for each array, maybe, tuple or dict entry
+ * around it. Past QIPC_DATA_MAX_DEPTH it returns QIPC_DATA_MAX_DEPTH + 1.
+ * No recursion: GLib builds values of any depth in memory. */
+static gsize
+type_depth (const GVariantType *type)
+{
+  const char *p = g_variant_type_peek_string (type);
+  const char *end = p + g_variant_type_get_string_length (type);
+  /* The depth of the brackets open around p, each with its prefixes. */
+  gsize open[QIPC_DATA_MAX_DEPTH + 1];
+  gsize n_open = 0, base = 0, prefixes = 0, deepest = 0;
+
+  for (; p < end; p++)
+    {
+      switch (*p)
+        {
+        case 'a': case 'm':
+          prefixes++;
+          continue;
+        case '(': case '{':
+          if (base + prefixes + 1 > QIPC_DATA_MAX_DEPTH)
+            return QIPC_DATA_MAX_DEPTH + 1;
+          open[n_open++] = base;
+          base += prefixes + 1;
+          deepest = MAX (deepest, base);
+          break;
+        case ')': case '}':
+          base = open[--n_open];
+          break;
+        default:
+          deepest = MAX (deepest, base + prefixes + 1);
+          break;
+        }
+      prefixes = 0;
+      if (deepest > QIPC_DATA_MAX_DEPTH)
+        return QIPC_DATA_MAX_DEPTH + 1;
+    }
+  return deepest;
+}
+
+/* Whether every variant in @value, which sits @depth levels below the
+ * top (0 for the top), holds a value that fits GLib's depth limit there:
+ * GLib reads a variant at depth D holding a type of depth T only while
+ * D + T < QIPC_DATA_MAX_DEPTH. Only parts whose type has a "v" are
+ * visited; the recursion stops at the limit. */
+static gboolean
+variants_fit (GVariant *value,
+              gsize     depth)
+{
+  if (strchr (g_variant_get_type_string (value), 'v') == NULL)
+    return TRUE;
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_VARIANT))
+    {
+      g_autoptr(GVariant) child = g_variant_get_variant (value);
+
+      return depth + type_depth (g_variant_get_type (child)) < QIPC_DATA_MAX_DEPTH &&
+             variants_fit (child, depth + 1);
+    }
+  for (gsize i = 0, n = g_variant_n_children (value); i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+
+      if (!variants_fit (child, depth + 1))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+G_STATIC_ASSERT (QIPC_JSON_MAX_DEPTH == QIPC_DATA_MAX_DEPTH);
+
+gboolean
+_qipc_data_check_depth (GVariant  *data,
+                        GError   **error)
+{
+  const char *type = g_variant_get_type_string (data);
+  gsize length = strlen (type);
+
+  /* Most data: a type without "v" is as deep as its type string, and a
+   * type string is at least as long as its depth. */
+  if (length <= QIPC_DATA_MAX_DEPTH && memchr (type, 'v', length) == NULL)
+    return TRUE;
+  if (type_depth (g_variant_get_type (data)) <= QIPC_DATA_MAX_DEPTH && variants_fit (data, 0))
+    return TRUE;
+  g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+               "The data nests deeper than GVariant carries (%d levels)", QIPC_DATA_MAX_DEPTH);
+  return FALSE;
 }
 
 gboolean

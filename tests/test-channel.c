@@ -136,6 +136,86 @@ test_names_valid (Fixture       *fixture,
   }
 }
 
+/* @levels variants around @inner. */
+static GVariant *
+nested_variants (guint     levels,
+                 GVariant *inner)
+{
+  for (guint i = 0; i < levels; i++)
+    inner = g_variant_new_variant (inner);
+  return inner;
+}
+
+/* @levels one-item tuples around @inner. */
+static GVariant *
+nested_tuples (guint     levels,
+               GVariant *inner)
+{
+  for (guint i = 0; i < levels; i++)
+    inner = g_variant_new_tuple (&inner, 1);
+  return inner;
+}
+
+/* @levels one-item arrays around a byte: GLib builds the value in memory
+ * whatever the depth of its type. */
+static GVariant *
+nested_arrays (guint levels)
+{
+  GVariant *value = g_variant_new_byte (7);
+
+  for (guint i = 0; i < levels; i++)
+    value = g_variant_new_array (NULL, &value, 1);
+  return value;
+}
+
+/* GVariant reads data at most 128 levels deep (a variant at depth D may
+ * hold a type of depth T while D + T < 128): data that deep arrives
+ * whole, and deeper data is refused before it is sent, instead of
+ * arriving as "()" or making the broker drop the connection; the bus goes
+ * on. */
+static void
+test_data_depth (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "deep/x", inbox);
+  GVariant *fits[] = {
+    nested_variants (127, g_variant_new_int32 (1)),
+    nested_arrays (127),
+    nested_tuples (126, g_variant_new_variant (g_variant_new_int32 (2))),
+    g_variant_new_variant (nested_arrays (126)),
+    nested_tuples (100, nested_variants (20, g_variant_new_string ("x"))),
+  };
+  GVariant *too_deep[] = {
+    nested_variants (128, g_variant_new_int32 (1)),
+    nested_arrays (128),
+    nested_tuples (126, g_variant_new_variant (nested_arrays (1))),
+    g_variant_new_variant (nested_arrays (127)),
+    nested_arrays (5000),
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (too_deep); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_false (qipc_channel_send_for_bus (fixture->bus, "deep/x", "too-deep", too_deep[i], &error));
+      g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
+      g_assert_nonnull (strstr (error->message, "128 levels"));
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (fits); i++)
+    {
+      g_autoptr(GVariant) value = g_variant_ref_sink (fits[i]);
+      g_autofree char *text = g_variant_print (value, TRUE);
+      g_autofree char *line = g_strdup_printf ("deep/x fits %s", text);
+
+      qipc_test_send_ok (fixture->bus, "deep/x", "fits", value);
+      qipc_test_inbox_wait (inbox, i + 1);
+      g_assert_cmpstr (inbox->messages->pdata[i], ==, line);
+    }
+  qipc_test_flush_ok (fixture->bus);
+  g_assert_cmpuint (inbox->messages->len, ==, G_N_ELEMENTS (fits));
+}
+
 static void
 test_address_invalid (void)
 {
@@ -903,6 +983,7 @@ main (int    argc,
   g_test_add ("/channel/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("names/invalid", test_names_invalid);
   ADD ("names/valid", test_names_valid);
+  ADD ("data/depth", test_data_depth);
   ADD ("register/unregister-on-finalize", test_unregister_on_finalize);
   ADD ("register/limit", test_channel_limit);
   ADD ("broker/channel-signals", test_broker_signals);
