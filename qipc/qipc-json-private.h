@@ -25,6 +25,20 @@ typedef enum
   QIPC_JSON_TYPED_VARIANTS = 1 << 0,
 } QipcJsonFlags;
 
+/* Deepest JSON text read: as deep as payload data may be
+ * (QIPC_DATA_MAX_DEPTH), since each level of JSON is at least one of
+ * GVariant. */
+#define QIPC_JSON_MAX_DEPTH 128
+
+/* Loads @text (@length bytes, or -1 for NUL-terminated) into @parser,
+ * refusing with %QIPC_JSON_ERROR text nested deeper than
+ * QIPC_JSON_MAX_DEPTH: json-glib's parser recurses once per level, with
+ * no limit of its own, so text from anyone could overflow the stack. */
+gboolean  _qipc_json_load         (JsonParser          *parser,
+                                   const char          *text,
+                                   gssize               length,
+                                   GError             **error);
+
 /* @node as a value of @type (floating), or of the type a JSON value has
  * by itself when @type is NULL (see "JSON" in qipc(1)); @path names
  * @node in error messages ("data[2].name"). */

@@ -780,6 +780,60 @@ _qipc_json_encode_message (const char *message,
   return g_bytes_new_take (g_string_free (text, FALSE), length);
 }
 
+/* How deep brackets nest in @text, as json-glib's lexer reads it: not in
+ * strings ("…" with escapes, '…' without) nor in comments. Stops
+ * counting past QIPC_JSON_MAX_DEPTH. */
+static gsize
+json_text_depth (const char *text,
+                 gsize       length)
+{
+  gsize depth = 0, deepest = 0;
+
+  for (gsize i = 0; i < length && deepest <= QIPC_JSON_MAX_DEPTH; i++)
+    {
+      if (text[i] == '"')
+        {
+          for (i++; i < length && text[i] != '"'; i++)
+            if (text[i] == '\\')
+              i++;
+        }
+      else if (text[i] == '\'')
+        {
+          for (i++; i < length && text[i] != '\''; i++)
+            ;
+        }
+      else if (text[i] == '/' && i + 1 < length && text[i + 1] == '*')
+        {
+          for (i += 2; i + 1 < length && !(text[i] == '*' && text[i + 1] == '/'); i++)
+            ;
+          i++;
+        }
+      else if (text[i] == '[' || text[i] == '{')
+        {
+          depth++;
+          deepest = MAX (deepest, depth);
+        }
+      else if ((text[i] == ']' || text[i] == '}') && depth > 0)
+        depth--;
+    }
+  return deepest;
+}
+
+gboolean
+_qipc_json_load (JsonParser  *parser,
+                 const char  *text,
+                 gssize       length,
+                 GError     **error)
+{
+  if (json_text_depth (text, length < 0 ? strlen (text) : (gsize) length) > QIPC_JSON_MAX_DEPTH)
+    {
+      g_set_error (error, QIPC_JSON_ERROR, 0, "JSON nested deeper than %d levels",
+                   QIPC_JSON_MAX_DEPTH);
+      return FALSE;
+    }
+  return json_parser_load_from_data (parser, text, length, error);
+}
+
 static gboolean
 decode_message (JsonParser  *parser,
                 const void  *payload,
@@ -792,7 +846,7 @@ decode_message (JsonParser  *parser,
   JsonNode *root, *name, *value, *type;
   const GVariantType *variant_type = NULL;
 
-  if (!json_parser_load_from_data (parser, payload, (gssize) length, error))
+  if (!_qipc_json_load (parser, payload, (gssize) length, error))
     return FALSE;
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))

@@ -630,6 +630,58 @@ test_malformed_data (Fixture       *fixture,
                    ==, EXIT_USAGE);
 }
 
+/* @open @levels times, @middle, @close @levels times. */
+static char *
+nest (const char *open,
+      const char *middle,
+      const char *close,
+      guint       levels)
+{
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; i < levels; i++)
+    g_string_append (text, open);
+  g_string_append (text, middle);
+  for (guint i = 0; i < levels; i++)
+    g_string_append (text, close);
+  return g_string_free (text, FALSE);
+}
+
+/* Data nested deeper than GVariant carries is refused with a message,
+ * in every form, and nothing crashes: GVariant text that deep made the
+ * tool dereference NULL, and JSON that deep overflowed json-glib's
+ * stack. */
+static void
+test_too_deep (Fixture       *fixture,
+               gconstpointer  data)
+{
+  const char *address = fixture->address;
+  g_autofree char *variants = nest ("<", "1", ">", 200);
+  g_autofree char *objects = nest ("{\"a\": ", "1", "}", 60);
+  g_autofree char *arrays = nest ("[", "", "]", 200000);
+  const char *argv[] = { tool (), "send", "--address", address, "--json", "a", "m", "-", NULL };
+  g_autoptr(GSubprocess) process = spawn_strv (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                                               argv);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "a", "m", variants, NULL),
+                   ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "Malformed GVariant text: variant nested too deeply"));
+  g_clear_pointer (&err, g_free);
+  /* Each JSON object is three levels of GVariant (a{sv}). */
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "--json", "a", "m", objects, NULL),
+                   ==, EXIT_FAILED);
+  g_assert_nonnull (strstr (err, "The data nests deeper than GVariant carries (128 levels)"));
+  g_clear_pointer (&err, g_free);
+
+  g_subprocess_communicate_utf8 (process, arrays, NULL, NULL, &err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "JSON nested deeper than 128 levels"));
+}
+
 static void
 test_no_broker (void)
 {
@@ -784,6 +836,7 @@ main (int    argc,
               test_is_registered_and_channels, fixture_tear_down);
   g_test_add ("/cli/monitor", Fixture, NULL, fixture_set_up, test_monitor, fixture_tear_down);
   g_test_add ("/cli/errors/malformed-data", Fixture, NULL, fixture_set_up, test_malformed_data, fixture_tear_down);
+  g_test_add ("/cli/errors/too-deep", Fixture, NULL, fixture_set_up, test_too_deep, fixture_tear_down);
   g_test_add_func ("/cli/errors/no-broker", test_no_broker);
   g_test_add_func ("/cli/errors/permission-denied", test_permission_denied);
   g_test_add_func ("/cli/broker", test_broker_command);

@@ -519,12 +519,14 @@ run_mosquitto_pub (QipcTestMosquitto *mosquitto,
   g_autoptr(GSubprocess) pub = NULL;
   g_autoptr(GError) error = NULL;
 
-  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
+  /* The payload on standard input: it may be longer than an argument. */
+  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error,
                           "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
-                          "-q", "1", "-t", topic, "-m", payload, NULL);
+                          "-q", "1", "-t", topic, "-s", NULL);
   g_assert_no_error (error);
-  g_assert_true (g_subprocess_wait_check (pub, NULL, &error));
+  g_assert_true (g_subprocess_communicate_utf8 (pub, payload, NULL, NULL, NULL, &error));
   g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (pub));
 }
 
 static void
@@ -560,6 +562,17 @@ test_interop_pub (Fixture       *fixture,
                      "{\"message\": \"bad\", \"data\": 1e400, \"type\": \"d\"}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"bad\", \"data\": [-1], \"type\": \"(aa{si})\"}");
+  /* Nested deep enough to overflow json-glib's stack, were it read. */
+  {
+    g_autoptr(GString) deep = g_string_new ("{\"message\": \"bad\", \"data\": ");
+
+    for (guint i = 0; i < 200000; i++)
+      g_string_append_c (deep, '[');
+    for (guint i = 0; i < 200000; i++)
+      g_string_append_c (deep, ']');
+    g_string_append_c (deep, '}');
+    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep->str);
+  }
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
   qipc_test_inbox_wait (inbox, 4);
   qipc_test_settle (200);

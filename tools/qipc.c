@@ -220,6 +220,35 @@ get_type_option (const char           *command,
 
 /* DATA from the command line (or stdin for "-"), as GVariant text or
  * JSON; NULL with no error for JSON null. */
+/* "Malformed GVariant text: " and @parse_error's message, with the
+ * text underlined where the position is known. */
+static void
+set_parse_error (GError       **error,
+                 const GError  *parse_error,
+                 const char    *text)
+{
+  g_autofree char *context = g_variant_parse_error_print_context ((GError *) parse_error, text);
+  const char *message = parse_error->message;
+  const char *colon = strchr (message, ':');
+
+  if (context != NULL)
+    {
+      /* The message starts with the position ("7:" or "4-7:", in bytes
+       * from 0); the context underlines it in the text. */
+      g_strchomp (context);
+      g_set_error (error, parse_error->domain, parse_error->code,
+                   "Malformed GVariant text: %s%s", message,
+                   strchr (context, '\n') != NULL ? strchr (context, '\n') : "");
+      return;
+    }
+  /* Some errors (nesting too deep) have no position to show, and GLib
+   * 2.74 puts a meaningless one before their message. */
+  if (colon != NULL && strspn (message, "0123456789-") == (gsize) (colon - message))
+    message = colon + 1;
+  g_set_error (error, parse_error->domain, parse_error->code,
+               "Malformed GVariant text: %s", message);
+}
+
 static gboolean
 parse_data (const char          *text,
             const GVariantType  *type,
@@ -253,7 +282,7 @@ parse_data (const char          *text,
       g_autoptr(JsonParser) parser = json_parser_new_immutable ();
       JsonNode *root;
 
-      if (!json_parser_load_from_data (parser, text, -1, error))
+      if (!_qipc_json_load (parser, text, -1, error))
         {
           g_prefix_error (error, "Malformed JSON: ");
           return FALSE;
@@ -278,7 +307,6 @@ parse_data (const char          *text,
   else
     {
       g_autoptr(GError) parse_error = NULL;
-      g_autofree char *context = NULL;
 
       *data = g_variant_parse (type, text, NULL, NULL, &parse_error);
       if (*data != NULL)
@@ -286,13 +314,7 @@ parse_data (const char          *text,
           g_variant_ref_sink (*data);
           return TRUE;
         }
-      /* The message starts with the position ("7:" or "4-7:", in
-       * bytes from 0); the context underlines it in the text. */
-      context = g_variant_parse_error_print_context (parse_error, text);
-      g_strchomp (context);
-      g_set_error (error, parse_error->domain, parse_error->code,
-                   "Malformed GVariant text: %s%s", parse_error->message,
-                   strchr (context, '\n') != NULL ? strchr (context, '\n') : "");
+      set_parse_error (error, parse_error, text);
       return FALSE;
     }
 }
