@@ -781,7 +781,7 @@ receive_presence (QipcMqttTransport             *self,
       return;
     }
   parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, msg->payload, msg->payloadlen, &error) ||
+  if (!_qipc_json_load (parser, msg->payload, msg->payloadlen, &error) ||
       !JSON_NODE_HOLDS_OBJECT (root = json_parser_get_root (parser)) ||
       (channels = json_object_get_member (json_node_get_object (root), "channels")) == NULL ||
       !JSON_NODE_HOLDS_OBJECT (channels))

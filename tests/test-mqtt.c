@@ -572,6 +572,10 @@ test_interop_pub (Fixture       *fixture,
       g_string_append_c (deep, ']');
     g_string_append_c (deep, '}');
     run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep->str);
+    /* Presence messages are JSON from anyone too; a query subscribes
+     * to them. */
+    g_assert_true (qipc_test_is_registered (fixture->bus, "interop/in"));
+    run_mosquitto_pub (fixture->mosquitto, "qipc/$qipc/presence/intruder", deep->str);
   }
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
   qipc_test_inbox_wait (inbox, 4);
