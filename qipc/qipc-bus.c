@@ -639,17 +639,18 @@ _qipc_bus_send (QipcBus     *self,
                 GError     **error)
 {
   gsize size = data != NULL ? g_variant_get_size (data) : 0;
+  const char *type_string = data != NULL ? g_variant_get_type_string (data) : NULL;
 
   if (!_qipc_channel_name_validate_cached (channel, &self->last_sent, error) ||
       !_qipc_message_name_validate (message, error) ||
-      (data != NULL && !_qipc_data_check_depth (data, error)) ||
+      (data != NULL && !_qipc_data_check_depth (data, type_string, error)) ||
       !check_not_closed (self, error))
     return FALSE;
   if (self->transport != NULL)
     return QIPC_TRANSPORT_GET_CLASS (self->transport)->send (self->transport, channel, message,
                                                              data, error);
   if (data != NULL)
-    keep_type (&self->sent_type, g_variant_get_type_string (data));
+    keep_type (&self->sent_type, type_string);
   if (size >= QIPC_FRAME_MEMFD_THRESHOLD)
     {
       if (is_local (self))

@@ -156,13 +156,15 @@ gboolean  _qipc_frame_parse_send_body (const guint8        *body,
                                        QipcSendBody        *out,
                                        GError             **error);
 
-/* Checks that @data nests at most QIPC_DATA_MAX_DEPTH levels as GVariant
- * counts them (each container, variant included, is a level; a basic
- * value is one), so that a receiver reads it whole;
- * %QIPC_BUS_ERROR_LIMIT_EXCEEDED otherwise. Costs a scan of the type
- * string, and a walk over the value only for types with a "v" in them. */
-gboolean  _qipc_data_check_depth (GVariant  *data,
-                                  GError   **error);
+/* Checks that @data, of type @type_string (which the caller has at hand),
+ * nests at most QIPC_DATA_MAX_DEPTH levels as GVariant counts them (each
+ * container, variant included, is a level; a basic value is one), so
+ * that a receiver reads it whole; %QIPC_BUS_ERROR_LIMIT_EXCEEDED
+ * otherwise. Costs a scan of the type string, and a walk over the value
+ * only for types with a "v" in them. */
+gboolean  _qipc_data_check_depth (GVariant    *data,
+                                  const char  *type_string,
+                                  GError     **error);
 
 /* Channel names: UTF-8, at most QIPC_FRAME_MAX_NAME bytes, segments
  * separated by single '/', none empty; with @allow_pattern a segment may

@@ -754,15 +754,15 @@ variants_fit (GVariant *value,
 G_STATIC_ASSERT (QIPC_JSON_MAX_DEPTH == QIPC_DATA_MAX_DEPTH);
 
 gboolean
-_qipc_data_check_depth (GVariant  *data,
-                        GError   **error)
+_qipc_data_check_depth (GVariant    *data,
+                        const char  *type_string,
+                        GError     **error)
 {
-  const char *type = g_variant_get_type_string (data);
-  gsize length = strlen (type);
+  gsize no_v = strcspn (type_string, "v");
 
   /* Most data: a type without "v" is as deep as its type string, and a
    * type string is at least as long as its depth. */
-  if (length <= QIPC_DATA_MAX_DEPTH && memchr (type, 'v', length) == NULL)
+  if (type_string[no_v] == '\0' && no_v <= QIPC_DATA_MAX_DEPTH)
     return TRUE;
   if (type_depth (g_variant_get_type (data)) <= QIPC_DATA_MAX_DEPTH && variants_fit (data, 0))
     return TRUE;
