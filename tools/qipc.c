@@ -218,8 +218,6 @@ get_type_option (const char           *command,
 /* ------------------------------------------------------------------ */
 /* Reading and printing messages                                       */
 
-/* DATA from the command line (or stdin for "-"), as GVariant text or
- * JSON; NULL with no error for JSON null. */
 /* "Malformed GVariant text: " and @parse_error's message, with the
  * text underlined where the position is known. */
 static void
@@ -249,6 +247,8 @@ set_parse_error (GError       **error,
                "Malformed GVariant text: %s", message);
 }
 
+/* DATA from the command line (or stdin for "-"), as GVariant text or
+ * JSON; NULL with no error for JSON null. */
 static gboolean
 parse_data (const char          *text,
             const GVariantType  *type,
