@@ -290,6 +290,13 @@ test('/channels/errors', () => {
     assertThrows(() => Qipc.Channel.new_for_bus(bus, 'a/b*'), BUS_ERROR, BusError.INVALID_NAME,
         "'*' in part of a segment");
     assertThrows(() => Qipc.Bus.new_for_address('nonsense'), BUS_ERROR, BusError.INVALID_ADDRESS);
+    // Data deeper than GVariant carries (128 levels): refused, not sent.
+    let deep = new GLib.Variant('i', 1);
+    for (let i = 0; i < 128; i++)
+        deep = new GLib.Variant('v', deep);
+    assertThrows(() => Qipc.Channel.send_for_bus(bus, 'a/b', 'm', deep), BUS_ERROR,
+        BusError.LIMIT_EXCEEDED, 'data 129 levels deep');
+    Qipc.Channel.send_for_bus(bus, 'a/b', 'm', deep.get_variant());
 
     bus.close();
     assertEqual(bus.is_connected(), false);

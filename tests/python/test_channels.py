@@ -416,6 +416,12 @@ def test_invalid_names_and_addresses(broker, bus):
     fails(BusError.INVALID_ADDRESS, Qipc.Bus.new_for_address, 'unix:nothing=1')
     # 255 bytes is the longest name.
     send(bus, 'x' * 255, 'm' * 255, None)
+    # Data deeper than GVariant carries (128 levels) is refused, not sent.
+    deep = GLib.Variant('i', 1)
+    for _ in range(128):
+        deep = GLib.Variant('v', deep)
+    fails(BusError.LIMIT_EXCEEDED, send, bus, 'a/b', 'm', deep)
+    send(bus, 'a/b', 'm', deep.get_variant())
 
     fails(BusError.BROKER_NOT_FOUND, Qipc.Bus.new_for_address, bus.get_address() + '-nobody')
 
