@@ -1164,7 +1164,10 @@ receive_channel_message (QipcMqttTransport              *self,
   if (is_gvariant_payload (props))
     ok = decode_gvariant (msg, props, &message, &data, &error);
   else
-    ok = _qipc_json_decode_message (self->parser, msg->payload, msg->payloadlen, &message, &data, &error);
+    ok = _qipc_json_decode_message (self->parser, msg->payload, msg->payloadlen, &message, &data, &error) &&
+         /* JSON objects are three levels of GVariant each: text within
+          * the JSON limit may still be too deep for data. */
+         (data == NULL || _qipc_data_check_depth (data, g_variant_get_type_string (data), &error));
   if (ok && !_qipc_message_name_validate (message, &error))
     ok = FALSE;
   if (!ok)

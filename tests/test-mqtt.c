@@ -576,6 +576,16 @@ test_interop_pub (Fixture       *fixture,
      * to them. */
     g_assert_true (qipc_test_is_registered (fixture->bus, "interop/in"));
     run_mosquitto_pub (fixture->mosquitto, "qipc/$qipc/presence/intruder", deep->str);
+    /* 60 levels of JSON objects are 180 of GVariant (a{sv}), more
+     * than data may have. */
+    g_string_assign (deep, "{\"message\": \"bad\", \"data\": ");
+    for (guint i = 0; i < 60; i++)
+      g_string_append (deep, "{\"a\": ");
+    g_string_append_c (deep, '1');
+    for (guint i = 0; i < 60; i++)
+      g_string_append_c (deep, '}');
+    g_string_append_c (deep, '}');
+    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep->str);
   }
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
   qipc_test_inbox_wait (inbox, 4);
