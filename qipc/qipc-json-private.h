@@ -30,10 +30,14 @@ typedef enum
  * GVariant. */
 #define QIPC_JSON_MAX_DEPTH 128
 
-/* Loads @text (@length bytes, or -1 for NUL-terminated) into @parser,
- * refusing with %QIPC_JSON_ERROR text nested deeper than
- * QIPC_JSON_MAX_DEPTH: json-glib's parser recurses once per level, with
- * no limit of its own, so text from anyone could overflow the stack. */
+/* Refuses with %QIPC_JSON_ERROR @text (@length bytes, or -1 for
+ * NUL-terminated) nested deeper than QIPC_JSON_MAX_DEPTH: json-glib's
+ * parser recurses once per level, with no limit of its own, so text from
+ * anyone could overflow the stack. */
+gboolean  _qipc_json_check_depth  (const char          *text,
+                                   gssize               length,
+                                   GError             **error);
+/* _qipc_json_check_depth(), then json_parser_load_from_data(). */
 gboolean  _qipc_json_load         (JsonParser          *parser,
                                    const char          *text,
                                    gssize               length,

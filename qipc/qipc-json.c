@@ -820,18 +820,24 @@ json_text_depth (const char *text,
 }
 
 gboolean
+_qipc_json_check_depth (const char  *text,
+                        gssize       length,
+                        GError     **error)
+{
+  if (json_text_depth (text, length < 0 ? strlen (text) : (gsize) length) <= QIPC_JSON_MAX_DEPTH)
+    return TRUE;
+  g_set_error (error, QIPC_JSON_ERROR, 0, "JSON nested deeper than %d levels", QIPC_JSON_MAX_DEPTH);
+  return FALSE;
+}
+
+gboolean
 _qipc_json_load (JsonParser  *parser,
                  const char  *text,
                  gssize       length,
                  GError     **error)
 {
-  if (json_text_depth (text, length < 0 ? strlen (text) : (gsize) length) > QIPC_JSON_MAX_DEPTH)
-    {
-      g_set_error (error, QIPC_JSON_ERROR, 0, "JSON nested deeper than %d levels",
-                   QIPC_JSON_MAX_DEPTH);
-      return FALSE;
-    }
-  return json_parser_load_from_data (parser, text, length, error);
+  return _qipc_json_check_depth (text, length, error) &&
+         json_parser_load_from_data (parser, text, length, error);
 }
 
 static gboolean

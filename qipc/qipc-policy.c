@@ -18,6 +18,7 @@
 #include "qipc-policy-private.h"
 #include "qipc-bus.h"
 #include "qipc-frame-private.h"
+#include "qipc-json-private.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -572,6 +573,27 @@ policy_add_anonymous_grant (QipcPolicy *policy)
     }
 }
 
+/* Loads @path into @parser, once its text is known not to be nested
+ * too deep for json-glib; json-glib reads the file again, so that its
+ * messages name it ("FILE:LINE:COLUMN: …"). */
+static gboolean
+load_policy_file (JsonParser  *parser,
+                  const char  *path,
+                  GError     **error)
+{
+  g_autofree char *text = NULL;
+  gsize length;
+
+  if (!g_file_get_contents (path, &text, &length, error))
+    return FALSE;
+  if (!_qipc_json_check_depth (text, (gssize) length, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  return json_parser_load_from_file (parser, path, error);
+}
+
 /* Reads the policy from @path, or from @data when @path is NULL. */
 static QipcPolicy *
 policy_parse (uid_t         owner_uid,
@@ -589,14 +611,13 @@ policy_parse (uid_t         owner_uid,
   gboolean loaded;
 
   g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &state);
-  /* From a file, json-glib's messages name it ("FILE:LINE:COLUMN: …"). */
-  loaded = path != NULL ? json_parser_load_from_file (parser, path, &load_error)
-                        : json_parser_load_from_data (parser, data, length, &load_error);
+  loaded = path != NULL ? load_policy_file (parser, path, &load_error)
+                        : _qipc_json_load (parser, data, length, &load_error);
   if (!loaded)
     {
       g_clear_error (&state.duplicate);
       /* A file that cannot be read keeps its GFileError. */
-      if (load_error->domain != JSON_PARSER_ERROR)
+      if (load_error->domain == G_FILE_ERROR)
         g_propagate_error (error, g_steal_pointer (&load_error));
       else
         g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,

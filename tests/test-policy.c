@@ -356,6 +356,22 @@ test_file_errors (void)
   assert_file_error ("{\n  \"allow\": [\n    { \"uid\": 1, \"uid\": 2 }\n  ]\n}\n", ":3:");
   assert_file_error ("{ \"allow\": [ { \"uid\": 1, \"sned\": [] } ] }",
                      ": allow[0]: unknown key \"sned\"");
+  /* Deep enough to overflow json-glib's stack, were it read. */
+  {
+    g_autoptr(GString) deep = g_string_new ("{ \"comment\": ");
+
+    for (guint i = 0; i < 200000; i++)
+      g_string_append_c (deep, '[');
+    for (guint i = 0; i < 200000; i++)
+      g_string_append_c (deep, ']');
+    g_string_append (deep, " }");
+    assert_file_error (deep->str, ": JSON nested deeper than 128 levels");
+    policy = _qipc_policy_new_from_data (OWNER, deep->str, -1, &error);
+    g_assert_null (policy);
+    g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED);
+    g_assert_cmpstr (error->message, ==, "Invalid policy: JSON nested deeper than 128 levels");
+    g_clear_error (&error);
+  }
 
   /* A file that cannot be read is not a bad policy. */
   policy = _qipc_policy_new_from_file (OWNER, "/nonexistent/qipc-policy.json", &error);
