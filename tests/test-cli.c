@@ -630,23 +630,6 @@ test_malformed_data (Fixture       *fixture,
                    ==, EXIT_USAGE);
 }
 
-/* @open @levels times, @middle, @close @levels times. */
-static char *
-nest (const char *open,
-      const char *middle,
-      const char *close,
-      guint       levels)
-{
-  GString *text = g_string_new (NULL);
-
-  for (guint i = 0; i < levels; i++)
-    g_string_append (text, open);
-  g_string_append (text, middle);
-  for (guint i = 0; i < levels; i++)
-    g_string_append (text, close);
-  return g_string_free (text, FALSE);
-}
-
 /* Data nested deeper than GVariant carries is refused with a message,
  * in every form, and nothing crashes: GVariant text that deep made the
  * tool dereference NULL, and JSON that deep overflowed json-glib's
@@ -656,9 +639,9 @@ test_too_deep (Fixture       *fixture,
                gconstpointer  data)
 {
   const char *address = fixture->address;
-  g_autofree char *variants = nest ("<", "1", ">", 200);
-  g_autofree char *objects = nest ("{\"a\": ", "1", "}", 60);
-  g_autofree char *arrays = nest ("[", "", "]", 200000);
+  g_autofree char *variants = qipc_test_nest ("<", "1", ">", 200);
+  g_autofree char *objects = qipc_test_nest ("{\"a\": ", "1", "}", 60);
+  g_autofree char *arrays = qipc_test_nest ("[", "", "]", 200000);
   const char *argv[] = { tool (), "send", "--address", address, "--json", "a", "m", "-", NULL };
   g_autoptr(GSubprocess) process = spawn_strv (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
                                                argv);

@@ -564,28 +564,19 @@ test_interop_pub (Fixture       *fixture,
                      "{\"message\": \"bad\", \"data\": [-1], \"type\": \"(aa{si})\"}");
   /* Nested deep enough to overflow json-glib's stack, were it read. */
   {
-    g_autoptr(GString) deep = g_string_new ("{\"message\": \"bad\", \"data\": ");
+    g_autofree char *brackets = qipc_test_nest ("[", "", "]", 200000);
+    g_autofree char *objects = qipc_test_nest ("{\"a\": ", "1", "}", 60);
+    g_autofree char *deep = g_strdup_printf ("{\"message\": \"bad\", \"data\": %s}", brackets);
+    g_autofree char *too_deep_data = g_strdup_printf ("{\"message\": \"bad\", \"data\": %s}", objects);
 
-    for (guint i = 0; i < 200000; i++)
-      g_string_append_c (deep, '[');
-    for (guint i = 0; i < 200000; i++)
-      g_string_append_c (deep, ']');
-    g_string_append_c (deep, '}');
-    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep->str);
+    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep);
     /* Presence messages are JSON from anyone too; a query subscribes
      * to them. */
     g_assert_true (qipc_test_is_registered (fixture->bus, "interop/in"));
-    run_mosquitto_pub (fixture->mosquitto, "qipc/$qipc/presence/intruder", deep->str);
+    run_mosquitto_pub (fixture->mosquitto, "qipc/$qipc/presence/intruder", deep);
     /* 60 levels of JSON objects are 180 of GVariant (a{sv}), more
      * than data may have. */
-    g_string_assign (deep, "{\"message\": \"bad\", \"data\": ");
-    for (guint i = 0; i < 60; i++)
-      g_string_append (deep, "{\"a\": ");
-    g_string_append_c (deep, '1');
-    for (guint i = 0; i < 60; i++)
-      g_string_append_c (deep, '}');
-    g_string_append_c (deep, '}');
-    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep->str);
+    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", too_deep_data);
   }
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "{\"message\": \"none\"}");
   qipc_test_inbox_wait (inbox, 4);

@@ -8,6 +8,7 @@
  */
 #include "qipc-bus.h"
 #include "qipc-policy-private.h"
+#include "test-utils.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -358,15 +359,11 @@ test_file_errors (void)
                      ": allow[0]: unknown key \"sned\"");
   /* Deep enough to overflow json-glib's stack, were it read. */
   {
-    g_autoptr(GString) deep = g_string_new ("{ \"comment\": ");
+    g_autofree char *brackets = qipc_test_nest ("[", "", "]", 200000);
+    g_autofree char *deep = g_strdup_printf ("{ \"comment\": %s }", brackets);
 
-    for (guint i = 0; i < 200000; i++)
-      g_string_append_c (deep, '[');
-    for (guint i = 0; i < 200000; i++)
-      g_string_append_c (deep, ']');
-    g_string_append (deep, " }");
-    assert_file_error (deep->str, ": JSON nested deeper than 128 levels");
-    policy = _qipc_policy_new_from_data (OWNER, deep->str, -1, &error);
+    assert_file_error (deep, ": JSON nested deeper than 128 levels");
+    policy = _qipc_policy_new_from_data (OWNER, deep, -1, &error);
     g_assert_null (policy);
     g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED);
     g_assert_cmpstr (error->message, ==, "Invalid policy: JSON nested deeper than 128 levels");

@@ -270,6 +270,22 @@ qipc_test_child_free (QipcTestChild *child)
   g_free (child);
 }
 
+char *
+qipc_test_nest (const char *open,
+                const char *middle,
+                const char *close,
+                guint       levels)
+{
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; i < levels; i++)
+    g_string_append (text, open);
+  g_string_append (text, middle);
+  for (guint i = 0; i < levels; i++)
+    g_string_append (text, close);
+  return g_string_free (text, FALSE);
+}
+
 gboolean
 qipc_test_is_root (void)
 {

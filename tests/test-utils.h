@@ -51,6 +51,12 @@ void           qipc_test_count_notify     (GObject        *object,
                                            GParamSpec     *pspec,
                                            guint          *count);
 gboolean       qipc_test_is_root          (void);
+/* @open @levels times, @middle, then @close @levels times: input nested
+ * @levels deep. */
+char          *qipc_test_nest             (const char     *open,
+                                           const char     *middle,
+                                           const char     *close,
+                                           guint           levels);
 void           qipc_test_socket_write_text   (QipcSocket *socket,
                                               const char *text);
 GBytes        *qipc_test_socket_read_exactly (QipcSocket *socket,
