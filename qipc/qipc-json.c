@@ -618,6 +618,10 @@ _qipc_json_from_variant (GVariant      *value,
                   g_variant_is_of_type (key, G_VARIANT_TYPE_OBJECT_PATH) ||
                   g_variant_is_of_type (key, G_VARIANT_TYPE_SIGNATURE))
                 name = g_variant_get_string (key, NULL);
+              /* GVariant prints bytes in hexadecimal ("0x08"); the
+               * reader, like every other integer key, wants decimal. */
+              else if (g_variant_is_of_type (key, G_VARIANT_TYPE_BYTE))
+                name = printed = g_strdup_printf ("%u", g_variant_get_byte (key));
               else
                 name = printed = g_variant_print (key, FALSE);
               json_object_set_member (object, name, _qipc_json_from_variant (child, flags));
