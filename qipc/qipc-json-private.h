@@ -31,9 +31,10 @@ typedef enum
 #define QIPC_JSON_MAX_DEPTH 128
 
 /* Refuses with %QIPC_JSON_ERROR @text (@length bytes, or -1 for
- * NUL-terminated) nested deeper than QIPC_JSON_MAX_DEPTH: json-glib's
- * parser recurses once per level, with no limit of its own, so text from
- * anyone could overflow the stack. */
+ * NUL-terminated) nested deeper than QIPC_JSON_MAX_DEPTH, or with a
+ * comment or a single-quoted string (json-glib's extensions to JSON):
+ * json-glib's parser recurses once per level, with no limit of its own,
+ * so text from anyone could overflow the stack. */
 gboolean  _qipc_json_check_depth  (const char          *text,
                                    gssize               length,
                                    GError             **error);

@@ -784,54 +784,51 @@ _qipc_json_encode_message (const char *message,
   return g_bytes_new_take (g_string_free (text, FALSE), length);
 }
 
-/* How deep brackets nest in @text, as json-glib's lexer reads it: not in
- * strings ("…" with escapes, '…' without) nor in comments. Stops
- * counting past QIPC_JSON_MAX_DEPTH. */
-static gsize
-json_text_depth (const char *text,
-                 gsize       length)
-{
-  gsize depth = 0, deepest = 0;
-
-  for (gsize i = 0; i < length && deepest <= QIPC_JSON_MAX_DEPTH; i++)
-    {
-      if (text[i] == '"')
-        {
-          for (i++; i < length && text[i] != '"'; i++)
-            if (text[i] == '\\')
-              i++;
-        }
-      else if (text[i] == '\'')
-        {
-          for (i++; i < length && text[i] != '\''; i++)
-            ;
-        }
-      else if (text[i] == '/' && i + 1 < length && text[i + 1] == '*')
-        {
-          for (i += 2; i + 1 < length && !(text[i] == '*' && text[i + 1] == '/'); i++)
-            ;
-          i++;
-        }
-      else if (text[i] == '[' || text[i] == '{')
-        {
-          depth++;
-          deepest = MAX (deepest, depth);
-        }
-      else if ((text[i] == ']' || text[i] == '}') && depth > 0)
-        depth--;
-    }
-  return deepest;
-}
-
+/* json-glib's parser recurses once per level of nesting, with no limit
+ * of its own: text from anyone could overflow the stack. So the nesting
+ * is counted first, outside strings. json-glib 1.6's lexer also takes
+ * comments (from a '/' to the next '/') and strings in single quotes,
+ * which JSON has not; a quote inside one of those would make the count
+ * skip brackets the parser reads, so text with either is refused. */
 gboolean
 _qipc_json_check_depth (const char  *text,
                         gssize       length,
                         GError     **error)
 {
-  if (json_text_depth (text, length < 0 ? strlen (text) : (gsize) length) <= QIPC_JSON_MAX_DEPTH)
-    return TRUE;
-  g_set_error (error, QIPC_JSON_ERROR, 0, "JSON nested deeper than %d levels", QIPC_JSON_MAX_DEPTH);
-  return FALSE;
+  gsize size = length < 0 ? strlen (text) : (gsize) length;
+  gsize depth = 0;
+
+  for (gsize i = 0; i < size; i++)
+    {
+      switch (text[i])
+        {
+        case '"':
+          for (i++; i < size && text[i] != '"'; i++)
+            if (text[i] == '\\')
+              i++;
+          break;
+        case '/': case '\'':
+          g_set_error (error, QIPC_JSON_ERROR, 0,
+                       "A comment or a string in single quotes at byte %" G_GSIZE_FORMAT
+                       ": JSON has neither", i);
+          return FALSE;
+        case '[': case '{':
+          if (++depth > QIPC_JSON_MAX_DEPTH)
+            {
+              g_set_error (error, QIPC_JSON_ERROR, 0, "JSON nested deeper than %d levels",
+                           QIPC_JSON_MAX_DEPTH);
+              return FALSE;
+            }
+          break;
+        case ']': case '}':
+          if (depth > 0)
+            depth--;
+          break;
+        default:
+          break;
+        }
+    }
+  return TRUE;
 }
 
 gboolean

@@ -632,10 +632,28 @@ test_malformed_data (Fixture       *fixture,
                    ==, EXIT_USAGE);
 }
 
+/* `qipc send --json ADDRESS a m -` with @json on standard input; its
+ * exit status, with what it wrote to stderr in @err. */
+static int
+send_json_on_stdin (const char  *address,
+                    const char  *json,
+                    char       **err)
+{
+  const char *argv[] = { tool (), "send", "--address", address, "--json", "a", "m", "-", NULL };
+  g_autoptr(GSubprocess) process = spawn_strv (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                                               argv);
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_communicate_utf8 (process, json, NULL, NULL, err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  return g_subprocess_get_exit_status (process);
+}
+
 /* Data nested deeper than GVariant carries is refused with a message,
  * in every form, and nothing crashes: GVariant text that deep made the
  * tool dereference NULL, and JSON that deep overflowed json-glib's
- * stack. */
+ * stack, also when json-glib's comments hid a quote from the count. */
 static void
 test_too_deep (Fixture       *fixture,
                gconstpointer  data)
@@ -644,10 +662,7 @@ test_too_deep (Fixture       *fixture,
   g_autofree char *variants = qipc_test_nest ("<", "1", ">", 200);
   g_autofree char *objects = qipc_test_nest ("{\"a\": ", "1", "}", 60);
   g_autofree char *arrays = qipc_test_nest ("[", "", "]", 200000);
-  const char *argv[] = { tool (), "send", "--address", address, "--json", "a", "m", "-", NULL };
-  g_autoptr(GSubprocess) process = spawn_strv (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                                               argv);
-  g_autoptr(GError) error = NULL;
+  g_autofree char *commented = g_strconcat ("/ \" / ", arrays, NULL);
   g_autofree char *err = NULL;
 
   g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "a", "m", variants, NULL),
@@ -660,11 +675,11 @@ test_too_deep (Fixture       *fixture,
   g_assert_nonnull (strstr (err, "The data nests deeper than GVariant carries (128 levels)"));
   g_clear_pointer (&err, g_free);
 
-  g_subprocess_communicate_utf8 (process, arrays, NULL, NULL, &err, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, EXIT_BAD_DATA);
+  g_assert_cmpint (send_json_on_stdin (address, arrays, &err), ==, EXIT_BAD_DATA);
   g_assert_nonnull (strstr (err, "JSON nested deeper than 128 levels"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (send_json_on_stdin (address, commented, &err), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "A comment or a string in single quotes at byte 0: JSON has neither"));
 }
 
 static void

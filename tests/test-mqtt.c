@@ -568,8 +568,12 @@ test_interop_pub (Fixture       *fixture,
     g_autofree char *objects = qipc_test_nest ("{\"a\": ", "1", "}", 60);
     g_autofree char *deep = g_strdup_printf ("{\"message\": \"bad\", \"data\": %s}", brackets);
     g_autofree char *too_deep_data = g_strdup_printf ("{\"message\": \"bad\", \"data\": %s}", objects);
+    g_autofree char *commented = g_strdup_printf ("{\"message\": \"bad\", \"data\": / \" / %s}", brackets);
 
     run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", deep);
+    /* json-glib reads "/ \" /" as a comment: the quote in it must not
+     * hide the brackets from the count. */
+    run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", commented);
     /* Presence messages are JSON from anyone too; a query subscribes
      * to them. */
     g_assert_true (qipc_test_is_registered (fixture->bus, "interop/in"));
