@@ -231,6 +231,8 @@ static const char *const json_seeds[] = {
   "double", "-0.25",
   "nested", "[[byte 1], @ay []]",
   "objectpath", "objectpath '/org/qipc/x'",
+  /* Keys written as decimal (fuzz-json-messages found them in hex). */
+  "byte-keys", "{byte 8: <'x'>, 255: <'y'>}",
 };
 
 static void
