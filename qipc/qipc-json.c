@@ -318,6 +318,45 @@ json_infer (JsonNode    *node,
     }
 }
 
+/* The members of @object as entries of type @entry_type in @builder.
+ * Two member names may read as one key ("8" and "08" as a byte): a
+ * dictionary with the key twice would lose one entry in JSON, so that is
+ * an error. */
+static gboolean
+add_dict_entries (GVariantBuilder     *builder,
+                  JsonObject          *object,
+                  const GVariantType  *entry_type,
+                  const char          *path,
+                  GError             **error)
+{
+  g_autoptr(GHashTable) keys = g_hash_table_new_full (g_variant_hash, g_variant_equal,
+                                                      (GDestroyNotify) g_variant_unref, NULL);
+  g_autoptr(GList) members = json_object_get_members (object);
+
+  for (GList *l = members; l != NULL; l = l->next)
+    {
+      const char *member = l->data;
+      g_autofree char *child_path = g_strdup_printf ("%s.%s", path, member);
+      g_autoptr(GVariant) key = key_to_variant (member, g_variant_type_key (entry_type), child_path, error);
+      GVariant *child;
+
+      if (key == NULL)
+        return FALSE;
+      g_variant_ref_sink (key);
+      if (!g_hash_table_add (keys, g_variant_ref (key)))
+        {
+          g_set_error (error, QIPC_JSON_ERROR, 0, "At %s: a key given twice", child_path);
+          return FALSE;
+        }
+      child = _qipc_json_to_variant (json_object_get_member (object, member),
+                                     g_variant_type_value (entry_type), child_path, error);
+      if (child == NULL)
+        return FALSE;
+      g_variant_builder_add_value (builder, g_variant_new_dict_entry (key, child));
+    }
+  return TRUE;
+}
+
 static GVariant *
 json_to_array (JsonNode            *node,
                const GVariantType  *type,
@@ -344,34 +383,15 @@ json_to_array (JsonNode            *node,
   g_variant_builder_init (&builder, type);
   if (g_variant_type_is_dict_entry (element))
     {
-      const GVariantType *key_type = g_variant_type_key (element);
-      const GVariantType *value_type = g_variant_type_value (element);
-      JsonObject *object;
-      g_autoptr(GList) members = NULL;
-
       if (!JSON_NODE_HOLDS_OBJECT (node))
         {
           g_variant_builder_clear (&builder);
           return mismatch (node, type, path, "an object", error);
         }
-      object = json_node_get_object (node);
-      members = json_object_get_members (object);
-      for (GList *l = members; l != NULL; l = l->next)
+      if (!add_dict_entries (&builder, json_node_get_object (node), element, path, error))
         {
-          const char *member = l->data;
-          JsonNode *value = json_object_get_member (object, member);
-          g_autofree char *child_path = g_strdup_printf ("%s.%s", path, member);
-          GVariant *key = key_to_variant (member, key_type, child_path, error);
-          GVariant *child = key != NULL ? _qipc_json_to_variant (value, value_type, child_path, error) : NULL;
-
-          if (child == NULL)
-            {
-              if (key != NULL)
-                g_variant_unref (g_variant_ref_sink (key));
-              g_variant_builder_clear (&builder);
-              return NULL;
-            }
-          g_variant_builder_add_value (&builder, g_variant_new_dict_entry (key, child));
+          g_variant_builder_clear (&builder);
+          return NULL;
         }
     }
   else

@@ -622,6 +622,11 @@ test_malformed_data (Fixture       *fixture,
                              "a", "m", "[1]", NULL), ==, EXIT_BAD_DATA);
   g_assert_nonnull (strstr (err, "needs an array of 2 items, not 1"));
   g_clear_pointer (&err, g_free);
+  /* Two names of one key (found by fuzz-json-messages). */
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "--json", "--type", "a{ys}",
+                             "a", "m", "{\"8\": \"x\", \"08\": \"y\"}", NULL), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "At data.08: a key given twice"));
+  g_clear_pointer (&err, g_free);
 
   /* Names are usage errors. */
   g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "a//b", "m", NULL),
