@@ -8,11 +8,30 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "qipc-frame-private.h"
 
 G_BEGIN_DECLS
+
+static inline void
+fuzz_abort_on_trap (int signal_number)
+{
+  abort ();
+}
+
+/* Every GLib message is fatal, as a crash. GLib stops on a fatal message
+ * (g_error(), a failed g_assert(), a critical) with SIGTRAP, which
+ * libFuzzer does not catch, so the input was lost; as SIGABRT, libFuzzer
+ * saves it under the run's artifacts. For each LLVMFuzzerInitialize(). */
+static inline void
+fuzz_setup_glib (void)
+{
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL);
+  signal (SIGTRAP, fuzz_abort_on_trap);
+}
 
 /* libFuzzer's entry points, defined by the targets. */
 int      LLVMFuzzerInitialize   (int            *argc,

@@ -20,7 +20,7 @@ LLVMFuzzerInitialize (int    *argc,
                       char ***argv)
 {
   /* Any warning or critical from GLib or json-glib is a finding. */
-  g_log_set_always_fatal (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL);
+  fuzz_setup_glib ();
   parser = json_parser_new_immutable ();
   return 0;
 }
