@@ -900,11 +900,19 @@ consumed (QipcSocket *self)
     start_reading (self);
 }
 
-static void
-free_read_buffer (QipcSocketPrivate *priv)
+/* Frees the read buffer if it is large, empty and not @in_use; TRUE
+ * when a large buffer stays. */
+static gboolean
+free_large_read_buffer (QipcSocketPrivate *priv,
+                        gboolean           in_use)
 {
+  if (priv->read_allocated <= READ_KEEP_SIZE)
+    return FALSE;
+  if (in_use || buffered (priv) > 0)
+    return TRUE;
   g_clear_pointer (&priv->read_data, g_free);
   priv->read_allocated = priv->read_length = priv->read_start = 0;
+  return FALSE;
 }
 
 gboolean
@@ -912,16 +920,11 @@ _qipc_socket_release_read_buffer (QipcSocket *self)
 {
   QipcSocketPrivate *priv = qipc_socket_get_instance_private (self);
 
-  if (priv->read_allocated <= READ_KEEP_SIZE)
-    return FALSE;
   /* A peer whose last read was large is streaming: freeing its buffer
    * now would cost an mmap and fresh pages on every read. Its buffer goes
    * with a later, smaller read, or with _qipc_socket_trim_read_buffer()
    * once the peer is quiet. */
-  if (buffered (priv) > 0 || priv->last_received >= READ_KEEP_SIZE)
-    return TRUE;
-  free_read_buffer (priv);
-  return FALSE;
+  return free_large_read_buffer (priv, priv->last_received >= READ_KEEP_SIZE);
 }
 
 gboolean
@@ -931,12 +934,7 @@ _qipc_socket_trim_read_buffer (QipcSocket *self)
   gboolean quiet = priv->total_received == priv->received_at_trim;
 
   priv->received_at_trim = priv->total_received;
-  if (priv->read_allocated <= READ_KEEP_SIZE)
-    return FALSE;
-  if (!quiet || buffered (priv) > 0)
-    return TRUE;
-  free_read_buffer (priv);
-  return FALSE;
+  return free_large_read_buffer (priv, !quiet);
 }
 
 gsize
