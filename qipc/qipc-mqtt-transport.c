@@ -753,6 +753,10 @@ presence_changed (QipcMqttTransport *self)
 {
   GSource *source;
 
+  /* A channel may outlive its closed bus: close() said goodbye already,
+   * and nothing may run on the transport once it is freed. */
+  if (self->closing)
+    return;
   self->presence_dirty = TRUE;
   if (self->presence_source != NULL)
     return;
@@ -1722,6 +1726,9 @@ qipc_mqtt_transport_finalize (GObject *object)
 
   if (!self->closing)
     qipc_mqtt_transport_close (QIPC_TRANSPORT (self));
+  /* Their callbacks hold no reference: none may outlive us. */
+  g_clear_pointer (&self->presence_source, g_source_destroy);
+  g_clear_pointer (&self->check_source, g_source_destroy);
   if (self->mosq != NULL)
     mosquitto_destroy (self->mosq);
   g_queue_clear_full (&self->outbox, (GDestroyNotify) op_free);

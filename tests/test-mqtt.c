@@ -149,6 +149,25 @@ test_own_message (Fixture       *fixture,
   g_assert_cmpstr (inbox->messages->pdata[1], ==, "app/events value ('x', 42)");
 }
 
+/* A channel that outlives its closed bus unsubscribes afterwards: that
+ * scheduled a presence update on the closed transport, which ran after
+ * the transport was freed (found from Python, where the garbage
+ * collector frees the channel late). */
+static void
+test_channel_outlives_bus (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  QipcChannel *channel = qipc_test_listen (fixture->bus, "late/x", inbox);
+
+  qipc_test_flush_ok (fixture->bus);
+  qipc_bus_close (fixture->bus);
+  g_object_unref (channel);
+  g_clear_object (&fixture->bus);
+  /* Whatever the transport left behind runs now. */
+  qipc_test_settle (100);
+}
+
 static void
 count_detail (QipcChannel *channel,
               const char  *message,
@@ -1073,6 +1092,7 @@ main (int    argc,
   g_test_add_func ("/mqtt/address/default-bus", test_address_default_bus);
   ADD ("channel/own-message", test_own_message, NULL);
   ADD ("channel/own-message-gvariant", test_own_message, "format=gvariant");
+  ADD ("channel/outlives-bus", test_channel_outlives_bus, NULL);
   ADD ("channel/detail", test_detail, NULL);
   ADD ("channel/patterns", test_patterns, NULL);
   ADD ("channel/patterns-prefix", test_patterns, "prefix=site/one&keepalive=10");
