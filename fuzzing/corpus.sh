@@ -20,5 +20,5 @@ if [ "${3:-}" = --check ]; then
   exit 0
 fi
 
-rm -rf "$corpus/broker-frames" "$corpus/client-frames" "$corpus/json-messages"
+rm -rf "$corpus/broker-frames" "$corpus/client-frames" "$corpus/json-messages" "$corpus/json-data"
 "$make_corpus" "$corpus"

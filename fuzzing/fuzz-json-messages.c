@@ -29,13 +29,16 @@ static void
 check_round_trip (const char *message,
                   GVariant   *data)
 {
-  g_autoptr(GBytes) text = _qipc_json_encode_message (message, data);
   g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) text = _qipc_json_encode_message (message, data, &error);
   g_autofree char *message_again = NULL;
   g_autoptr(GVariant) data_again = NULL;
   gsize length;
-  const char *payload = g_bytes_get_data (text, &length);
+  const char *payload;
 
+  /* What was read from JSON always writes back. */
+  g_assert_no_error (error);
+  payload = g_bytes_get_data (text, &length);
   if (!_qipc_json_decode_message (parser, payload, length, &message_again, &data_again, &error))
     g_error ("%.*s does not read back: %s", (int) length, payload, error->message);
   g_assert_cmpstr (message_again, ==, message);

@@ -6,7 +6,9 @@
  * and a few address and name strings. Every frame is built with the
  * codec itself and must parse back, so the seeds follow the protocol
  * as the codec has it. DIR/json-messages/ gets MQTT payloads in qipc's
- * JSON format, written by the JSON codec, one for each kind of data.
+ * JSON format, written by the JSON codec, one for each kind of data;
+ * DIR/json-data/ the same data serialized (type string, NUL, data), and
+ * data JSON cannot hold.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -233,13 +235,52 @@ static const char *const json_seeds[] = {
   "objectpath", "objectpath '/org/qipc/x'",
   /* Keys written as decimal (fuzz-json-messages found them in hex). */
   "byte-keys", "{byte 8: <'x'>, 255: <'y'>}",
+  /* Strings in JSON, as JSON has neither. */
+  "nonfinite", "[nan, inf, -inf, 0.5]",
+  "double-keys", "{-inf: 'a', 0.5: 'b', nan: 'c'}",
+  "uint64-keys", "{uint64 18446744073709551615: 'big', 1: 'small'}",
 };
 
+/* Data that JSON cannot hold, which the encoder must refuse: only for
+ * fuzz-json-data, whose input is data. */
+static const char *const json_data_seeds[] = {
+  "key-twice", "{'k': <1>, 'k': <2>}",
+  "just-nothing", "@mmi just nothing",
+  "deep", "[[[[[[[[(1, [<@mmi just just 1>])]]]]]]]]",
+};
+
+/* fuzz-json-data's input: the type string, a NUL, the data. */
 static void
-write_json_corpus (const char *dir)
+write_data_seed (const char *dir,
+                 const char *name,
+                 GVariant   *data)
 {
-  if (g_mkdir_with_parents (dir, 0755) < 0)
-    g_error ("Cannot create %s: %s", dir, g_strerror (errno));
+  g_autoptr(GByteArray) seed = g_byte_array_new ();
+  const char *type = g_variant_get_type_string (data);
+
+  g_byte_array_append (seed, (const guint8 *) type, strlen (type) + 1);
+  g_byte_array_append (seed, g_variant_get_data (data), g_variant_get_size (data));
+  write_seed (dir, name, seed->data, seed->len);
+}
+
+static GVariant *
+parse_seed (const char *name,
+            const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *data = g_variant_parse (NULL, text, NULL, NULL, &error);
+
+  if (data == NULL)
+    g_error ("%s: %s", name, error->message);
+  return g_variant_ref_sink (data);
+}
+
+static void
+write_json_corpus (const char *dir,
+                   const char *data_dir)
+{
+  if (g_mkdir_with_parents (dir, 0755) < 0 || g_mkdir_with_parents (data_dir, 0755) < 0)
+    g_error ("Cannot create %s and %s: %s", dir, data_dir, g_strerror (errno));
   for (gsize i = 0; i < G_N_ELEMENTS (json_seeds); i += 2)
     {
       g_autoptr(GError) error = NULL;
@@ -248,12 +289,19 @@ write_json_corpus (const char *dir)
 
       if (json_seeds[i + 1] != NULL)
         {
-          data = g_variant_parse (NULL, json_seeds[i + 1], NULL, NULL, &error);
-          if (data == NULL)
-            g_error ("%s: %s", json_seeds[i], error->message);
+          data = parse_seed (json_seeds[i], json_seeds[i + 1]);
+          write_data_seed (data_dir, json_seeds[i], data);
         }
-      text = _qipc_json_encode_message ("setValue", data);
+      text = _qipc_json_encode_message ("setValue", data, &error);
+      if (text == NULL)
+        g_error ("%s: %s", json_seeds[i], error->message);
       write_seed (dir, json_seeds[i], g_bytes_get_data (text, NULL), g_bytes_get_size (text));
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (json_data_seeds); i += 2)
+    {
+      g_autoptr(GVariant) data = parse_seed (json_data_seeds[i], json_data_seeds[i + 1]);
+
+      write_data_seed (data_dir, json_data_seeds[i], data);
     }
 }
 
@@ -278,8 +326,9 @@ main (int    argc,
                 G_N_ELEMENTS (broker_frames), broker_streams, G_N_ELEMENTS (broker_streams));
   {
     g_autofree char *json_dir = g_build_filename (argv[1], "json-messages", NULL);
+    g_autofree char *data_dir = g_build_filename (argv[1], "json-data", NULL);
 
-    write_json_corpus (json_dir);
+    write_json_corpus (json_dir, data_dir);
   }
   return EXIT_SUCCESS;
 }

@@ -35,6 +35,11 @@ G_BEGIN_DECLS
  * @QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED: the TLS handshake with a broker on
  *   TCP failed, for example because its certificate is not trusted or
  *   does not name the host; never sent in an ERROR frame
+ * @QIPC_BUS_ERROR_UNSUPPORTED_DATA: the bus's transport cannot carry the
+ *   data as it is: MQTT's JSON format has no way to write a dictionary
+ *   that holds one key twice, nor a maybe holding a maybe that holds
+ *   nothing (send those with `format=gvariant`); never sent in an ERROR
+ *   frame
  *
  * Errors in the %QIPC_BUS_ERROR domain, used by [class@Bus],
  * [class@Channel] and [class@Broker]. The same numbers travel in the
@@ -51,6 +56,7 @@ typedef enum {
   QIPC_BUS_ERROR_LIMIT_EXCEEDED,
   QIPC_BUS_ERROR_PROTOCOL,
   QIPC_BUS_ERROR_TLS_HANDSHAKE_FAILED,
+  QIPC_BUS_ERROR_UNSUPPORTED_DATA,
 } QipcBusError;
 
 /**

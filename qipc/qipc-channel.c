@@ -405,10 +405,13 @@ qipc_channel_get_bus (QipcChannel *self)
  * array, maybe, tuple, dictionary entry or variant is a level, and so is
  * the basic value inside): GVariant reads deeper data as `()`, so deeper
  * data is refused with %QIPC_BUS_ERROR_LIMIT_EXCEEDED rather than sent.
+ * Over MQTT's JSON format, data that JSON cannot hold is refused with
+ * %QIPC_BUS_ERROR_UNSUPPORTED_DATA (see the MQTT guide).
  *
  * Returns: %TRUE if the message was queued; %FALSE with @error set
  *   (%QIPC_BUS_ERROR_INVALID_NAME, %QIPC_BUS_ERROR_QUEUE_FULL,
- *   %QIPC_BUS_ERROR_LIMIT_EXCEEDED, %QIPC_BUS_ERROR_DISCONNECTED)
+ *   %QIPC_BUS_ERROR_LIMIT_EXCEEDED, %QIPC_BUS_ERROR_UNSUPPORTED_DATA,
+ *   %QIPC_BUS_ERROR_DISCONNECTED)
  */
 gboolean
 qipc_channel_send_for_bus (QipcBus     *bus,

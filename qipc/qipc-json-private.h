@@ -1,10 +1,12 @@
 /* qipc-json-private.h: GVariant <-> JSON, for the tool and MQTT
  *
- * A value of a known type converts to JSON and back to the same value,
- * with these exceptions: NaN and infinities become null (and read back,
- * like a number beyond a double's range, as an error), and a maybe
- * of a maybe cannot tell "nothing" from "just nothing". Variants keep
- * their type only with QIPC_JSON_TYPED_VARIANTS.
+ * A value of a known type converts to JSON and back to the same value.
+ * NaN and infinities are the strings "NaN", "Infinity" and "-Infinity"
+ * (as in protobuf's JSON mapping; NaN reads back as the one quiet NaN).
+ * What JSON cannot hold is an error when writing: a dictionary with one
+ * key twice, and a maybe holding a maybe that holds nothing (JSON cannot
+ * tell it from nothing). Variants keep their type only with
+ * QIPC_JSON_TYPED_VARIANTS.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -52,18 +54,22 @@ GVariant *_qipc_json_to_variant   (JsonNode            *node,
                                    const char          *path,
                                    GError             **error);
 /* @value as JSON (transfer full): bytes as base64, dictionaries as
- * objects, tuples and other arrays as arrays, maybe as null or the value. */
+ * objects, tuples and other arrays as arrays, maybe as null or the
+ * value; or %NULL and %QIPC_JSON_ERROR for what JSON cannot hold. */
 JsonNode *_qipc_json_from_variant (GVariant            *value,
-                                   QipcJsonFlags        flags);
+                                   QipcJsonFlags        flags,
+                                   GError             **error);
 
 /* @node as compact JSON text, appended to @out (json-glib 1.6's
  * generator writes some doubles as text that is not JSON). */
 void      _qipc_json_write          (JsonNode            *node,
                                      GString             *out);
 /* A channel message as JSON text, {"message": …, "data": …, "type": …}
- * (data and type left out when @data is NULL). */
+ * (data and type left out when @data is NULL); %NULL and
+ * %QIPC_JSON_ERROR when JSON cannot hold @data. */
 GBytes   *_qipc_json_encode_message (const char          *message,
-                                     GVariant            *data);
+                                     GVariant            *data,
+                                     GError             **error);
 /* The reverse, with @parser, for text from anyone: %QIPC_JSON_ERROR (or
  * %JSON_PARSER_ERROR) for anything that is not such an object, or whose
  * data does not fit its type. *@data is %NULL for no data. The message

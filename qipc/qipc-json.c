@@ -141,16 +141,49 @@ integer_to_variant (JsonNode            *node,
     }
 }
 
-/* JSON has no infinity: a number too large for a double ("1e400") is
- * refused rather than read as one, which would not write back. */
+/* JSON has no NaN nor infinities: they travel as the strings that
+ * protobuf's JSON mapping uses too. NaN comes back as the one quiet NaN
+ * (its sign and payload bits are not kept). */
+static const char *
+nonfinite_to_name (double value)
+{
+  if (isnan (value))
+    return "NaN";
+  return value > 0 ? "Infinity" : "-Infinity";
+}
+
+static gboolean
+nonfinite_from_name (const char *name,
+                     double     *value)
+{
+  if (strcmp (name, "NaN") == 0)
+    *value = NAN;
+  else if (strcmp (name, "Infinity") == 0)
+    *value = INFINITY;
+  else if (strcmp (name, "-Infinity") == 0)
+    *value = -INFINITY;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+/* A number too large for a double ("1e400") is refused rather than
+ * read as infinity, which would not write back as the same text. */
 static GVariant *
 double_to_variant (JsonNode            *node,
                    const GVariantType  *type,
                    const char          *path,
                    GError             **error)
 {
-  double value = json_node_get_double (node);
+  double value;
 
+  if (json_is (node, G_TYPE_INT64))
+    return g_variant_new_double (json_node_get_int (node));
+  if (json_is (node, G_TYPE_STRING) && nonfinite_from_name (json_node_get_string (node), &value))
+    return g_variant_new_double (value);
+  if (!json_is (node, G_TYPE_DOUBLE))
+    return mismatch (node, type, path, "a number, \"NaN\", \"Infinity\" or \"-Infinity\"", error);
+  value = json_node_get_double (node);
   if (!isfinite (value))
     return mismatch (node, type, path, "a number within the range of a double", error);
   return g_variant_new_double (value);
@@ -209,13 +242,17 @@ key_to_variant (const char          *key,
       char *end;
       double value = g_ascii_strtod (key, &end);
 
-      if (*key != '\0' && *end == '\0' && isfinite (value))
+      if ((*key != '\0' && *end == '\0' && isfinite (value)) || nonfinite_from_name (key, &value))
         return g_variant_new_double (value);
     }
   else if (kind != 'b')
     {
       gint64 value;
+      guint64 big;
 
+      /* A "t" may be beyond G_MAXINT64. */
+      if (kind == 't' && g_ascii_string_to_unsigned (key, 10, 0, G_MAXUINT64, &big, NULL))
+        return g_variant_new_uint64 (big);
       if (g_ascii_string_to_signed (key, 10, G_MININT64, G_MAXINT64, &value, NULL))
         {
           json_node_set_int (node, value);
@@ -508,10 +545,6 @@ _qipc_json_to_variant (JsonNode            *node,
     case 'y': case 'n': case 'q': case 'i': case 'u': case 'x': case 't': case 'h':
       return integer_to_variant (node, type, path, error);
     case 'd':
-      if (json_is (node, G_TYPE_INT64))
-        return g_variant_new_double (json_node_get_int (node));
-      if (!json_is (node, G_TYPE_DOUBLE))
-        return mismatch (node, type, path, "a number", error);
       return double_to_variant (node, type, path, error);
     case 's': case 'o': case 'g':
       return string_to_variant (node, type, path, error);
@@ -541,12 +574,130 @@ _qipc_json_to_variant (JsonNode            *node,
 /* ------------------------------------------------------------------ */
 /* GVariant → JSON                                                     */
 
-JsonNode *
-_qipc_json_from_variant (GVariant      *value,
-                         QipcJsonFlags  flags)
+/* A dictionary key as a JSON member name, which key_to_variant() reads
+ * back (transfer full). */
+static char *
+key_to_name (GVariant *key)
 {
-  JsonNode *node;
+  switch (g_variant_classify (key))
+    {
+    case G_VARIANT_CLASS_STRING:
+    case G_VARIANT_CLASS_OBJECT_PATH:
+    case G_VARIANT_CLASS_SIGNATURE:
+      return g_variant_dup_string (key, NULL);
+    /* GVariant prints bytes in hexadecimal ("0x08"); the reader, like
+     * every other integer key, wants decimal. */
+    case G_VARIANT_CLASS_BYTE:
+      return g_strdup_printf ("%u", g_variant_get_byte (key));
+    case G_VARIANT_CLASS_DOUBLE:
+      if (!isfinite (g_variant_get_double (key)))
+        return g_strdup (nonfinite_to_name (g_variant_get_double (key)));
+      G_GNUC_FALLTHROUGH;
+    default:
+      return g_variant_print (key, FALSE);
+    }
+}
 
+/* Two keys of one dictionary would be one member of a JSON object (only
+ * a sender can build such a dictionary: GVariant does not check), so
+ * that is an error rather than a lost entry. */
+static JsonNode *
+dict_to_json (GVariant       *value,
+              QipcJsonFlags   flags,
+              GError        **error)
+{
+  g_autoptr(JsonObject) object = json_object_new ();
+  gsize n = g_variant_n_children (value);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (value, i);
+      g_autoptr(GVariant) key = g_variant_get_child_value (entry, 0);
+      g_autoptr(GVariant) child = g_variant_get_child_value (entry, 1);
+      g_autofree char *name = key_to_name (key);
+      JsonNode *member;
+
+      if (json_object_has_member (object, name))
+        {
+          g_set_error (error, QIPC_JSON_ERROR, 0,
+                       "A dictionary holds the key \"%s\" twice, which JSON cannot", name);
+          return NULL;
+        }
+      member = _qipc_json_from_variant (child, flags, error);
+      if (member == NULL)
+        return NULL;
+      json_object_set_member (object, name, member);
+    }
+  return json_node_init_object (json_node_alloc (), object);
+}
+
+/* Tuples, dict entries and arrays other than bytes and dictionaries. */
+static JsonNode *
+items_to_json (GVariant       *value,
+               QipcJsonFlags   flags,
+               GError        **error)
+{
+  g_autoptr(JsonArray) array = json_array_new ();
+  gsize n = g_variant_n_children (value);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+      JsonNode *item = _qipc_json_from_variant (child, flags, error);
+
+      if (item == NULL)
+        return NULL;
+      json_array_add_element (array, item);
+    }
+  return json_node_init_array (json_node_alloc (), array);
+}
+
+/* Nothing is null, and "just" a value is the value: so the value must
+ * not be null itself, as a maybe holding nothing is. */
+static JsonNode *
+maybe_to_json (GVariant       *value,
+               QipcJsonFlags   flags,
+               GError        **error)
+{
+  g_autoptr(GVariant) child = g_variant_get_maybe (value);
+
+  if (child == NULL)
+    return json_node_init_null (json_node_alloc ());
+  if (g_variant_is_of_type (child, G_VARIANT_TYPE_MAYBE) && g_variant_n_children (child) == 0)
+    {
+      g_set_error (error, QIPC_JSON_ERROR, 0,
+                   "A \"%s\" holds a maybe holding nothing, which JSON cannot tell from nothing",
+                   g_variant_get_type_string (value));
+      return NULL;
+    }
+  return _qipc_json_from_variant (child, flags, error);
+}
+
+static JsonNode *
+variant_to_json (GVariant       *value,
+                 QipcJsonFlags   flags,
+                 GError        **error)
+{
+  g_autoptr(GVariant) child = g_variant_get_variant (value);
+  g_autoptr(JsonObject) object = NULL;
+  JsonNode *member;
+
+  if (!(flags & QIPC_JSON_TYPED_VARIANTS))
+    return _qipc_json_from_variant (child, flags, error);
+  member = _qipc_json_from_variant (child, flags, error);
+  if (member == NULL)
+    return NULL;
+  object = json_object_new ();
+  json_object_set_string_member (object, "type", g_variant_get_type_string (child));
+  json_object_set_member (object, "value", member);
+  return json_node_init_object (json_node_alloc (), object);
+}
+
+JsonNode *
+_qipc_json_from_variant (GVariant       *value,
+                         QipcJsonFlags   flags,
+                         GError        **error)
+{
   switch (g_variant_classify (value))
     {
     case G_VARIANT_CLASS_BOOLEAN:
@@ -584,9 +735,8 @@ _qipc_json_from_variant (GVariant      *value,
       {
         double number = g_variant_get_double (value);
 
-        /* JSON has no NaN nor infinities. */
         if (!isfinite (number))
-          return json_node_init_null (json_node_alloc ());
+          return json_node_init_string (json_node_alloc (), nonfinite_to_name (number));
         return json_node_init_double (json_node_alloc (), number);
       }
     case G_VARIANT_CLASS_STRING:
@@ -594,24 +744,9 @@ _qipc_json_from_variant (GVariant      *value,
     case G_VARIANT_CLASS_SIGNATURE:
       return json_node_init_string (json_node_alloc (), g_variant_get_string (value, NULL));
     case G_VARIANT_CLASS_VARIANT:
-      {
-        g_autoptr(GVariant) child = g_variant_get_variant (value);
-        JsonObject *object;
-
-        if (!(flags & QIPC_JSON_TYPED_VARIANTS))
-          return _qipc_json_from_variant (child, flags);
-        object = json_object_new ();
-        json_object_set_string_member (object, "type", g_variant_get_type_string (child));
-        json_object_set_member (object, "value", _qipc_json_from_variant (child, flags));
-        node = json_node_init_object (json_node_alloc (), object);
-        json_object_unref (object);
-        return node;
-      }
+      return variant_to_json (value, flags, error);
     case G_VARIANT_CLASS_MAYBE:
-      {
-        g_autoptr(GVariant) child = g_variant_get_maybe (value);
-        return child != NULL ? _qipc_json_from_variant (child, flags) : json_node_init_null (json_node_alloc ());
-      }
+      return maybe_to_json (value, flags, error);
     case G_VARIANT_CLASS_ARRAY:
       if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTESTRING))
         {
@@ -622,53 +757,12 @@ _qipc_json_from_variant (GVariant      *value,
           return json_node_init_string (json_node_alloc (), text);
         }
       if (g_variant_type_is_dict_entry (g_variant_type_element (g_variant_get_type (value))))
-        {
-          JsonObject *object = json_object_new ();
-          gsize n = g_variant_n_children (value);
-
-          for (gsize i = 0; i < n; i++)
-            {
-              g_autoptr(GVariant) entry = g_variant_get_child_value (value, i);
-              g_autoptr(GVariant) key = g_variant_get_child_value (entry, 0);
-              g_autoptr(GVariant) child = g_variant_get_child_value (entry, 1);
-              g_autofree char *printed = NULL;
-              const char *name;
-
-              if (g_variant_is_of_type (key, G_VARIANT_TYPE_STRING) ||
-                  g_variant_is_of_type (key, G_VARIANT_TYPE_OBJECT_PATH) ||
-                  g_variant_is_of_type (key, G_VARIANT_TYPE_SIGNATURE))
-                name = g_variant_get_string (key, NULL);
-              /* GVariant prints bytes in hexadecimal ("0x08"); the
-               * reader, like every other integer key, wants decimal. */
-              else if (g_variant_is_of_type (key, G_VARIANT_TYPE_BYTE))
-                name = printed = g_strdup_printf ("%u", g_variant_get_byte (key));
-              else
-                name = printed = g_variant_print (key, FALSE);
-              json_object_set_member (object, name, _qipc_json_from_variant (child, flags));
-            }
-          node = json_node_alloc ();
-          json_node_init_object (node, object);
-          json_object_unref (object);
-          return node;
-        }
+        return dict_to_json (value, flags, error);
       G_GNUC_FALLTHROUGH;
     case G_VARIANT_CLASS_TUPLE:
     case G_VARIANT_CLASS_DICT_ENTRY:
     default:
-      {
-        JsonArray *array = json_array_new ();
-        gsize n = g_variant_n_children (value);
-
-        for (gsize i = 0; i < n; i++)
-          {
-            g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
-            json_array_add_element (array, _qipc_json_from_variant (child, flags));
-          }
-        node = json_node_alloc ();
-        json_node_init_array (node, array);
-        json_array_unref (array);
-        return node;
-      }
+      return items_to_json (value, flags, error);
     }
 }
 
@@ -702,7 +796,7 @@ write_string (const char *text,
 }
 
 /* JSON has no NaN or infinity: _qipc_json_from_variant() wrote those as
- * null already. "%.17g" gives the shortest text that reads back as the
+ * strings already. "%.17g" gives the shortest text that reads back as the
  * same double; a ".0" keeps an integral value a floating-point number
  * for readers that care. */
 static void
@@ -782,18 +876,25 @@ _qipc_json_write (JsonNode *node,
  * generator writes 1e+40 as "1e+40.0", which no JSON reader (json-glib
  * included) accepts. */
 GBytes *
-_qipc_json_encode_message (const char *message,
-                           GVariant   *data)
+_qipc_json_encode_message (const char  *message,
+                           GVariant    *data,
+                           GError     **error)
 {
-  GString *text = g_string_sized_new (128);
+  g_autoptr(JsonNode) node = NULL;
+  GString *text;
   gsize length;
 
+  if (data != NULL)
+    {
+      node = _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS, error);
+      if (node == NULL)
+        return NULL;
+    }
+  text = g_string_sized_new (128);
   g_string_append (text, "{\"message\":");
   write_string (message, text);
   if (data != NULL)
     {
-      g_autoptr(JsonNode) node = _qipc_json_from_variant (data, QIPC_JSON_TYPED_VARIANTS);
-
       g_string_append (text, ",\"data\":");
       _qipc_json_write (node, text);
       /* Type strings need no escaping. */

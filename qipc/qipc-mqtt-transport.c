@@ -1094,11 +1094,21 @@ qipc_mqtt_transport_send (QipcTransport  *transport,
     }
   if (data != NULL && g_variant_get_size (data) > MAX_PAYLOAD)
     goto too_large;
-  topic = channel_to_topic (self, channel);
   if (self->gvariant_format)
     payload = encode_gvariant (message, data, &props);
   else
-    payload = _qipc_json_encode_message (message, data);
+    {
+      g_autoptr(GError) json_error = NULL;
+
+      payload = _qipc_json_encode_message (message, data, &json_error);
+      if (payload == NULL)
+        {
+          g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_UNSUPPORTED_DATA,
+                       "Cannot send over MQTT as JSON: %s", json_error->message);
+          return FALSE;
+        }
+    }
+  topic = channel_to_topic (self, channel);
   if (payload != NULL && g_bytes_get_size (payload) > MAX_PAYLOAD)
     {
       g_bytes_unref (payload);

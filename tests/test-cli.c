@@ -430,6 +430,11 @@ test_json_round_trip (Fixture       *fixture,
   check_json (address, listener, "a{ys}", "{\"8\": \"x\", \"255\": \"y\"}", NULL, "a{ys}");
   check_json (address, listener, "ms", "null", NULL, "ms");
   check_json (address, listener, "ao", "[\"/org/x\"]", NULL, "ao");
+  /* JSON has no NaN nor infinities: they are strings, both ways. */
+  check_json (address, listener, "d", "\"NaN\"", NULL, "d");
+  check_json (address, listener, "a{dd}", "{\"-Infinity\": \"Infinity\", \"0.5\": 1.5}", NULL, "a{dd}");
+  /* A key beyond G_MAXINT64 (did not read back). */
+  check_json (address, listener, "a{ts}", "{\"18446744073709551615\": \"big\"}", NULL, "a{ts}");
 
   /* GVariant text in, JSON out. */
   g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
@@ -440,6 +445,40 @@ test_json_round_trip (Fixture       *fixture,
 
   g_subprocess_send_signal (listener, SIGTERM);
   g_assert_cmpint (wait_exit (listener), ==, 0);
+}
+
+/* Data that JSON cannot hold (a dictionary with one key twice, which
+ * GVariant text can build, and "just nothing" in a maybe of a maybe) is
+ * reported on standard error; the next message prints as usual. */
+static void
+test_json_unsupported (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  const char *address = fixture->address;
+  const char *const argv[] = { tool (), "listen", "--address", address, "--json", "--count", "3",
+                               "odd/one", NULL };
+  g_autoptr(GSubprocess) listener = spawn_strv (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                G_SUBPROCESS_FLAGS_STDERR_PIPE, argv);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  wait_registered (address, "odd/one");
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
+                             "odd/one", "twice", "{'k': 1, 'k': 2}", NULL), ==, 0);
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
+                             "odd/one", "maybe", "@mmi just nothing", NULL), ==, 0);
+  g_assert_cmpint (run_tool (NULL, NULL, "send", "--address", address,
+                             "odd/one", "after", "1", NULL), ==, 0);
+  g_subprocess_communicate_utf8 (listener, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (wait_exit (listener), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "{\"channel\":\"odd/one\",\"message\":\"after\",\"data\":1,"));
+  g_assert_cmpint (strlen (strchr (out, '\n')), ==, 1);
+  g_assert_nonnull (strstr (err, "qipc: A message twice on odd/one cannot be written as JSON: "
+                                 "A dictionary holds the key \"k\" twice"));
+  g_assert_nonnull (strstr (err, "qipc: A message maybe on odd/one cannot be written as JSON: "
+                                 "A \"mmi\" holds a maybe holding nothing"));
 }
 
 static void
@@ -836,6 +875,8 @@ main (int    argc,
   g_test_add_func ("/cli/usage", test_usage);
   g_test_add ("/cli/send-listen/text", Fixture, NULL, fixture_set_up, test_text_round_trip, fixture_tear_down);
   g_test_add ("/cli/send-listen/json", Fixture, NULL, fixture_set_up, test_json_round_trip, fixture_tear_down);
+  g_test_add ("/cli/send-listen/json-unsupported", Fixture, NULL, fixture_set_up, test_json_unsupported,
+              fixture_tear_down);
   g_test_add ("/cli/listen/stops", Fixture, NULL, fixture_set_up, test_listen_stops, fixture_tear_down);
   g_test_add ("/cli/is-registered-and-channels", Fixture, NULL, fixture_set_up,
               test_is_registered_and_channels, fixture_tear_down);

@@ -453,6 +453,11 @@ test_round_trip (Fixture       *fixture,
     /* json-glib 1.6's generator wrote these two as "1e+40.0", not JSON
      * (found by fuzz-json-messages). */
     "1e40", "[1e-300, 1e300, -0.0, 3.0]",
+    /* JSON has no NaN nor infinities: they used to go as null, which no
+     * receiver took as a double, so the message was dropped. */
+    "nan", "[inf, -inf, nan]", "{inf: <-inf>, nan: <'x'>}",
+    /* A key beyond G_MAXINT64 did not read back. */
+    "{uint64 18446744073709551615: 'big', 0: 'small'}",
   };
   g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
   G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "rt/x", inbox);
@@ -475,6 +480,57 @@ test_round_trip (Fixture       *fixture,
 
       g_assert_cmpstr (inbox->messages->pdata[i], ==, line);
     }
+}
+
+/* Data that JSON cannot hold is refused with an error, not sent to
+ * arrive changed: a dictionary with one key twice (one entry would be
+ * lost) and "just nothing" in a maybe of a maybe (it would arrive as
+ * nothing). The gvariant format carries both whole. */
+static void
+test_unsupported_data (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  gboolean json = data == NULL;
+  GVariant *twice[] = { g_variant_new_dict_entry (g_variant_new_string ("k"), g_variant_new_variant (g_variant_new_int32 (1))),
+                        g_variant_new_dict_entry (g_variant_new_string ("k"), g_variant_new_variant (g_variant_new_int32 (2))) };
+  g_autoptr(GVariant) dict = g_variant_ref_sink (g_variant_new_array (NULL, twice, G_N_ELEMENTS (twice)));
+  g_autoptr(GVariant) just_nothing = g_variant_ref_sink (
+    g_variant_new_maybe (NULL, g_variant_new_maybe (G_VARIANT_TYPE_INT32, NULL)));
+  /* The same, deep inside other data. */
+  g_autoptr(GVariant) inside = g_variant_ref_sink (
+    g_variant_new ("(s@av)", "x", g_variant_new_array (G_VARIANT_TYPE_VARIANT,
+                                                        (GVariant *[]) { g_variant_new_variant (dict) }, 1)));
+  GVariant *values[] = { dict, just_nothing, inside };
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "odd/x", inbox);
+
+  qipc_test_flush_ok (fixture->bus);
+  for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gboolean sent = qipc_channel_send_for_bus (fixture->bus, "odd/x", "v", values[i], &error);
+
+      if (json)
+        {
+          g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_UNSUPPORTED_DATA);
+          g_assert_false (sent);
+        }
+      else
+        g_assert_no_error (error);
+    }
+  /* The bus goes on: a message after them arrives, and arrives first
+   * when nothing was sent. */
+  qipc_test_send_ok (fixture->bus, "odd/x", "after", NULL);
+  qipc_test_inbox_wait (inbox, json ? 1 : G_N_ELEMENTS (values) + 1);
+  if (!json)
+    for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+      {
+        g_autofree char *text = g_variant_print (values[i], TRUE);
+        g_autofree char *line = g_strdup_printf ("odd/x v %s", text);
+
+        g_assert_cmpstr (inbox->messages->pdata[i], ==, line);
+      }
+  g_assert_cmpstr (inbox->messages->pdata[json ? 0 : G_N_ELEMENTS (values)], ==, "odd/x after none");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1104,6 +1160,8 @@ main (int    argc,
   ADD ("channel/bad-names", test_bad_names, NULL);
   ADD ("channel/round-trip-json", test_round_trip, NULL);
   ADD ("channel/round-trip-gvariant", test_round_trip, "format=gvariant");
+  ADD ("channel/unsupported-data-json", test_unsupported_data, NULL);
+  ADD ("channel/unsupported-data-gvariant", test_unsupported_data, "format=gvariant");
   ADD ("channel/payload-1mib", test_large, NULL);
   ADD ("processes/is-registered-last-will", test_is_registered, NULL);
   ADD ("processes/order-10000", test_order, NULL);

@@ -320,7 +320,8 @@ parse_data (const char          *text,
 }
 
 /* One line per message: "CHANNEL<tab>MESSAGE[<tab>DATA]" with DATA in
- * GVariant text format, types annotated; or a JSON object. */
+ * GVariant text format, types annotated; or a JSON object, or a line on
+ * standard error for data that JSON cannot hold. */
 static void
 print_message (const char *channel,
                const char *message,
@@ -331,7 +332,16 @@ print_message (const char *channel,
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
       g_autoptr(JsonNode) root = NULL;
+      g_autoptr(JsonNode) json_data = NULL;
       g_autoptr(GString) line = g_string_new (NULL);
+      g_autoptr(GError) error = NULL;
+
+      if (data != NULL && (json_data = _qipc_json_from_variant (data, 0, &error)) == NULL)
+        {
+          g_printerr ("%s: A message %s on %s cannot be written as JSON: %s\n",
+                      PROGRAM, message, channel, error->message);
+          return;
+        }
 
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "channel");
@@ -340,7 +350,7 @@ print_message (const char *channel,
       json_builder_add_string_value (builder, message);
       json_builder_set_member_name (builder, "data");
       if (data != NULL)
-        json_builder_add_value (builder, _qipc_json_from_variant (data, 0));
+        json_builder_add_value (builder, g_steal_pointer (&json_data));
       else
         json_builder_add_null_value (builder);
       json_builder_set_member_name (builder, "type");

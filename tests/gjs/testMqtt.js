@@ -71,4 +71,35 @@ test('/mqtt/own-message', async () => {
     assertEqual(JSON.stringify(data.deepUnpack()), JSON.stringify(['x', -3, 1.5]));
 });
 
+test('/mqtt/json-nonfinite-and-unsupported', async () => {
+    const address = await startMosquitto();
+    const bus = Qipc.Bus.new_for_address(`${address}?format=json`);
+    onCleanup(() => bus.close());
+    const channel = Qipc.Channel.new_for_bus(bus, 'gjs/odd');
+    const received = [];
+    channel.connect('received', (c, message, data) => received.push([message, data]));
+    assertEqual(await Qipc.Channel.flush_async(bus, null), true);
+
+    // JSON cannot tell "just nothing" in a maybe of a maybe from nothing.
+    const justNothing = GLib.Variant.new_maybe(null, GLib.Variant.new_maybe(new GLib.VariantType('i'), null));
+    let error = null;
+    try {
+        Qipc.Channel.send_for_bus(bus, 'gjs/odd', 'no', justNothing);
+    } catch (e) {
+        error = e;
+    }
+    assert(error !== null && error.matches(Qipc.bus_error_quark(), Qipc.BusError.UNSUPPORTED_DATA),
+        `expected UNSUPPORTED_DATA, got ${error}`);
+
+    Qipc.Channel.send_for_bus(bus, 'gjs/odd', 'yes', new GLib.Variant('ad', [NaN, -Infinity, 2.5]));
+    await withTimeout((async () => {
+        while (received.length === 0)
+            await delay(5);
+    })(), 10000, 'the message');
+    const [[message, data]] = received;
+    assertEqual(message, 'yes');
+    const [nan, inf, other] = data.deepUnpack();
+    assert(Number.isNaN(nan) && inf === -Infinity && other === 2.5, `got ${data.print(true)}`);
+});
+
 run();
