@@ -472,6 +472,28 @@ test_closed_bus (gconstpointer data)
   g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_DISCONNECTED);
 }
 
+/* Channels freed after their bus was closed, as a garbage collector
+ * frees them, and the bus itself freed before them: nothing the
+ * transport does for them may run once it is gone (over MQTT, a
+ * presence update did). */
+static void
+test_channels_outlive_bus (gconstpointer data)
+{
+  g_autoptr(Server) server = server_start (data);
+  QipcBus *bus = bus_new (server);
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  QipcChannel *exact = qipc_test_listen (bus, "late/x", inbox);
+  QipcChannel *pattern = qipc_test_listen (bus, "late/**", inbox);
+
+  qipc_test_flush_ok (bus);
+  qipc_bus_close (bus);
+  g_object_unref (exact);
+  g_object_unref (bus);
+  g_object_unref (pattern);
+  /* Whatever was left behind runs now. */
+  qipc_test_settle (100);
+}
+
 static void
 test_is_registered (gconstpointer data)
 {
@@ -939,6 +961,7 @@ static const struct
   { "unregister-on-finalize", test_unregister_on_finalize },
   { "flush", test_flush },
   { "closed-bus", test_closed_bus },
+  { "channels-outlive-bus", test_channels_outlive_bus },
   { "is-registered", test_is_registered },
   { "fan-out", test_fan_out },
   { "order-10000", test_order },
