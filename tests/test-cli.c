@@ -475,9 +475,9 @@ test_json_unsupported (Fixture       *fixture,
   g_assert_cmpint (wait_exit (listener), ==, 0);
   g_assert_true (g_str_has_prefix (out, "{\"channel\":\"odd/one\",\"message\":\"after\",\"data\":1,"));
   g_assert_cmpint (strlen (strchr (out, '\n')), ==, 1);
-  g_assert_nonnull (strstr (err, "qipc: A message twice on odd/one cannot be written as JSON: "
+  g_assert_nonnull (strstr (err, "qipc listen: A message twice on odd/one cannot be written as JSON: "
                                  "A dictionary holds the key \"k\" twice"));
-  g_assert_nonnull (strstr (err, "qipc: A message maybe on odd/one cannot be written as JSON: "
+  g_assert_nonnull (strstr (err, "qipc listen: A message maybe on odd/one cannot be written as JSON: "
                                  "A \"mmi\" holds a maybe holding nothing"));
 }
 

@@ -145,7 +145,14 @@ expect_status (int status,
     g_assert_cmpint (g_subprocess_get_exit_status (process), ==, status);
     if (status >= 2)
       {
-        g_assert_true (g_str_has_prefix (err, "qipc"));
+        /* "qipc shm create: …", as every command of the tool says it;
+         * a usage error also says where the help is. */
+        g_autofree char *prefix = g_strdup_printf ("qipc %s", (char *) argv->pdata[1]);
+
+        g_assert_true (g_str_has_prefix (err, prefix));
+        g_assert_nonnull (strstr (err, ": "));
+        if (status == 2)
+          g_assert_true (g_str_has_suffix (err, " --help)\n"));
         g_assert_cmpstr (out, ==, "");
       }
   }

@@ -46,27 +46,20 @@ union semun {
 
 /* ---- Common ------------------------------------------------------------ */
 
+/* The subcommand running, "shm create", which every message names. */
+static char current_command[32];
+
 static int G_GNUC_PRINTF (2, 3)
 fail (int         status,
       const char *format,
       ...)
 {
   va_list args;
-  g_autofree char *message = NULL;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  status = qipc_tool_failv (current_command, status, format, args);
   va_end (args);
-  g_printerr ("qipc: %s\n", message);
   return status;
-}
-
-static int
-fail_usage (const char *command,
-            const char *message)
-{
-  g_printerr ("qipc %s: %s\nTry “qipc %s --help”.\n", command, message, command);
-  return QIPC_EXIT_USAGE;
 }
 
 static int
@@ -146,13 +139,13 @@ parse_options (const char    *word,
   ok = g_option_context_parse (context, argc, argv, &error);
   g_set_prgname (old_prgname);
   if (!ok)
-    return fail_usage (command, error->message);
+    return qipc_tool_usage_error (command, "%s", error->message);
 
   /* (*argv)[0] is still "shm"/"sem" and (*argv)[1] the subcommand. */
   if (*argc - 2 < min_args)
-    return fail_usage (command, "missing arguments");
+    return qipc_tool_usage_error (command, "Missing arguments");
   if (*argc - 2 > max_args)
-    return fail_usage (command, "too many arguments");
+    return qipc_tool_usage_error (command, "Too many arguments");
   return -1;
 }
 
@@ -813,7 +806,7 @@ shm_write (int argc, char **argv)
     }
   if (argc == 4 && file != NULL)
     {
-      status = fail_usage ("shm write", "give either DATA or --file");
+      status = qipc_tool_usage_error ("shm write", "Give either DATA or --file");
       goto out;
     }
 
@@ -1083,10 +1076,7 @@ run_subcommand (const char       *group,
                 char            **argv)
 {
   if (argc < 2)
-    {
-      g_printerr ("qipc %s: missing command\nTry “qipc %s --help”.\n", group, group);
-      return QIPC_EXIT_USAGE;
-    }
+    return qipc_tool_usage_error (group, "A command is needed");
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
       strcmp (argv[1], "help") == 0)
     {
@@ -1095,10 +1085,12 @@ run_subcommand (const char       *group,
     }
   for (gsize i = 0; i < n_commands; i++)
     if (strcmp (argv[1], commands[i].name) == 0)
-      return commands[i].run (argc, argv);
+      {
+        g_snprintf (current_command, sizeof current_command, "%s %s", group, commands[i].name);
+        return commands[i].run (argc, argv);
+      }
 
-  g_printerr ("qipc %s: unknown command “%s”\nTry “qipc %s --help”.\n", group, argv[1], group);
-  return QIPC_EXIT_USAGE;
+  return qipc_tool_usage_error (group, "Unknown command \"%s\"", argv[1]);
 }
 
 int

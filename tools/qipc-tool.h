@@ -25,6 +25,22 @@ typedef enum {
   QIPC_EXIT_FAILED = 6,       /* any other error */
 } QipcExit;
 
+/* What every command prints on standard error, "qipc COMMAND: MESSAGE"
+ * (docs/cli.md); @command is the whole command, "send" or "shm create".
+ * Both return @status, or QIPC_EXIT_USAGE for a usage error, whose
+ * message ends "(see qipc COMMAND --help)". */
+int qipc_tool_fail        (const char *command,
+                           int         status,
+                           const char *format,
+                           ...) G_GNUC_PRINTF (3, 4);
+int qipc_tool_failv       (const char *command,
+                           int         status,
+                           const char *format,
+                           va_list     args) G_GNUC_PRINTF (3, 0);
+int qipc_tool_usage_error (const char *command,
+                           const char *format,
+                           ...) G_GNUC_PRINTF (2, 3);
+
 /* qipc shm …, qipc sem …: in tools/qipc-shm-sem.c when it is built;
  * tools/qipc.c has weak stand-ins that say the command is missing. */
 int qipc_cmd_shm (int argc, char **argv);

@@ -67,33 +67,55 @@ exit_status_for (const GError *error)
   return QIPC_EXIT_FAILED;
 }
 
+int
+qipc_tool_failv (const char *command,
+                 int         status,
+                 const char *format,
+                 va_list     args)
+{
+  g_autofree char *message = g_strdup_vprintf (format, args);
+
+  if (status == QIPC_EXIT_USAGE)
+    g_printerr ("%s %s: %s (see %s %s --help)\n", PROGRAM, command, message, PROGRAM, command);
+  else
+    g_printerr ("%s %s: %s\n", PROGRAM, command, message);
+  return status;
+}
+
+int
+qipc_tool_fail (const char *command,
+                int         status,
+                const char *format,
+                ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  status = qipc_tool_failv (command, status, format, args);
+  va_end (args);
+  return status;
+}
+
+int
+qipc_tool_usage_error (const char *command,
+                       const char *format,
+                       ...)
+{
+  va_list args;
+  int status;
+
+  va_start (args, format);
+  status = qipc_tool_failv (command, QIPC_EXIT_USAGE, format, args);
+  va_end (args);
+  return status;
+}
+
 /* Prints "qipc COMMAND: message" and returns the status for @error. */
 static int
 fail (const char   *command,
       const GError *error)
 {
-  g_printerr ("%s %s: %s\n", PROGRAM, command, error->message);
-  return exit_status_for (error);
-}
-
-static int
-usage_error (const char *command,
-             const char *format,
-             ...) G_GNUC_PRINTF (2, 3);
-
-static int
-usage_error (const char *command,
-             const char *format,
-             ...)
-{
-  g_autofree char *message = NULL;
-  va_list args;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("%s %s: %s (see %s %s --help)\n", PROGRAM, command, message, PROGRAM, command);
-  return QIPC_EXIT_USAGE;
+  return qipc_tool_fail (command, exit_status_for (error), "%s", error->message);
 }
 
 /* Parses a command's options; argv[0] is the command. --help prints
@@ -124,7 +146,7 @@ parse_command_line (const char          *command,
   g_option_context_set_ignore_unknown_options (context, TRUE);
   if (!g_option_context_parse (context, argc, argv, &error))
     {
-      *status = usage_error (command, "%s", error->message);
+      *status = qipc_tool_usage_error (command, "%s", error->message);
       return FALSE;
     }
 
@@ -145,7 +167,7 @@ parse_command_line (const char          *command,
       if (!after_dashes && arg[0] == '-' && arg[1] != '\0' &&
           !g_ascii_isdigit (arg[1]) && arg[1] != '.')
         {
-          *status = usage_error (command, "Unknown option %s", arg);
+          *status = qipc_tool_usage_error (command, "Unknown option %s", arg);
           return FALSE;
         }
     }
@@ -180,7 +202,7 @@ connect_bus (const char *command,
   if (bus != NULL)
     return bus;
 
-  g_printerr ("%s %s: Cannot connect to the broker: %s\n", PROGRAM, command, error->message);
+  qipc_tool_fail (command, QIPC_EXIT_FAILED, "Cannot connect to the broker: %s", error->message);
   if (g_error_matches (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_INVALID_ADDRESS))
     *status = QIPC_EXIT_USAGE;
   else if (g_error_matches (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_ACCESS_DENIED) ||
@@ -202,12 +224,12 @@ get_type_option (const char           *command,
     return TRUE;
   if (!g_variant_type_string_is_valid (opt_type))
     {
-      *status = usage_error (command, "\"%s\" is not a GVariant type", opt_type);
+      *status = qipc_tool_usage_error (command, "\"%s\" is not a GVariant type", opt_type);
       return FALSE;
     }
   if (!g_variant_type_is_definite (G_VARIANT_TYPE (opt_type)))
     {
-      *status = usage_error (command, "\"%s\" is not a definite GVariant type "
+      *status = qipc_tool_usage_error (command, "\"%s\" is not a definite GVariant type "
                              "(no \"*\", \"?\", \"r\" or \"v\" at the top)", opt_type);
       return FALSE;
     }
@@ -323,7 +345,8 @@ parse_data (const char          *text,
  * GVariant text format, types annotated; or a JSON object, or a line on
  * standard error for data that JSON cannot hold. */
 static void
-print_message (const char *channel,
+print_message (const char *command,
+               const char *channel,
                const char *message,
                GVariant   *data,
                gboolean    json)
@@ -338,8 +361,8 @@ print_message (const char *channel,
 
       if (data != NULL && (json_data = _qipc_json_from_variant (data, 0, &error)) == NULL)
         {
-          g_printerr ("%s: A message %s on %s cannot be written as JSON: %s\n",
-                      PROGRAM, message, channel, error->message);
+          qipc_tool_fail (command, QIPC_EXIT_BAD_DATA, "A message %s on %s cannot be written as JSON: %s",
+                          message, channel, error->message);
           return;
         }
 
@@ -406,9 +429,9 @@ cmd_send (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc < 3)
-    return usage_error ("send", "CHANNEL and MESSAGE are needed");
+    return qipc_tool_usage_error ("send", "CHANNEL and MESSAGE are needed");
   if (argc > 4)
-    return usage_error ("send", "Unexpected argument \"%s\"", argv[4]);
+    return qipc_tool_usage_error ("send", "Unexpected argument \"%s\"", argv[4]);
   if (!get_type_option ("send", &type, &status))
     return status;
   if (argc == 4 && !parse_data (argv[3], type, opt_json, &data, &error))
@@ -430,6 +453,7 @@ cmd_send (int    argc,
 
 typedef struct
 {
+  const char *command; /* "listen" or "monitor", for messages */
   GMainLoop *loop;
   gboolean json;
   gint64 count;        /* stop after this many; 0: never */
@@ -449,7 +473,7 @@ watch_got (Watch      *watch,
 {
   if (watch->count > 0 && watch->received >= watch->count)
     return;
-  print_message (channel, message, data, watch->json);
+  print_message (watch->command, channel, message, data, watch->json);
   watch->received++;
   if (watch->count > 0 && watch->received >= watch->count)
     g_main_loop_quit (watch->loop);
@@ -479,8 +503,10 @@ on_messages_lost (QipcBus  *bus,
                   guint64   n_lost,
                   gpointer  user_data)
 {
-  g_printerr ("%s: %" G_GUINT64_FORMAT " messages lost: this process did not keep up\n",
-              PROGRAM, n_lost);
+  Watch *watch = user_data;
+
+  qipc_tool_fail (watch->command, QIPC_EXIT_FAILED,
+                  "%" G_GUINT64_FORMAT " messages lost: this process did not keep up", n_lost);
 }
 
 static gboolean
@@ -508,13 +534,13 @@ check_watch_options (const char *command,
 {
   if (opt_count < 0)
     {
-      *status = usage_error (command, "--count needs a number from 0 up, not %" G_GINT64_FORMAT,
+      *status = qipc_tool_usage_error (command, "--count needs a number from 0 up, not %" G_GINT64_FORMAT,
                              opt_count);
       return FALSE;
     }
   if (!(opt_timeout >= 0 && opt_timeout <= G_MAXUINT / 1000))
     {
-      *status = usage_error (command, "--timeout needs seconds from 0 up, not %g", opt_timeout);
+      *status = qipc_tool_usage_error (command, "--timeout needs seconds from 0 up, not %g", opt_timeout);
       return FALSE;
     }
   return TRUE;
@@ -562,7 +588,7 @@ cmd_listen (int    argc,
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GError) error = NULL;
-  Watch watch = { 0, };
+  Watch watch = { .command = "listen" };
   int status = QIPC_EXIT_OK;
 
   if (!parse_command_line ("listen", "PATTERN…",
@@ -572,7 +598,7 @@ cmd_listen (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc < 2)
-    return usage_error ("listen", "A channel name or pattern is needed");
+    return qipc_tool_usage_error ("listen", "A channel name or pattern is needed");
   if (!check_watch_options ("listen", &status))
     return status;
 
@@ -608,7 +634,7 @@ cmd_monitor (int    argc,
   const GOptionEntry entries[] = { WATCH_ENTRIES, G_OPTION_ENTRY_NULL };
   g_autoptr(QipcBus) bus = NULL;
   g_autoptr(GError) error = NULL;
-  Watch watch = { 0, };
+  Watch watch = { .command = "monitor" };
   int status = QIPC_EXIT_OK;
 
   if (!parse_command_line ("monitor", NULL,
@@ -618,7 +644,7 @@ cmd_monitor (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc > 1)
-    return usage_error ("monitor", "Unexpected argument \"%s\"", argv[1]);
+    return qipc_tool_usage_error ("monitor", "Unexpected argument \"%s\"", argv[1]);
   if (!check_watch_options ("monitor", &status))
     return status;
 
@@ -671,7 +697,7 @@ cmd_channels (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc > 1)
-    return usage_error ("channels", "Unexpected argument \"%s\"", argv[1]);
+    return qipc_tool_usage_error ("channels", "Unexpected argument \"%s\"", argv[1]);
 
   bus = connect_bus ("channels", &status);
   if (bus == NULL)
@@ -731,8 +757,8 @@ cmd_is_registered (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc != 2)
-    return argc < 2 ? usage_error ("is-registered", "CHANNEL is needed")
-                    : usage_error ("is-registered", "Unexpected argument \"%s\"", argv[2]);
+    return argc < 2 ? qipc_tool_usage_error ("is-registered", "CHANNEL is needed")
+                    : qipc_tool_usage_error ("is-registered", "Unexpected argument \"%s\"", argv[2]);
 
   bus = connect_bus ("is-registered", &status);
   if (bus == NULL)
@@ -804,7 +830,7 @@ cmd_broker (int    argc,
                            entries, &argc, &argv, &status))
     return status;
   if (argc > 1)
-    return usage_error ("broker", "Unexpected argument \"%s\"", argv[1]);
+    return qipc_tool_usage_error ("broker", "Unexpected argument \"%s\"", argv[1]);
   if (!opt_quiet)
     g_log_set_debug_enabled (TRUE);
 
@@ -826,10 +852,7 @@ cmd_broker (int    argc,
           /* Taken by another broker: that is the "no" of this command. */
           if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE) ||
               g_error_matches (error, QIPC_SOCKET_ERROR, QIPC_SOCKET_ERROR_ADDRESS_IN_USE))
-            {
-              g_printerr ("%s broker: %s\n", PROGRAM, error->message);
-              return QIPC_EXIT_FAILED;
-            }
+            return qipc_tool_fail ("broker", QIPC_EXIT_FAILED, "%s", error->message);
           return fail ("broker", error);
         }
       /* Without --quiet the library's debug messages say it. */
