@@ -40,7 +40,29 @@ typedef enum
 gboolean  _qipc_json_check_depth  (const char          *text,
                                    gssize               length,
                                    GError             **error);
-/* _qipc_json_check_depth(), then json_parser_load_from_data(). */
+/* json-glib keeps the last of two members with one name (JSON leaves
+ * that to the reader, and readers differ): a load between start and
+ * finish fails instead, with %QIPC_JSON_ERROR "SOURCE:LINE:POS: key "NAME"
+ * is given twice". @loaded is what the load returned; finish returns
+ * whether the load succeeded without a duplicate. */
+typedef struct
+{
+  JsonParser *parser;
+  const char *source;
+  gulong handler;
+  GHashTable *parsed;         /* JsonObject * → members parsed into it */
+  GError *duplicate;
+} QipcJsonMemberCheck;
+
+void      _qipc_json_member_check_start  (QipcJsonMemberCheck *check,
+                                          JsonParser          *parser,
+                                          const char          *source);
+gboolean  _qipc_json_member_check_finish (QipcJsonMemberCheck *check,
+                                          gboolean             loaded,
+                                          GError             **error);
+
+/* _qipc_json_check_depth(), then json_parser_load_from_data() refusing
+ * a member name given twice, as above: for JSON text from anyone. */
 gboolean  _qipc_json_load         (JsonParser          *parser,
                                    const char          *text,
                                    gssize               length,

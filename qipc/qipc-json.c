@@ -952,14 +952,70 @@ _qipc_json_check_depth (const char  *text,
   return TRUE;
 }
 
+/* Counts the members json-glib has parsed into each object: fewer in
+ * the object than parsed means a name came twice. */
+static void
+on_object_member (JsonParser *parser,
+                  JsonObject *object,
+                  const char *name,
+                  gpointer    user_data)
+{
+  QipcJsonMemberCheck *check = user_data;
+  guint parsed = GPOINTER_TO_UINT (g_hash_table_lookup (check->parsed, object)) + 1;
+
+  g_hash_table_insert (check->parsed, object, GUINT_TO_POINTER (parsed));
+  if (parsed > json_object_get_size (object) && check->duplicate == NULL)
+    /* The position is that of the end of the second value, as json-glib's
+     * own messages give the position where it stopped. */
+    check->duplicate = g_error_new (QIPC_JSON_ERROR, 0, "%s:%u:%u: key \"%s\" is given twice",
+                                    check->source, json_parser_get_current_line (parser),
+                                    json_parser_get_current_pos (parser), name);
+}
+
+void
+_qipc_json_member_check_start (QipcJsonMemberCheck *check,
+                               JsonParser          *parser,
+                               const char          *source)
+{
+  check->parser = parser;
+  check->source = source;
+  check->duplicate = NULL;
+  /* Objects live as long as the parse: their addresses are not reused. */
+  check->parsed = g_hash_table_new (NULL, NULL);
+  check->handler = g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), check);
+}
+
+gboolean
+_qipc_json_member_check_finish (QipcJsonMemberCheck  *check,
+                                gboolean              loaded,
+                                GError              **error)
+{
+  g_signal_handler_disconnect (check->parser, check->handler);
+  g_hash_table_unref (check->parsed);
+  if (loaded && check->duplicate != NULL)
+    {
+      g_propagate_error (error, check->duplicate);
+      return FALSE;
+    }
+  g_clear_error (&check->duplicate);
+  return loaded;
+}
+
 gboolean
 _qipc_json_load (JsonParser  *parser,
                  const char  *text,
                  gssize       length,
                  GError     **error)
 {
-  return _qipc_json_check_depth (text, length, error) &&
-         json_parser_load_from_data (parser, text, length, error);
+  QipcJsonMemberCheck check;
+  gboolean loaded;
+
+  if (!_qipc_json_check_depth (text, length, error))
+    return FALSE;
+  /* json-glib's own messages name data "<data>". */
+  _qipc_json_member_check_start (&check, parser, "<data>");
+  loaded = json_parser_load_from_data (parser, text, length, error);
+  return _qipc_json_member_check_finish (&check, loaded, error);
 }
 
 static gboolean

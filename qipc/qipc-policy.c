@@ -136,10 +136,6 @@ _qipc_policy_free (QipcPolicy *policy)
 typedef struct {
   /* The file name, or NULL for data: it starts every message. */
   const char *source;
-  /* json-glib keeps the last of two equal keys; the first duplicate seen
-   * while parsing is kept here, with its position, and reported. */
-  GError     *duplicate;
-  GHashTable *seen_keys;  /* JsonObject * → GHashTable of its keys */
 } ParseState;
 
 static gboolean policy_error (const ParseState  *state,
@@ -206,34 +202,6 @@ node_holds (JsonNode *node,
             GType     type)
 {
   return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
-}
-
-static void
-on_object_member (JsonParser *parser,
-                  JsonObject *object,
-                  const char *name,
-                  gpointer    user_data)
-{
-  ParseState *state = user_data;
-  GHashTable *keys;
-
-  if (state->duplicate != NULL)
-    return;
-  keys = g_hash_table_lookup (state->seen_keys, object);
-  if (keys == NULL)
-    {
-      keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (state->seen_keys, object, keys);
-    }
-  if (g_hash_table_add (keys, g_strdup (name)))
-    return;
-  /* The position is that of the end of the second value, as json-glib's
-   * own messages give the position where it stopped. */
-  g_set_error (&state->duplicate, QIPC_BUS_ERROR, QIPC_BUS_ERROR_FAILED,
-               "Invalid policy: %s:%u:%u: key \"%s\" is given twice",
-               state->source != NULL ? state->source : "<data>",
-               json_parser_get_current_line (parser),
-               json_parser_get_current_pos (parser), name);
 }
 
 static gboolean
@@ -583,6 +551,8 @@ load_policy_file (JsonParser  *parser,
 {
   g_autofree char *text = NULL;
   gsize length;
+  QipcJsonMemberCheck check;
+  gboolean loaded;
 
   if (!g_file_get_contents (path, &text, &length, error))
     return FALSE;
@@ -591,7 +561,10 @@ load_policy_file (JsonParser  *parser,
       g_prefix_error (error, "%s: ", path);
       return FALSE;
     }
-  return json_parser_load_from_file (parser, path, error);
+  /* From the file, for json-glib's messages to name it. */
+  _qipc_json_member_check_start (&check, parser, path);
+  loaded = json_parser_load_from_file (parser, path, error);
+  return _qipc_json_member_check_finish (&check, loaded, error);
 }
 
 /* Reads the policy from @path, or from @data when @path is NULL. */
@@ -603,19 +576,15 @@ policy_parse (uid_t         owner_uid,
               GError      **error)
 {
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  g_autoptr(GHashTable) seen_keys = g_hash_table_new_full (NULL, NULL, NULL,
-                                                           (GDestroyNotify) g_hash_table_unref);
   g_autoptr(GError) load_error = NULL;
   g_autoptr(QipcPolicy) policy = NULL;
-  ParseState state = { path, NULL, seen_keys };
+  ParseState state = { path };
   gboolean loaded;
 
-  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &state);
   loaded = path != NULL ? load_policy_file (parser, path, &load_error)
                         : _qipc_json_load (parser, data, length, &load_error);
   if (!loaded)
     {
-      g_clear_error (&state.duplicate);
       /* A file that cannot be read keeps its GFileError. */
       if (load_error->domain == G_FILE_ERROR)
         g_propagate_error (error, g_steal_pointer (&load_error));
@@ -624,12 +593,6 @@ policy_parse (uid_t         owner_uid,
                      "Invalid policy: %s", load_error->message);
       return NULL;
     }
-  if (state.duplicate != NULL)
-    {
-      g_propagate_error (error, state.duplicate);
-      return NULL;
-    }
-
   policy = policy_new (owner_uid);
   if (!parse_document (&state, json_parser_get_root (parser), policy, error))
     return NULL;

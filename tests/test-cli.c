@@ -666,6 +666,12 @@ test_malformed_data (Fixture       *fixture,
                              "a", "m", "{\"8\": \"x\", \"08\": \"y\"}", NULL), ==, EXIT_BAD_DATA);
   g_assert_nonnull (strstr (err, "At data.08: a key given twice"));
   g_clear_pointer (&err, g_free);
+  /* One name twice: json-glib would keep the last, silently. */
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "--json",
+                             "a", "m", "{\"k\": 1, \"n\": {\"k\": 2, \"k\": 3}}", NULL), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "Malformed JSON: <data>:1:"));
+  g_assert_nonnull (strstr (err, ": key \"k\" is given twice"));
+  g_clear_pointer (&err, g_free);
 
   /* Names are usage errors. */
   g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "a//b", "m", NULL),

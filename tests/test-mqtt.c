@@ -637,6 +637,12 @@ test_interop_pub (Fixture       *fixture,
                      "{\"message\": \"bad\", \"data\": 1e400, \"type\": \"d\"}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"bad\", \"data\": [-1], \"type\": \"(aa{si})\"}");
+  /* A name twice: which one counts is up to the reader (RFC 8259), so
+   * neither does. */
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"message\": \"set\", \"data\": 1}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\", \"data\": {\"x\": 1, \"x\": 2}}");
   /* Nested deep enough to overflow json-glib's stack, were it read. */
   {
     g_autofree char *brackets = qipc_test_nest ("[", "", "]", 200000);
