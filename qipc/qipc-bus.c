@@ -1863,7 +1863,11 @@ qipc_bus_close (QipcBus *self)
   self->closed = TRUE;
   was_connected = self->connected;
   self->connected = FALSE;
-  g_clear_handle_id (&self->retry_source, g_source_remove);
+  /* On the bus's context: g_source_remove() looks in the global default
+   * one only, and would leave the retry to run on the freed bus. */
+  if (self->retry_source != 0)
+    g_source_destroy (g_main_context_find_source_by_id (self->context, self->retry_source));
+  self->retry_source = 0;
   drop_socket (self);
   g_queue_clear_full (&self->outbox, outgoing_free);
   self->outbox_bytes = 0;

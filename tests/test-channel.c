@@ -969,6 +969,42 @@ test_handshake_timeout (Fixture       *fixture,
   g_assert_false (qipc_test_is_registered (fixture->bus, "x/y"));
 }
 
+/* A bus made on a main context of its own (a worker thread's), closed
+ * while it waits to reconnect: the reconnection was on that context, not
+ * the global default one, and must not run on the freed bus. */
+static void
+test_close_while_reconnecting_own_context (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *address = abstract_address ("own-context");
+  g_autoptr(GError) error = NULL;
+  QipcBroker *broker;
+  QipcBus *bus;
+  gint64 end;
+
+  g_main_context_push_thread_default (context);
+  broker = qipc_broker_new ();
+  g_assert_true (qipc_broker_listen (broker, address, &error));
+  g_assert_no_error (error);
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  g_assert_true (qipc_bus_is_connected (bus));
+
+  g_object_unref (broker);
+  end = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (qipc_bus_is_connected (bus) && g_get_monotonic_time () < end)
+    g_main_context_iteration (context, FALSE);
+  g_assert_false (qipc_bus_is_connected (bus));
+
+  qipc_bus_close (bus);
+  g_object_unref (bus);
+  /* The first reconnection was due 20 ms after the loss. */
+  end = g_get_monotonic_time () + 200 * 1000;
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (context, FALSE), g_usleep (1000);
+  g_main_context_pop_thread_default (context);
+}
+
 /* Own messages, details, patterns, closed buses, fan-out, is_registered across processes and broker
  * restarts are in test-channel-transports.c, which runs them on every
  * transport, the native one included. */
@@ -998,6 +1034,8 @@ main (int    argc,
 #undef ADD
   g_test_add_func ("/channel/address/invalid", test_address_invalid);
   g_test_add_func ("/channel/address/no-broker", test_address_no_broker);
+  g_test_add_func ("/channel/reconnect/close-on-own-context",
+                   test_close_while_reconnecting_own_context);
   g_test_add_func ("/channel/processes/order-100000", test_order);
   g_test_add_func ("/channel/processes/payload-64mib", test_large_payload);
   g_test_add_func ("/channel/processes/queue-full", test_queue_full);
