@@ -884,20 +884,25 @@ answer (QipcMqttTransport *self,
 static void
 check_waiters (QipcMqttTransport *self)
 {
+  /* An answer may run the caller's callback at once, which may close
+   * the transport (emptying the queue) or drop the last reference to
+   * the bus: hold on, and look again from the head after each one. */
+  G_GNUC_UNUSED g_autoptr(QipcMqttTransport) keep = g_object_ref (self);
   GList *l = self->waiters.head;
 
   while (l != NULL)
     {
       Waiter *waiter = l->data;
-      GList *next = l->next;
 
       if (waiter->remaining == 0 && waiter->echo <= self->echo_received)
         {
           g_queue_delete_link (&self->waiters, l);
           answer (self, waiter);
           waiter_free (waiter);
+          l = self->waiters.head;
         }
-      l = next;
+      else
+        l = l->next;
     }
 }
 

@@ -168,6 +168,50 @@ test_channel_outlives_bus (Fixture       *fixture,
   qipc_test_settle (100);
 }
 
+/* Calls answered in the same round, the first of whose callbacks closes
+ * the bus: the close fails the others and takes them out of the
+ * transport's queue, which the round was still walking. */
+typedef struct
+{
+  QipcBus *bus;
+  gboolean done;
+} CloseInCallback;
+
+static void
+close_bus_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  CloseInCallback *data = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (qipc_channel_flush_finish (result, &error));
+  g_assert_no_error (error);
+  qipc_bus_close (data->bus);
+  data->done = TRUE;
+}
+
+static void
+test_close_in_call_callback (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  CloseInCallback first = { fixture->bus, FALSE };
+  g_autoptr(GAsyncResult) second = NULL;
+  g_autoptr(GAsyncResult) third = NULL;
+
+  qipc_test_flush_ok (fixture->bus);
+  qipc_channel_flush_async (fixture->bus, NULL, close_bus_cb, &first);
+  qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &second);
+  qipc_channel_flush_async (fixture->bus, NULL, qipc_test_store_result, &third);
+  qipc_test_wait_for_result (&second);
+  qipc_test_wait_for_result (&third);
+  g_assert_true (first.done);
+  /* Answered or failed by the close, but answered once. */
+  qipc_channel_flush_finish (second, NULL);
+  qipc_channel_flush_finish (third, NULL);
+  qipc_test_settle (50);
+}
+
 static void
 count_detail (QipcChannel *channel,
               const char  *message,
@@ -1155,6 +1199,7 @@ main (int    argc,
   ADD ("channel/own-message", test_own_message, NULL);
   ADD ("channel/own-message-gvariant", test_own_message, "format=gvariant");
   ADD ("channel/outlives-bus", test_channel_outlives_bus, NULL);
+  ADD ("channel/close-in-call-callback", test_close_in_call_callback, NULL);
   ADD ("channel/detail", test_detail, NULL);
   ADD ("channel/patterns", test_patterns, NULL);
   ADD ("channel/patterns-prefix", test_patterns, "prefix=site/one&keepalive=10");
