@@ -2,7 +2,7 @@
 # Builds qipc three times and runs every test: the full suite (C,
 # Python, GJS, demo, docs check) in a normal build, the C suite again
 # under AddressSanitizer and UndefinedBehaviorSanitizer, and the frame
-# codec's and the MQTT JSON reader's libFuzzer targets for a bounded time
+# codec's and the MQTT JSON codec's libFuzzer targets for a bounded time
 # each (clang; fuzzing/).
 # Ends with one line "N passed, N failed" counted from meson's test logs.
 set -u
@@ -27,7 +27,8 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 # Only the fuzz targets and the corpus generator are built here.
 CC=clang meson setup _build-ci-fuzz -Dfuzzing=enabled -Dintrospection=disabled \
   -Ddocs=disabled -Dbench=disabled >/dev/null || exit 1
-meson compile -C _build-ci-fuzz fuzz-broker-frames fuzz-client-frames fuzz-json-messages make-corpus || exit 1
+meson compile -C _build-ci-fuzz fuzz-broker-frames fuzz-client-frames fuzz-json-messages \
+  fuzz-json-data make-corpus || exit 1
 meson test -C _build-ci-fuzz --suite fuzz --print-errorlogs || status=1
 
 /usr/bin/python3 build-aux/count-results.py \

@@ -157,7 +157,8 @@ message_data (const char  *type,
   *data = NULL;
   if (*type == '\0')
     return g_variant_get_size (bytes_value) == 0;
-  if (!g_variant_type_string_is_valid (type) || !g_variant_type_is_definite (G_VARIANT_TYPE (type)))
+  if (!g_variant_type_string_is_valid (type) || !g_variant_type_is_definite (G_VARIANT_TYPE (type)) ||
+      !_qipc_data_type_fits (type, strlen (type)))
     return FALSE;
   bytes = g_variant_get_data_as_bytes (bytes_value);
   wire = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, FALSE));

@@ -166,6 +166,16 @@ gboolean  _qipc_data_check_depth (GVariant    *data,
                                   const char  *type_string,
                                   GError     **error);
 
+/* Whether data of the valid, complete type @type_string (@length bytes,
+ * then a NUL) may be read from untrusted bytes: its type nests at most
+ * QIPC_DATA_MAX_DEPTH levels. GLib 2.74 aborts on reading untrusted data
+ * of a deeper type (an assertion in g_variant_get_child_value(), even
+ * from g_variant_is_normal_form()), so every receiver checks this before
+ * g_variant_new_from_bytes(). One comparison for types of at most
+ * QIPC_DATA_MAX_DEPTH characters. */
+gboolean  _qipc_data_type_fits   (const char  *type_string,
+                                  gsize        length);
+
 /* Channel names: UTF-8, at most QIPC_FRAME_MAX_NAME bytes, segments
  * separated by single '/', none empty; with @allow_pattern a segment may
  * be "*" and the last one "**". */

@@ -754,6 +754,15 @@ variants_fit (GVariant *value,
 G_STATIC_ASSERT (QIPC_JSON_MAX_DEPTH == QIPC_DATA_MAX_DEPTH);
 
 gboolean
+_qipc_data_type_fits (const char *type_string,
+                      gsize       length)
+{
+  /* A type string is at least as long as its depth. */
+  return length <= QIPC_DATA_MAX_DEPTH ||
+         type_depth ((const GVariantType *) type_string) <= QIPC_DATA_MAX_DEPTH;
+}
+
+gboolean
 _qipc_data_check_depth (GVariant    *data,
                         const char  *type_string,
                         GError     **error)
@@ -903,6 +912,10 @@ _qipc_frame_parse_send_body (const guint8   *body,
       if (!type_is_definite (out->type_string, out->type_length))
         return send_body_error (error, "the data's type is not definite");
     }
+  /* Senders refuse such data (_qipc_data_check_depth()); received, it
+   * would abort GLib in whoever reads it. */
+  if (!_qipc_data_type_fits (out->type_string, out->type_length))
+    return send_body_error (error, "the data's type nests deeper than GVariant reads");
   out->has_data = TRUE;
   return TRUE;
 }

@@ -1048,9 +1048,11 @@ decode_gvariant (const struct mosquitto_message  *msg,
     }
   if (type == NULL)
     return TRUE;
-  if (!g_variant_type_string_is_valid (type) || !g_variant_type_is_definite (G_VARIANT_TYPE (type)))
+  if (!g_variant_type_string_is_valid (type) || !g_variant_type_is_definite (G_VARIANT_TYPE (type)) ||
+      !_qipc_data_type_fits (type, strlen (type)))
     {
-      g_set_error_literal (error, QIPC_JSON_ERROR, 0, "qipc-type is not a definite GVariant type");
+      g_set_error (error, QIPC_JSON_ERROR, 0,
+                   "qipc-type is not a definite GVariant type of at most %d levels", QIPC_DATA_MAX_DEPTH);
       g_clear_pointer (message, g_free);
       return FALSE;
     }

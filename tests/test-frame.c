@@ -3,7 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "qipc-frame-private.h"
-#include "qipc-bus.h"
+#include "qipc.h"
 
 #include <string.h>
 
@@ -125,6 +125,122 @@ test_send_body_rejects (void)
     }
 }
 
+/* Data whose type nests @depth levels: @depth - 1 maybes around an
+ * array holding the int32 1, each maybe "just" (GVariant marks a just
+ * of a value of variable size with a trailing zero byte). Trusted: GLib
+ * builds it without reading it. */
+static GVariant *
+deep_data (gsize depth)
+{
+  g_autofree char *maybes = g_strnfill (depth - 2, 'm');
+  g_autofree char *type = g_strconcat (maybes, "ai", NULL);
+  gsize size = 4 + depth - 2;
+  guint8 *bytes = g_malloc0 (size);
+
+  bytes[0] = 1;
+  return g_variant_ref_sink (g_variant_new_from_data (G_VARIANT_TYPE (type), bytes, size, TRUE,
+                                                      g_free, bytes));
+}
+
+/* GLib 2.74 aborts reading untrusted data of a type deeper than 128
+ * levels (even in g_variant_is_normal_form()): a receiver refuses the
+ * frame instead. 128 levels pass. */
+static void
+test_send_body_deep_type (void)
+{
+  /* GLib refuses type strings deeper than 129 levels itself. */
+  for (gsize depth = 127; depth <= 129; depth++)
+    {
+      g_autoptr(GVariant) data = deep_data (depth);
+      g_autoptr(GByteArray) frame = g_byte_array_new ();
+      g_autoptr(GError) error = NULL;
+      QipcSendBody body;
+      gboolean parsed;
+
+      _qipc_frame_append_send (frame, QIPC_FRAME_SEND, 1, "a", "m", data);
+      parsed = _qipc_frame_parse_send_body (frame->data + QIPC_FRAME_HEADER_SIZE,
+                                            frame->len - QIPC_FRAME_HEADER_SIZE, NULL, &body, &error);
+      g_assert_true (parsed == (depth <= QIPC_DATA_MAX_DEPTH));
+      g_assert_true (_qipc_data_type_fits (g_variant_get_type_string (data),
+                                           strlen (g_variant_get_type_string (data))) == parsed);
+      if (parsed)
+        {
+          g_autoptr(GBytes) value = g_bytes_new (body.value, body.value_size);
+          g_autoptr(GVariant) received =
+            g_variant_ref_sink (g_variant_new_from_bytes (g_variant_get_type (data), value, FALSE));
+
+          /* Read whole, as untrusted data. */
+          g_assert_true (g_variant_equal (received, data));
+        }
+      else
+        g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_PROTOCOL);
+    }
+}
+
+static void
+count_received (QipcChannel *channel,
+                const char  *message,
+                GVariant    *data,
+                gpointer     user_data)
+{
+  g_autofree char *text = data != NULL ? g_variant_print (data, TRUE) : NULL;
+
+  g_ptr_array_add (user_data, g_strdup_printf ("%s %s", message, text ? text : "none"));
+}
+
+/* The same data from a hostile client, through a broker: the broker
+ * drops that client, and the listener, which would have aborted on
+ * printing the data, gets what the others send. */
+static void
+test_deep_type_through_broker (void)
+{
+  g_autofree char *address = g_strdup_printf ("unix:abstract=qipc-test-frame-deep-%d", (int) getpid ());
+  g_autofree char *name = g_strdup_printf ("@qipc-test-frame-deep-%d", (int) getpid ());
+  g_autoptr(QipcBroker) broker = qipc_broker_new ();
+  g_autoptr(QipcBus) bus = NULL;
+  g_autoptr(QipcChannel) channel = NULL;
+  g_autoptr(QipcLocalSocket) hostile = qipc_local_socket_new ();
+  g_autoptr(GPtrArray) received = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GVariant) deep = deep_data (129);
+  g_autoptr(GByteArray) frames = g_byte_array_new ();
+  g_autoptr(GBytes) hello = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  g_assert_true (qipc_broker_listen (broker, address, &error));
+  g_assert_no_error (error);
+  bus = qipc_bus_new_for_address (address, &error);
+  g_assert_no_error (error);
+  channel = qipc_channel_new_for_bus (bus, "deep/x", &error);
+  g_assert_no_error (error);
+  g_signal_connect (channel, "received", G_CALLBACK (count_received), received);
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+
+  hello = _qipc_frame_build (QIPC_FRAME_HELLO, 0, 1, g_variant_new ("(yys)", 1, 1, "hostile"));
+  g_byte_array_append (frames, g_bytes_get_data (hello, NULL), g_bytes_get_size (hello));
+  _qipc_frame_append_send (frames, QIPC_FRAME_SEND, 2, "deep/x", "deep", deep);
+  bytes = g_byte_array_free_to_bytes (g_steal_pointer (&frames));
+  qipc_local_socket_connect_to_server (hostile, name);
+  g_assert_true (qipc_socket_write (QIPC_SOCKET (hostile), bytes, &error));
+  g_assert_no_error (error);
+  while (qipc_socket_get_state (QIPC_SOCKET (hostile)) != QIPC_SOCKET_STATE_UNCONNECTED)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+
+  g_assert_true (qipc_channel_send_for_bus (bus, "deep/x", "after", NULL, &error));
+  while (received->len == 0)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_true (qipc_channel_flush_for_bus (bus, &error));
+  g_assert_cmpuint (received->len, ==, 1);
+  g_assert_cmpstr (received->pdata[0], ==, "after none");
+}
+
 /* Parses a SEND body made of @channel, "m" and no data through @cache. */
 static gboolean
 parse_with_cache (const char     *channel,
@@ -187,6 +303,8 @@ main (int    argc,
   g_test_add_func ("/frame/send-body/matches-glib", test_send_body_matches_glib);
   g_test_add_func ("/frame/send-body/rejects", test_send_body_rejects);
   g_test_add_func ("/frame/send-body/name-cache", test_send_body_name_cache);
+  g_test_add_func ("/frame/send-body/deep-type", test_send_body_deep_type);
+  g_test_add_func ("/frame/deep-type-through-broker", test_deep_type_through_broker);
   g_test_add_func ("/frame/pattern-match", test_pattern_match);
 
   return g_test_run ();

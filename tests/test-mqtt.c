@@ -648,6 +648,55 @@ run_mosquitto_pub (QipcTestMosquitto *mosquitto,
   g_assert_true (g_subprocess_get_successful (pub));
 }
 
+/* A message in the gvariant format, as a foreign client may publish it:
+ * the data's bytes, its type in a user property. */
+static void
+run_mosquitto_pub_gvariant (QipcTestMosquitto *mosquitto,
+                            const char        *topic,
+                            const char        *message,
+                            const char        *type,
+                            const guint8      *data,
+                            gsize              size)
+{
+  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
+  g_autoptr(GBytes) payload = g_bytes_new (data, size);
+  g_autoptr(GSubprocess) pub = NULL;
+  g_autoptr(GError) error = NULL;
+
+  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error,
+                          "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+                          "-q", "1", "-t", topic, "-s",
+                          "-D", "publish", "content-type", "application/x-gvariant",
+                          "-D", "publish", "user-property", "qipc-message", message,
+                          "-D", "publish", "user-property", "qipc-type", type, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate (pub, payload, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (pub));
+}
+
+/* The same for the gvariant format: a type deeper than 128 levels, whose
+ * untrusted data GLib 2.74 aborts on reading, is dropped. */
+static void
+test_interop_pub_gvariant (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_autoptr(QipcTestInbox) inbox = qipc_test_inbox_new ();
+  G_GNUC_UNUSED g_autoptr(QipcChannel) channel = qipc_test_listen (fixture->bus, "interop/in", inbox);
+  g_autofree char *maybes = g_strnfill (127, 'm');
+  g_autofree char *deep_type = g_strconcat (maybes, "ai", NULL);
+  guint8 deep[4 + 127] = { 1 };
+  static const guint8 five[] = { 5, 0, 0, 0 };
+
+  qipc_test_flush_ok (fixture->bus);
+  run_mosquitto_pub_gvariant (fixture->mosquitto, "qipc/interop/in", "deep", deep_type, deep, sizeof deep);
+  run_mosquitto_pub_gvariant (fixture->mosquitto, "qipc/interop/in", "five", "i", five, sizeof five);
+  qipc_test_inbox_wait (inbox, 1);
+  qipc_test_settle (200);
+  g_assert_cmpuint (inbox->messages->len, ==, 1);
+  g_assert_cmpstr (inbox->messages->pdata[0], ==, "interop/in five 5");
+}
+
 static void
 test_interop_pub (Fixture       *fixture,
                   gconstpointer  data)
@@ -1218,6 +1267,7 @@ main (int    argc,
   ADD ("processes/order-10000", test_order, NULL);
   ADD ("interop/mosquitto-sub", test_interop_sub, NULL);
   ADD ("interop/mosquitto-pub", test_interop_pub, NULL);
+  ADD ("interop/mosquitto-pub-gvariant", test_interop_pub_gvariant, NULL);
   g_test_add_func ("/mqtt/processes/broker-restart", test_broker_restart);
   g_test_add_func ("/mqtt/queue-full", test_queue_full);
   g_test_add_func ("/mqtt/bridge/two-brokers", test_bridge);
