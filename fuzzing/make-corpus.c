@@ -160,7 +160,8 @@ build_frame (const Frame        *frame,
       if (body == NULL)
         g_error ("%s: %s", frame->name, error->message);
     }
-  bytes = _qipc_frame_build (frame->type, frame->flags, serial, g_steal_pointer (&body));
+  /* g_variant_parse() gives a full reference, which stays ours. */
+  bytes = _qipc_frame_build (frame->type, frame->flags, serial, body);
   if (!_qipc_frame_header_parse (g_bytes_get_data (bytes, NULL), direction, &header, &error))
     g_error ("%s: %s", frame->name, error->message);
   bytes_body = g_bytes_new_from_bytes (bytes, QIPC_FRAME_HEADER_SIZE, header.body_length);
@@ -272,7 +273,8 @@ parse_seed (const char *name,
 
   if (data == NULL)
     g_error ("%s: %s", name, error->message);
-  return g_variant_ref_sink (data);
+  /* Not floating: g_variant_parse() returns a full reference. */
+  return data;
 }
 
 static void

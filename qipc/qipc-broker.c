@@ -516,6 +516,7 @@ message_decode (const Message  *message,
     {
       QipcSendBody parts;
       g_autofree char *type = NULL;
+      g_autoptr(GBytes) value = NULL;
 
       if (!_qipc_frame_parse_send_body (body, body_size, NULL, &parts, error))
         return FALSE;
@@ -523,9 +524,8 @@ message_decode (const Message  *message,
       if (!parts.has_data)
         return TRUE;
       type = g_strndup (parts.type_string, parts.type_length);
-      *data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type),
-                                                            g_bytes_new (parts.value, parts.value_size),
-                                                            FALSE));
+      value = g_bytes_new (parts.value, parts.value_size);
+      *data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), value, FALSE));
       return TRUE;
     }
 }

@@ -792,15 +792,11 @@ transport_call (QipcBus       *self,
   TransportCall *tc = g_new0 (TransportCall, 1);
 
   tc->task = task;
-  if (body != NULL)
-    g_variant_ref_sink (body);
   if (cancellable != NULL)
     tc->cancelled_id = g_signal_connect (cancellable, "cancelled",
                                          G_CALLBACK (on_transport_call_cancelled), tc);
   QIPC_TRANSPORT_GET_CLASS (self->transport)->call (self->transport, type, body, cancellable,
                                                     on_transport_call_done, tc);
-  if (body != NULL)
-    g_variant_unref (body);
 }
 
 static QipcFrameType
@@ -826,6 +822,8 @@ _qipc_bus_call_async (QipcBus             *self,
                       gpointer             user_data)
 {
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  /* Sunk here: a floating body was lost on the early returns. */
+  g_autoptr(GVariant) owned = body != NULL ? g_variant_ref_sink (body) : NULL;
   g_autoptr(GError) error = NULL;
   Call *call;
 
@@ -839,14 +837,14 @@ _qipc_bus_call_async (QipcBus             *self,
     }
   if (self->transport != NULL)
     {
-      transport_call (self, type, body, g_steal_pointer (&task));
+      transport_call (self, type, owned, g_steal_pointer (&task));
       return;
     }
 
   call = g_new0 (Call, 1);
   call->serial = next_serial (self);
   call->reply_type = reply_type_of (type);
-  call->frame = _qipc_frame_build (type, 0, call->serial, body);
+  call->frame = _qipc_frame_build (type, 0, call->serial, owned);
   call->task = g_object_ref (task);
   if (cancellable != NULL)
     call->cancelled_id = g_signal_connect (cancellable, "cancelled",

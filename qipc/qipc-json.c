@@ -407,14 +407,15 @@ json_to_array (JsonNode            *node,
   if (g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING) && json_is (node, G_TYPE_STRING))
     {
       const char *text = json_node_get_string (node);
-      guchar *bytes;
+      g_autoptr(GBytes) bytes = NULL;
+      guchar *decoded;
       gsize length;
 
       if (!is_base64 (text))
         return mismatch (node, type, path, "a base64 string", error);
-      bytes = g_base64_decode (text, &length);
-      return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
-                                       g_bytes_new_take (bytes, length), TRUE);
+      decoded = g_base64_decode (text, &length);
+      bytes = g_bytes_new_take (decoded, length);
+      return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bytes, TRUE);
     }
 
   g_variant_builder_init (&builder, type);

@@ -635,6 +635,7 @@ take_call (QipcMirror *self,
   return task;
 }
 
+/* Ends a call: takes @result (transfer full, or floating) and @error. */
 static void
 call_done (QipcMirror *self,
            GTask      *task,
@@ -656,7 +657,10 @@ call_done (QipcMirror *self,
   if (error != NULL)
     g_task_return_error (task, error);
   else
-    g_task_return_pointer (task, result != NULL ? g_variant_ref_sink (result) : NULL,
+    /* @result is ours (a child got from a reply): a floating one is
+     * taken, a full one kept as it is; g_variant_ref_sink() added a
+     * reference to the latter, which leaked with every call's reply. */
+    g_task_return_pointer (task, result != NULL ? g_variant_take_ref (result) : NULL,
                            (GDestroyNotify) g_variant_unref);
   g_object_unref (task);
 }

@@ -1025,6 +1025,7 @@ decode_gvariant (const struct mosquitto_message  *msg,
                  GError                         **error)
 {
   g_autofree char *type = NULL;
+  g_autoptr(GBytes) bytes = NULL;
   const mosquitto_property *p;
   char *key, *value;
 
@@ -1057,9 +1058,8 @@ decode_gvariant (const struct mosquitto_message  *msg,
       return FALSE;
     }
   /* Untrusted bytes: GVariant reads any bytes safely as @type. */
-  *data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type),
-                                                        g_bytes_new (msg->payload, msg->payloadlen),
-                                                        FALSE));
+  bytes = g_bytes_new (msg->payload, msg->payloadlen);
+  *data = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, FALSE));
   return TRUE;
 }
 

@@ -409,7 +409,12 @@ test_actions_in_process (void)
                 "org.qipc.Test.Counter", "Increment", g_variant_new ("(i)", 5), &error);
   g_assert_no_error (error);
   g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(i)");
-  g_assert_cmpint (g_variant_get_int32 (g_variant_get_child_value (reply, 0)), ==, 5);
+  {
+    gint32 value;
+
+    g_variant_get (reply, "(i)", &value);
+    g_assert_cmpint (value, ==, 5);
+  }
   g_assert_cmpint (qipc_test_counter_get_value (counter), ==, 5);
 
   reset = call (client, g_dbus_connection_get_unique_name (exporter), path,

@@ -80,6 +80,7 @@ static void
 test_send_body_rejects (void)
 {
   g_autoptr(GByteArray) frame = g_byte_array_new ();
+  g_autoptr(GVariant) one = g_variant_ref_sink (g_variant_new_int32 (1));
   guint8 *body;
   gsize size;
 
@@ -89,7 +90,7 @@ test_send_body_rejects (void)
    * empty maybe: 8 bytes instead of 10. */
   check_rejected ((const guint8 *) "a\0bc\0\0\x05\x02", 8);
   /* "a\0b\0" with offsets 2, 4: valid; then break it in each way. */
-  _qipc_frame_append_send (frame, QIPC_FRAME_SEND, 1, "a", "b", g_variant_new_int32 (1));
+  _qipc_frame_append_send (frame, QIPC_FRAME_SEND, 1, "a", "b", one);
   body = frame->data + QIPC_FRAME_HEADER_SIZE;
   size = frame->len - QIPC_FRAME_HEADER_SIZE;
   {

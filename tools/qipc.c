@@ -330,12 +330,10 @@ parse_data (const char          *text,
     {
       g_autoptr(GError) parse_error = NULL;
 
+      /* A full reference already, not a floating one. */
       *data = g_variant_parse (type, text, NULL, NULL, &parse_error);
       if (*data != NULL)
-        {
-          g_variant_ref_sink (*data);
-          return TRUE;
-        }
+        return TRUE;
       set_parse_error (error, parse_error, text);
       return FALSE;
     }
@@ -705,7 +703,6 @@ cmd_channels (int    argc,
   list = qipc_bus_list_channels (bus, &error);
   if (list == NULL)
     return fail ("channels", error);
-  g_variant_ref_sink (list);
 
   for (gsize i = 0; i < g_variant_n_children (list); i++)
     g_ptr_array_add (entries_sorted, g_variant_get_child_value (list, i));
