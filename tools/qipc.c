@@ -230,7 +230,7 @@ get_type_option (const char           *command,
   if (!g_variant_type_is_definite (G_VARIANT_TYPE (opt_type)))
     {
       *status = qipc_tool_usage_error (command, "\"%s\" is not a definite GVariant type "
-                             "(no \"*\", \"?\", \"r\" or \"v\" at the top)", opt_type);
+                                       "(no \"*\", \"?\", \"r\" or \"v\" at the top)", opt_type);
       return FALSE;
     }
   *type = G_VARIANT_TYPE (opt_type);
