@@ -33,18 +33,20 @@ typedef enum
 #define QIPC_JSON_MAX_DEPTH 128
 
 /* Refuses with %QIPC_JSON_ERROR @text (@length bytes, or -1 for
- * NUL-terminated) nested deeper than QIPC_JSON_MAX_DEPTH, or with a
- * comment or a single-quoted string (json-glib's extensions to JSON):
- * json-glib's parser recurses once per level, with no limit of its own,
- * so text from anyone could overflow the stack. */
+ * NUL-terminated) nested deeper than QIPC_JSON_MAX_DEPTH, with a comment
+ * or a single-quoted string (json-glib's extensions to JSON), or with
+ * text after a top-level object or array (json-glib reads on and keeps
+ * the first value): json-glib's parser recurses once per level, with no
+ * limit of its own, so text from anyone could overflow the stack. */
 gboolean  _qipc_json_check_depth  (const char          *text,
                                    gssize               length,
                                    GError             **error);
-/* json-glib keeps the last of two members with one name (JSON leaves
- * that to the reader, and readers differ): a load between start and
- * finish fails instead, with %QIPC_JSON_ERROR "SOURCE:LINE:POS: key "NAME"
- * is given twice". @loaded is what the load returned; finish returns
- * whether the load succeeded without a duplicate. */
+/* What json-glib reads that JSON is not, refused: a load between start
+ * and finish fails with %QIPC_JSON_ERROR for a member name given twice
+ * in one object ("SOURCE:LINE:POS: key "NAME" is given twice"; json-glib
+ * would keep the last, and JSON leaves that to the reader) or for
+ * JavaScript's "var name = VALUE;". @loaded is what the load returned;
+ * finish returns whether the load succeeded and was JSON. */
 typedef struct
 {
   JsonParser *parser;
@@ -52,14 +54,14 @@ typedef struct
   gulong handler;
   GHashTable *parsed;         /* JsonObject * → members parsed into it */
   GError *duplicate;
-} QipcJsonMemberCheck;
+} QipcJsonStrict;
 
-void      _qipc_json_member_check_start  (QipcJsonMemberCheck *check,
-                                          JsonParser          *parser,
-                                          const char          *source);
-gboolean  _qipc_json_member_check_finish (QipcJsonMemberCheck *check,
-                                          gboolean             loaded,
-                                          GError             **error);
+void      _qipc_json_strict_start  (QipcJsonStrict  *check,
+                                    JsonParser      *parser,
+                                    const char      *source);
+gboolean  _qipc_json_strict_finish (QipcJsonStrict  *check,
+                                    gboolean         loaded,
+                                    GError         **error);
 
 /* _qipc_json_check_depth(), then json_parser_load_from_data() refusing
  * a member name given twice, as above: for JSON text from anyone. */

@@ -919,9 +919,17 @@ _qipc_json_check_depth (const char  *text,
 {
   gsize size = length < 0 ? strlen (text) : (gsize) length;
   gsize depth = 0;
+  gboolean ended = FALSE;
 
   for (gsize i = 0; i < size; i++)
     {
+      /* json-glib reads on after the first value ("{} {}") and keeps
+       * that one: anything after a closed object or array is refused. */
+      if (ended && !g_ascii_isspace (text[i]))
+        {
+          g_set_error (error, QIPC_JSON_ERROR, 0, "Text after the JSON value, at byte %" G_GSIZE_FORMAT, i);
+          return FALSE;
+        }
       switch (text[i])
         {
         case '"':
@@ -943,8 +951,8 @@ _qipc_json_check_depth (const char  *text,
             }
           break;
         case ']': case '}':
-          if (depth > 0)
-            depth--;
+          if (depth > 0 && --depth == 0)
+            ended = TRUE;
           break;
         default:
           break;
@@ -961,7 +969,7 @@ on_object_member (JsonParser *parser,
                   const char *name,
                   gpointer    user_data)
 {
-  QipcJsonMemberCheck *check = user_data;
+  QipcJsonStrict *check = user_data;
   guint parsed = GPOINTER_TO_UINT (g_hash_table_lookup (check->parsed, object)) + 1;
 
   g_hash_table_insert (check->parsed, object, GUINT_TO_POINTER (parsed));
@@ -974,9 +982,9 @@ on_object_member (JsonParser *parser,
 }
 
 void
-_qipc_json_member_check_start (QipcJsonMemberCheck *check,
-                               JsonParser          *parser,
-                               const char          *source)
+_qipc_json_strict_start (QipcJsonStrict *check,
+                         JsonParser     *parser,
+                         const char     *source)
 {
   check->parser = parser;
   check->source = source;
@@ -987,9 +995,9 @@ _qipc_json_member_check_start (QipcJsonMemberCheck *check,
 }
 
 gboolean
-_qipc_json_member_check_finish (QipcJsonMemberCheck  *check,
-                                gboolean              loaded,
-                                GError              **error)
+_qipc_json_strict_finish (QipcJsonStrict  *check,
+                          gboolean         loaded,
+                          GError         **error)
 {
   g_signal_handler_disconnect (check->parser, check->handler);
   g_hash_table_unref (check->parsed);
@@ -999,6 +1007,12 @@ _qipc_json_member_check_finish (QipcJsonMemberCheck  *check,
       return FALSE;
     }
   g_clear_error (&check->duplicate);
+  /* json-glib also takes JavaScript's "var name = VALUE;". */
+  if (loaded && json_parser_has_assignment (check->parser, NULL))
+    {
+      g_set_error (error, QIPC_JSON_ERROR, 0, "%s: an assignment (\"var … =\"), not JSON", check->source);
+      return FALSE;
+    }
   return loaded;
 }
 
@@ -1008,15 +1022,15 @@ _qipc_json_load (JsonParser  *parser,
                  gssize       length,
                  GError     **error)
 {
-  QipcJsonMemberCheck check;
+  QipcJsonStrict check;
   gboolean loaded;
 
   if (!_qipc_json_check_depth (text, length, error))
     return FALSE;
   /* json-glib's own messages name data "<data>". */
-  _qipc_json_member_check_start (&check, parser, "<data>");
+  _qipc_json_strict_start (&check, parser, "<data>");
   loaded = json_parser_load_from_data (parser, text, length, error);
-  return _qipc_json_member_check_finish (&check, loaded, error);
+  return _qipc_json_strict_finish (&check, loaded, error);
 }
 
 static gboolean

@@ -551,7 +551,7 @@ load_policy_file (JsonParser  *parser,
 {
   g_autofree char *text = NULL;
   gsize length;
-  QipcJsonMemberCheck check;
+  QipcJsonStrict check;
   gboolean loaded;
 
   if (!g_file_get_contents (path, &text, &length, error))
@@ -562,9 +562,9 @@ load_policy_file (JsonParser  *parser,
       return FALSE;
     }
   /* From the file, for json-glib's messages to name it. */
-  _qipc_json_member_check_start (&check, parser, path);
+  _qipc_json_strict_start (&check, parser, path);
   loaded = json_parser_load_from_file (parser, path, error);
-  return _qipc_json_member_check_finish (&check, loaded, error);
+  return _qipc_json_strict_finish (&check, loaded, error);
 }
 
 /* Reads the policy from @path, or from @data when @path is NULL. */

@@ -672,6 +672,15 @@ test_malformed_data (Fixture       *fixture,
   g_assert_nonnull (strstr (err, "Malformed JSON: <data>:1:"));
   g_assert_nonnull (strstr (err, ": key \"k\" is given twice"));
   g_clear_pointer (&err, g_free);
+  /* json-glib would read on after the first value, and keep it. */
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "--json",
+                             "a", "m", "[1] [2]", NULL), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "Text after the JSON value, at byte 4"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "--json",
+                             "a", "m", "var x = [1]", NULL), ==, EXIT_BAD_DATA);
+  g_assert_nonnull (strstr (err, "an assignment"));
+  g_clear_pointer (&err, g_free);
 
   /* Names are usage errors. */
   g_assert_cmpint (run_tool (NULL, &err, "send", "--address", address, "a//b", "m", NULL),

@@ -736,6 +736,11 @@ test_interop_pub (Fixture       *fixture,
                      "{\"message\": \"bad\", \"message\": \"set\", \"data\": 1}");
   run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
                      "{\"message\": \"bad\", \"data\": {\"x\": 1, \"x\": 2}}");
+  /* What json-glib reads besides JSON: a second value after the first
+   * (it would keep the first), and JavaScript's assignment. */
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in",
+                     "{\"message\": \"bad\"} {\"message\": \"set\"}");
+  run_mosquitto_pub (fixture->mosquitto, "qipc/interop/in", "var x = {\"message\": \"bad\"};");
   /* Nested deep enough to overflow json-glib's stack, were it read. */
   {
     g_autofree char *brackets = qipc_test_nest ("[", "", "]", 200000);
