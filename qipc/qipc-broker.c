@@ -573,7 +573,8 @@ on_bridge_received (QipcChannel *channel,
       g_autoptr(GVariant) payload = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT,
                                                                              g_variant_new_variant (data)));
 
-      message.fd = _qipc_payload_memfd_new (payload, &error);
+      if (_qipc_data_check_memfd_depth (data, &error))
+        message.fd = _qipc_payload_memfd_new (payload, &error);
       if (message.fd < 0)
         {
           g_message ("The bridge from %s drops a message on %s: %s", bridge->address,

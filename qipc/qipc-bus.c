@@ -654,7 +654,8 @@ _qipc_bus_send (QipcBus     *self,
   if (size >= QIPC_FRAME_MEMFD_THRESHOLD)
     {
       if (is_local (self))
-        return send_memfd (self, channel, message, data, error);
+        return _qipc_data_check_memfd_depth (data, error) &&
+               send_memfd (self, channel, message, data, error);
       /* TCP carries no descriptors: large data goes inline, up to the
        * frame limit. */
       if (size + 2 * QIPC_FRAME_MAX_NAME + 64 > QIPC_FRAME_MAX_BODY)

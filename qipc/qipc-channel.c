@@ -405,6 +405,8 @@ qipc_channel_get_bus (QipcChannel *self)
  * array, maybe, tuple, dictionary entry or variant is a level, and so is
  * the basic value inside): GVariant reads deeper data as `()`, so deeper
  * data is refused with %QIPC_BUS_ERROR_LIMIT_EXCEEDED rather than sent.
+ * Data of 64 KiB or more, which travels in a memfd two levels down,
+ * nests at most 126 levels.
  * Over MQTT's JSON format, data that JSON cannot hold is refused with
  * %QIPC_BUS_ERROR_UNSUPPORTED_DATA (see the MQTT guide).
  *

@@ -166,6 +166,13 @@ gboolean  _qipc_data_check_depth (GVariant    *data,
                                   const char  *type_string,
                                   GError     **error);
 
+/* _qipc_data_check_depth() for data sent in a memfd (of
+ * QIPC_FRAME_MEMFD_THRESHOLD bytes or more), whose "mv" envelope puts it
+ * two levels down: it may nest two levels less. Costs a scan of the type
+ * string, and a walk for types with a "v"; large data only. */
+gboolean  _qipc_data_check_memfd_depth (GVariant  *data,
+                                        GError   **error);
+
 /* Whether data of the valid, complete type @type_string (@length bytes,
  * then a NUL) may be read from untrusted bytes: its type nests at most
  * QIPC_DATA_MAX_DEPTH levels. GLib 2.74 aborts on reading untrusted data

@@ -784,6 +784,21 @@ _qipc_data_check_depth (GVariant    *data,
 }
 
 gboolean
+_qipc_data_check_memfd_depth (GVariant  *data,
+                              GError   **error)
+{
+  /* The payload is "mv": the data sits two levels down, where GLib reads
+   * it only if it nests two levels less (else as "()"). */
+  if (type_depth (g_variant_get_type (data)) + 2 <= QIPC_DATA_MAX_DEPTH && variants_fit (data, 2))
+    return TRUE;
+  g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
+               "Data of %d KiB or more nests at most %d levels (GVariant's %d, less the two "
+               "around it in its memfd)", QIPC_FRAME_MEMFD_THRESHOLD / 1024,
+               QIPC_DATA_MAX_DEPTH - 2, QIPC_DATA_MAX_DEPTH);
+  return FALSE;
+}
+
+gboolean
 _qipc_channel_name_validate_cached (const char     *channel,
                                     QipcValidName  *last_valid,
                                     GError        **error)

@@ -396,6 +396,49 @@ keep_data (QipcChannel *channel,
   *(GVariant **) user_data = g_variant_ref (data);
 }
 
+/* @levels one-item arrays around @size zero bytes. */
+static GVariant *
+arrays_around_bytes (guint levels,
+                     gsize size)
+{
+  g_autofree guint8 *bytes = g_malloc0 (size);
+  GVariant *value = g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1);
+
+  for (guint i = 0; i < levels; i++)
+    value = g_variant_new_array (NULL, &value, 1);
+  return value;
+}
+
+/* Data of 64 KiB or more travels in a memfd, as "mv": two levels down,
+ * where GLib reads it only if it nests two levels less. 126 levels
+ * arrive whole; 127 are refused, instead of arriving as "()". */
+static void
+test_data_depth_memfd (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(QipcChannel) channel = qipc_channel_new_for_bus (fixture->bus, "deep/big", NULL);
+  g_autoptr(GVariant) fits = g_variant_ref_sink (arrays_around_bytes (124, 70000));
+  g_autoptr(GVariant) too_deep = g_variant_ref_sink (arrays_around_bytes (125, 70000));
+  g_autoptr(GVariant) received = NULL;
+  g_autoptr(GError) error = NULL;
+  guint timeout;
+
+  g_assert_cmpuint (g_variant_get_size (fits), >=, 64 * 1024);
+  g_signal_connect (channel, "received", G_CALLBACK (keep_data), &received);
+  qipc_test_flush_ok (fixture->bus);
+  g_assert_false (qipc_channel_send_for_bus (fixture->bus, "deep/big", "too-deep", too_deep, &error));
+  g_assert_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "126 levels"));
+
+  qipc_test_send_ok (fixture->bus, "deep/big", "fits", fits);
+  timeout = qipc_test_add_deadline ("the payload");
+  while (received == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (timeout);
+  g_assert_cmpstr (g_variant_get_type_string (received), ==, g_variant_get_type_string (fits));
+  g_assert_true (g_variant_equal (received, fits));
+}
+
 static void
 test_large_payload (void)
 {
@@ -1020,6 +1063,7 @@ main (int    argc,
   ADD ("names/invalid", test_names_invalid);
   ADD ("names/valid", test_names_valid);
   ADD ("data/depth", test_data_depth);
+  ADD ("data/depth-memfd", test_data_depth_memfd);
   ADD ("register/unregister-on-finalize", test_unregister_on_finalize);
   ADD ("register/limit", test_channel_limit);
   ADD ("broker/channel-signals", test_broker_signals);
