@@ -762,6 +762,16 @@ _qipc_data_type_fits (const char *type_string,
          type_depth ((const GVariantType *) type_string) <= QIPC_DATA_MAX_DEPTH;
 }
 
+/* Whether @data, sitting @depth levels below the top of what GLib reads,
+ * is read whole: its type and every variant in it fit GLib's limit. */
+static gboolean
+fits_at (GVariant *data,
+         gsize     depth)
+{
+  return depth + type_depth (g_variant_get_type (data)) <= QIPC_DATA_MAX_DEPTH &&
+         variants_fit (data, depth);
+}
+
 gboolean
 _qipc_data_check_depth (GVariant    *data,
                         const char  *type_string,
@@ -776,7 +786,7 @@ _qipc_data_check_depth (GVariant    *data,
     p++;
   if (*p == '\0' && (gsize) (p - type_string) <= QIPC_DATA_MAX_DEPTH)
     return TRUE;
-  if (type_depth (g_variant_get_type (data)) <= QIPC_DATA_MAX_DEPTH && variants_fit (data, 0))
+  if (fits_at (data, 0))
     return TRUE;
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
                "The data nests deeper than GVariant carries (%d levels)", QIPC_DATA_MAX_DEPTH);
@@ -789,7 +799,7 @@ _qipc_data_check_memfd_depth (GVariant  *data,
 {
   /* The payload is "mv": the data sits two levels down, where GLib reads
    * it only if it nests two levels less (else as "()"). */
-  if (type_depth (g_variant_get_type (data)) + 2 <= QIPC_DATA_MAX_DEPTH && variants_fit (data, 2))
+  if (fits_at (data, 2))
     return TRUE;
   g_set_error (error, QIPC_BUS_ERROR, QIPC_BUS_ERROR_LIMIT_EXCEEDED,
                "Data of %d KiB or more nests at most %d levels (GVariant's %d, less the two "

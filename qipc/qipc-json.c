@@ -576,26 +576,28 @@ _qipc_json_to_variant (JsonNode            *node,
 /* GVariant → JSON                                                     */
 
 /* A dictionary key as a JSON member name, which key_to_variant() reads
- * back (transfer full). */
-static char *
-key_to_name (GVariant *key)
+ * back: the key's own string (most keys: no copy), else text kept in
+ * *@printed for the caller to free. */
+static const char *
+key_to_name (GVariant  *key,
+             char     **printed)
 {
   switch (g_variant_classify (key))
     {
     case G_VARIANT_CLASS_STRING:
     case G_VARIANT_CLASS_OBJECT_PATH:
     case G_VARIANT_CLASS_SIGNATURE:
-      return g_variant_dup_string (key, NULL);
+      return g_variant_get_string (key, NULL);
     /* GVariant prints bytes in hexadecimal ("0x08"); the reader, like
      * every other integer key, wants decimal. */
     case G_VARIANT_CLASS_BYTE:
-      return g_strdup_printf ("%u", g_variant_get_byte (key));
+      return *printed = g_strdup_printf ("%u", g_variant_get_byte (key));
     case G_VARIANT_CLASS_DOUBLE:
       if (!isfinite (g_variant_get_double (key)))
-        return g_strdup (nonfinite_to_name (g_variant_get_double (key)));
+        return nonfinite_to_name (g_variant_get_double (key));
       G_GNUC_FALLTHROUGH;
     default:
-      return g_variant_print (key, FALSE);
+      return *printed = g_variant_print (key, FALSE);
     }
 }
 
@@ -615,7 +617,8 @@ dict_to_json (GVariant       *value,
       g_autoptr(GVariant) entry = g_variant_get_child_value (value, i);
       g_autoptr(GVariant) key = g_variant_get_child_value (entry, 0);
       g_autoptr(GVariant) child = g_variant_get_child_value (entry, 1);
-      g_autofree char *name = key_to_name (key);
+      g_autofree char *printed = NULL;
+      const char *name = key_to_name (key, &printed);
       JsonNode *member;
 
       if (json_object_has_member (object, name))
