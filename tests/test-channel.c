@@ -156,16 +156,22 @@ nested_tuples (guint     levels,
   return inner;
 }
 
-/* @levels one-item arrays around a byte: GLib builds the value in memory
+/* @levels one-item arrays around @inner: GLib builds the value in memory
  * whatever the depth of its type. */
+static GVariant *
+arrays_around (guint     levels,
+               GVariant *inner)
+{
+  for (guint i = 0; i < levels; i++)
+    inner = g_variant_new_array (NULL, &inner, 1);
+  return inner;
+}
+
+/* @levels one-item arrays around a byte. */
 static GVariant *
 nested_arrays (guint levels)
 {
-  GVariant *value = g_variant_new_byte (7);
-
-  for (guint i = 0; i < levels; i++)
-    value = g_variant_new_array (NULL, &value, 1);
-  return value;
+  return arrays_around (levels, g_variant_new_byte (7));
 }
 
 /* GVariant reads data at most 128 levels deep (a variant at depth D may
@@ -402,11 +408,8 @@ arrays_around_bytes (guint levels,
                      gsize size)
 {
   g_autofree guint8 *bytes = g_malloc0 (size);
-  GVariant *value = g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1);
 
-  for (guint i = 0; i < levels; i++)
-    value = g_variant_new_array (NULL, &value, 1);
-  return value;
+  return arrays_around (levels, g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1));
 }
 
 /* Data of 64 KiB or more travels in a memfd, as "mv": two levels down,

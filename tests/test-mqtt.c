@@ -629,23 +629,42 @@ test_interop_sub (Fixture       *fixture,
                    ==, "x");
 }
 
+/* Publishes @payload on @topic with mosquitto_pub, with @extra_args
+ * (NULL-terminated, or NULL) after the usual ones. */
+static void
+run_mosquitto_pub_bytes (QipcTestMosquitto  *mosquitto,
+                         const char         *topic,
+                         GBytes             *payload,
+                         const char * const *extra_args)
+{
+  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
+  const char *args[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
+                         "-q", "1", "-t", topic, "-s" };
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) pub = NULL;
+  g_autoptr(GError) error = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (args); i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  for (gsize i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) extra_args[i]);
+  g_ptr_array_add (argv, NULL);
+  /* The payload on standard input: it may be longer than an argument. */
+  pub = g_subprocess_newv ((const char * const *) argv->pdata, G_SUBPROCESS_FLAGS_STDIN_PIPE, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate (pub, payload, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (pub));
+}
+
 static void
 run_mosquitto_pub (QipcTestMosquitto *mosquitto,
                    const char        *topic,
                    const char        *payload)
 {
-  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
-  g_autoptr(GSubprocess) pub = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new_static (payload, strlen (payload));
 
-  /* The payload on standard input: it may be longer than an argument. */
-  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error,
-                          "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
-                          "-q", "1", "-t", topic, "-s", NULL);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_communicate_utf8 (pub, payload, NULL, NULL, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_successful (pub));
+  run_mosquitto_pub_bytes (mosquitto, topic, bytes, NULL);
 }
 
 /* A message in the gvariant format, as a foreign client may publish it:
@@ -658,21 +677,12 @@ run_mosquitto_pub_gvariant (QipcTestMosquitto *mosquitto,
                             const guint8      *data,
                             gsize              size)
 {
-  g_autofree char *port = g_strdup_printf ("%u", qipc_test_mosquitto_get_port (mosquitto));
+  const char *properties[] = { "-D", "publish", "content-type", "application/x-gvariant",
+                               "-D", "publish", "user-property", "qipc-message", message,
+                               "-D", "publish", "user-property", "qipc-type", type, NULL };
   g_autoptr(GBytes) payload = g_bytes_new (data, size);
-  g_autoptr(GSubprocess) pub = NULL;
-  g_autoptr(GError) error = NULL;
 
-  pub = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error,
-                          "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv5",
-                          "-q", "1", "-t", topic, "-s",
-                          "-D", "publish", "content-type", "application/x-gvariant",
-                          "-D", "publish", "user-property", "qipc-message", message,
-                          "-D", "publish", "user-property", "qipc-type", type, NULL);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_communicate (pub, payload, NULL, NULL, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_successful (pub));
+  run_mosquitto_pub_bytes (mosquitto, topic, payload, properties);
 }
 
 /* The same for the gvariant format: a type deeper than 128 levels, whose
